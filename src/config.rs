@@ -1,0 +1,458 @@
+//! Typed configuration, loaded once at startup and shared as `Arc<Config>`.
+//!
+//! Layers, lowest first: the embedded `config.default.toml`, the `--config` file, `HERALD_*`
+//! environment variables (sections joined by `__`), then command-line flags ([`Overrides`]).
+//! Unknown keys are errors. [`Config::validate`] turns a loaded config into one the server can
+//! trust: paths normalised, secrets present (or generated in development mode), key files read.
+
+use std::{net::IpAddr, path::PathBuf, time::Duration};
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Serialized, Toml},
+};
+use serde::{Deserialize, Serialize};
+
+mod net;
+mod secret;
+
+pub use net::{IpRange, any_contains};
+pub use secret::Secret;
+
+/// The defaults, embedded so that herald runs with no file at all.
+pub const DEFAULT_TOML: &str = include_str!("../config.default.toml");
+
+/// Prefix of every environment variable herald reads.
+const ENV_PREFIX: &str = "HERALD_";
+
+/// Why a configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A layer could not be parsed or holds an unknown key or a wrong type.
+    #[error("invalid configuration: {0}")]
+    Parse(#[from] Box<figment::Error>),
+    /// A required value is missing; names the key.
+    #[error("missing configuration value `{0}`")]
+    Missing(&'static str),
+    /// A value is present but unusable; names the key.
+    #[error("invalid value for `{key}`: {reason}")]
+    Invalid {
+        /// Dotted key path.
+        key: &'static str,
+        /// What is wrong, without echoing secrets.
+        reason: String,
+    },
+}
+
+/// Root of the configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Path of the Engine.IO endpoint (socket.io-client's `path` option).
+    pub engine_path: String,
+    /// Serve `GET /status` without the private key.
+    pub status_public: bool,
+    /// Hard bound on a graceful shutdown.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_timeout: Duration,
+    /// Peers whose `X-Forwarded-For` header is believed.
+    pub trusted_proxies: Vec<IpRange>,
+    /// The browser side and the listener.
+    pub public: PublicConfig,
+    /// The backend side.
+    pub private: PrivateConfig,
+    /// How browsers are authenticated.
+    pub auth: AuthConfig,
+    /// Engine.IO transport settings.
+    pub engine: EngineConfig,
+    /// Publishing limits.
+    pub publish: PublishConfig,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// `[public]`: the listener and the browsers' namespace.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublicConfig {
+    /// Address to listen on.
+    pub host: IpAddr,
+    /// Port to listen on; 0 picks a free one (logged at startup).
+    pub port: u16,
+    /// Namespace browsers connect to.
+    pub path: String,
+}
+
+/// `[private]`: the backends' namespace and what admits them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrivateConfig {
+    /// Namespace backends connect to.
+    pub path: String,
+    /// Shared secret of the backends. Required outside development mode.
+    pub key: Option<Secret>,
+    /// Peers allowed to publish.
+    pub authorized_hosts: Vec<IpRange>,
+}
+
+/// `[auth]`: browser authentication.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Local JWT verification or a call to the backend.
+    pub mode: AuthMode,
+    /// Backend mode: the validation URL.
+    pub backend_url: Option<String>,
+    /// Backend mode: lifetime of a cached positive answer.
+    #[serde(with = "humantime_serde")]
+    pub cache_ttl: Duration,
+    /// Backend mode: how long to wait for an answer.
+    #[serde(with = "humantime_serde")]
+    pub backend_timeout: Duration,
+    /// Backend mode: bound on cached answers.
+    pub cache_capacity: u64,
+    /// JWT mode settings.
+    pub jwt: JwtConfig,
+}
+
+/// How browser credentials are checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// Verify a JWT locally.
+    Jwt,
+    /// Forward the credentials to `auth.backend_url`.
+    Backend,
+}
+
+/// `[auth.jwt]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtConfig {
+    /// Accepted algorithm: exactly one, so that no token can pick another.
+    pub algorithm: JwtAlgorithm,
+    /// HS*: the shared secret.
+    pub secret: Option<Secret>,
+    /// RS256/ES256: PEM file with the public key.
+    pub public_key_file: Option<PathBuf>,
+    /// Required `iss`, when set.
+    pub issuer: Option<String>,
+    /// Required `aud`, when set.
+    pub audience: Option<String>,
+    /// Tolerated clock skew on `exp` and `nbf`.
+    #[serde(with = "humantime_serde")]
+    pub leeway: Duration,
+}
+
+/// The JWT algorithms herald accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[allow(missing_docs)]
+pub enum JwtAlgorithm {
+    HS256,
+    HS384,
+    HS512,
+    RS256,
+    ES256,
+}
+
+impl JwtAlgorithm {
+    /// Whether the algorithm uses a shared secret (HMAC) rather than a public key.
+    pub fn is_hmac(self) -> bool {
+        matches!(self, Self::HS256 | Self::HS384 | Self::HS512)
+    }
+}
+
+/// `[engine]`: Engine.IO transport settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineConfig {
+    /// Heartbeat interval.
+    #[serde(with = "humantime_serde")]
+    pub ping_interval: Duration,
+    /// How long a missing pong is tolerated.
+    #[serde(with = "humantime_serde")]
+    pub ping_timeout: Duration,
+    /// Largest Engine.IO message, polling and WebSocket alike.
+    pub max_payload_bytes: u64,
+    /// Outgoing packets queued per socket; when full, emits to that socket are dropped.
+    pub max_buffer_size: usize,
+}
+
+/// `[publish]`: publishing limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishConfig {
+    /// Largest `POST /api/v1/publish` body.
+    pub max_body_bytes: usize,
+    /// Most target rooms in one publish.
+    pub max_targets: usize,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// Fallback filter when `RUST_LOG` is unset.
+    pub level: String,
+    /// Output format.
+    pub format: LogFormat,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Values given on the command line: the top layer.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Overrides {
+    /// `--host`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<IpAddr>,
+    /// `--port`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// `--log-format`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<LogFormat>,
+}
+
+impl Overrides {
+    fn into_figment(self) -> Figment {
+        let mut figment = Figment::new();
+        if let Some(host) = self.host {
+            figment = figment.merge(Serialized::default("public.host", host));
+        }
+        if let Some(port) = self.port {
+            figment = figment.merge(Serialized::default("public.port", port));
+        }
+        if let Some(format) = self.log_format {
+            figment = figment.merge(Serialized::default("log.format", format));
+        }
+        figment
+    }
+}
+
+/// Secrets that were generated because none was configured (development mode).
+#[derive(Debug, Default)]
+pub struct GeneratedSecrets {
+    /// The generated `private.key`, if any.
+    pub private_key: Option<Secret>,
+    /// The generated `auth.jwt.secret`, if any.
+    pub jwt_secret: Option<Secret>,
+}
+
+impl GeneratedSecrets {
+    /// Whether herald runs on generated secrets.
+    pub fn any(&self) -> bool {
+        self.private_key.is_some() || self.jwt_secret.is_some()
+    }
+}
+
+impl Config {
+    /// Loads the layers: defaults < `file` < `HERALD_*` env < `overrides`.
+    ///
+    /// # Errors
+    /// A layer that does not parse, an unknown key or a wrong type.
+    pub fn load(file: Option<&std::path::Path>, overrides: Overrides) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Toml::string(DEFAULT_TOML));
+        if let Some(path) = file {
+            // `Toml::file` silently skips a missing file; a named file must exist.
+            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Invalid {
+                key: "--config",
+                reason: format!("cannot read {}: {e}", path.display()),
+            })?;
+            figment = figment.merge(Toml::string(&text));
+        }
+        figment = figment
+            .merge(Env::prefixed(ENV_PREFIX).split("__").ignore(&["config"]))
+            .merge(overrides.into_figment());
+        figment
+            .extract()
+            .map_err(|e| ConfigError::Parse(Box::new(e)))
+    }
+
+    /// Parses a complete TOML document over the defaults, with no environment: for tests and
+    /// embedding.
+    ///
+    /// # Errors
+    /// As [`Config::load`].
+    pub fn from_toml(toml: &str) -> Result<Self, ConfigError> {
+        Figment::from(Toml::string(DEFAULT_TOML))
+            .merge(Toml::string(toml))
+            .extract()
+            .map_err(|e| ConfigError::Parse(Box::new(e)))
+    }
+
+    /// Checks the values and fills in what development mode generates.
+    ///
+    /// Secrets are generated only when `allow_generated` is set and no secret at all was
+    /// configured; otherwise a missing secret is an error naming its key.
+    ///
+    /// # Errors
+    /// A missing secret or an unusable value, naming its key.
+    pub fn validate(&mut self, allow_generated: bool) -> Result<GeneratedSecrets, ConfigError> {
+        self.engine_path = normalize_path("engine_path", &self.engine_path)?;
+        self.public.path = normalize_path("public.path", &self.public.path)?;
+        self.private.path = normalize_path("private.path", &self.private.path)?;
+        if self.public.path == self.private.path {
+            return Err(ConfigError::Invalid {
+                key: "private.path",
+                reason: "must differ from public.path".into(),
+            });
+        }
+        if self.public.path == "/" || self.private.path == "/" {
+            return Err(ConfigError::Invalid {
+                key: "public.path",
+                reason: "the root namespace \"/\" is reserved".into(),
+            });
+        }
+        if self.engine.max_payload_bytes == 0 || self.publish.max_body_bytes == 0 {
+            return Err(ConfigError::Invalid {
+                key: "engine.max_payload_bytes",
+                reason: "must be greater than zero".into(),
+            });
+        }
+
+        let nothing_configured = self.private.key.is_none()
+            && self.auth.jwt.secret.is_none()
+            && self.auth.jwt.public_key_file.is_none()
+            && self.auth.mode == AuthMode::Jwt;
+        let mut generated = GeneratedSecrets::default();
+        if allow_generated && nothing_configured {
+            let key = Secret::generate();
+            let secret = Secret::generate();
+            self.private.key = Some(key.clone());
+            self.auth.jwt.secret = Some(secret.clone());
+            generated.private_key = Some(key);
+            generated.jwt_secret = Some(secret);
+        }
+
+        match &self.private.key {
+            None => return Err(ConfigError::Missing("private.key")),
+            Some(key) if key.expose().len() < 8 => {
+                return Err(ConfigError::Invalid {
+                    key: "private.key",
+                    reason: "must be at least 8 characters".into(),
+                });
+            }
+            Some(_) => {}
+        }
+        match self.auth.mode {
+            AuthMode::Jwt if self.auth.jwt.algorithm.is_hmac() => {
+                if self.auth.jwt.secret.is_none() {
+                    return Err(ConfigError::Missing("auth.jwt.secret"));
+                }
+            }
+            AuthMode::Jwt => {
+                if self.auth.jwt.public_key_file.is_none() {
+                    return Err(ConfigError::Missing("auth.jwt.public_key_file"));
+                }
+            }
+            AuthMode::Backend => {
+                let url = self
+                    .auth
+                    .backend_url
+                    .as_deref()
+                    .ok_or(ConfigError::Missing("auth.backend_url"))?;
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(ConfigError::Invalid {
+                        key: "auth.backend_url",
+                        reason: "must be an http:// or https:// URL".into(),
+                    });
+                }
+            }
+        }
+        Ok(generated)
+    }
+}
+
+/// Normalises a URL path or namespace: leading slash, no trailing slash (except "/").
+fn normalize_path(key: &'static str, raw: &str) -> Result<String, ConfigError> {
+    let trimmed = raw.trim().trim_end_matches('/');
+    if trimmed
+        .chars()
+        .any(|c| c.is_whitespace() || c == '?' || c == '#')
+    {
+        return Err(ConfigError::Invalid {
+            key,
+            reason: "must be a plain path".into(),
+        });
+    }
+    if trimmed.is_empty() {
+        return Ok("/".to_owned());
+    }
+    Ok(if trimmed.starts_with('/') {
+        trimmed.to_owned()
+    } else {
+        format!("/{trimmed}")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_parse_and_need_secrets() {
+        let mut cfg = Config::from_toml("").unwrap();
+        assert_eq!(cfg.public.port, 8090);
+        assert_eq!(cfg.public.path, "/public");
+        assert!(matches!(
+            cfg.validate(false),
+            Err(ConfigError::Missing("private.key"))
+        ));
+    }
+
+    #[test]
+    fn development_mode_generates_both_secrets() {
+        let mut cfg = Config::from_toml("").unwrap();
+        let generated = cfg.validate(true).unwrap();
+        assert!(generated.private_key.is_some() && generated.jwt_secret.is_some());
+        assert_ne!(
+            cfg.private.key.unwrap().expose(),
+            cfg.auth.jwt.secret.unwrap().expose()
+        );
+    }
+
+    #[test]
+    fn a_partial_config_names_the_missing_secret() {
+        let mut cfg = Config::from_toml("[private]\nkey = \"0123456789\"").unwrap();
+        let err = cfg.validate(true).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "missing configuration value `auth.jwt.secret`"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let err = Config::from_toml("[private]\nkye = \"x\"").unwrap_err();
+        assert!(err.to_string().contains("kye"), "{err}");
+        assert!(Config::from_toml("colour = 1").is_err());
+    }
+
+    #[test]
+    fn paths_are_normalised() {
+        let mut cfg = Config::from_toml(
+            "engine_path = \"socket.io/appsuite/\"\n[public]\npath = \"browsers\"\n\
+             [private]\nkey = \"0123456789\"\n[auth.jwt]\nsecret = \"s3cret-s3cret\"",
+        )
+        .unwrap();
+        cfg.validate(false).unwrap();
+        assert_eq!(cfg.engine_path, "/socket.io/appsuite");
+        assert_eq!(cfg.public.path, "/browsers");
+    }
+
+    #[test]
+    fn durations_need_units() {
+        assert!(Config::from_toml("shutdown_timeout = 10").is_err());
+        let cfg = Config::from_toml("shutdown_timeout = \"1500ms\"").unwrap();
+        assert_eq!(cfg.shutdown_timeout, Duration::from_millis(1500));
+    }
+}

@@ -1,0 +1,73 @@
+//! The plain HTTP API beside Socket.IO: health, status and publishing for backends without a
+//! Socket.IO client. Each area exposes `router()`; [`router`] merges them.
+
+use std::net::SocketAddr;
+
+use axum::{
+    Router,
+    extract::{ConnectInfo, FromRequestParts},
+    http::{header, request::Parts},
+};
+
+use crate::{auth::credentials::bearer, config::Config, error::ApiError, state::AppState};
+
+mod health;
+mod publish;
+mod status;
+
+/// All HTTP routes, with a JSON 404 for anything else.
+pub fn router(cfg: &Config) -> Router<AppState> {
+    Router::new()
+        .merge(health::router())
+        .merge(status::router())
+        .merge(publish::router(cfg.publish.max_body_bytes))
+        .fallback(async || ApiError::NotFound)
+}
+
+/// The bearer token of a request, if any.
+fn bearer_token(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(bearer)
+}
+
+/// An admitted backend: right key AND authorized host. Rejects with 401.
+#[derive(Debug)]
+pub struct Backend;
+
+impl FromRequestParts<AppState> for Backend {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>().copied()
+        else {
+            return Err(ApiError::Unauthorized);
+        };
+        state
+            .private
+            .admit(peer, &parts.headers, bearer_token(parts))
+            .map(|()| Backend)
+            .map_err(|error| {
+                tracing::warn!(%peer, %error, "HTTP publisher refused");
+                ApiError::Unauthorized
+            })
+    }
+}
+
+/// A caller that presented the private key (host not checked): for `/status`.
+#[derive(Debug)]
+pub struct KeyHolder;
+
+impl FromRequestParts<AppState> for KeyHolder {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        state
+            .private
+            .check_key(bearer_token(parts))
+            .map(|()| KeyHolder)
+            .map_err(|_| ApiError::Unauthorized)
+    }
+}

@@ -1,0 +1,57 @@
+//! `GET /status`: the "WS Status" an administrator checks. Needs the private key as a bearer
+//! token unless `status_public = true`. Figures are derived from the live Socket.IO state.
+
+use axum::{Json, Router, extract::State, routing::get};
+use serde::Serialize;
+
+use super::KeyHolder;
+use crate::{error::ApiError, realtime::rooms, state::AppState};
+
+#[derive(Debug, Serialize)]
+struct Status {
+    status: &'static str,
+    version: &'static str,
+    uptime_s: u64,
+    connections: Connections,
+    workspaces: usize,
+}
+
+#[derive(Debug, Serialize)]
+struct Connections {
+    public: usize,
+    private: usize,
+}
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new().route("/status", get(status))
+}
+
+async fn status(
+    State(state): State<AppState>,
+    key: Result<KeyHolder, ApiError>,
+) -> Result<Json<Status>, ApiError> {
+    if !state.cfg.status_public {
+        key?;
+    }
+    let count = |path: &str| state.io.of(path).map_or(0, |ns| ns.sockets().len());
+    let workspaces = match state.io.of(&state.cfg.public.path) {
+        Some(ns) => ns
+            .rooms()
+            .await
+            .map_err(|_| ApiError::Unavailable)?
+            .iter()
+            .filter(|room| rooms::is_workspace_room(room))
+            .count(),
+        None => 0,
+    };
+    Ok(Json(Status {
+        status: "ON",
+        version: env!("CARGO_PKG_VERSION"),
+        uptime_s: state.started.elapsed().as_secs(),
+        connections: Connections {
+            public: count(&state.cfg.public.path),
+            private: count(&state.cfg.private.path),
+        },
+        workspaces,
+    }))
+}

@@ -1,0 +1,32 @@
+//! herald: a Socket.IO-compatible real-time push server for file-sharing and collaboration
+//! platforms (Pydio, Pydio Cells, Open-Xchange App Suite style push).
+//!
+//! Browsers connect to the `/public` namespace with a token, register to the workspaces they
+//! look at, and receive the events that application backends publish on the `/private`
+//! namespace or over `POST /api/v1/publish`. Every event reaches exactly the sockets allowed to
+//! see it, each once.
+//!
+//! # Layout
+//! - [`config`]: the typed, layered configuration (defaults < file < env < flags).
+//! - [`ids`]: validated identifiers (workspace, user, group) parsed at the edge.
+//! - [`auth`]: browser authentication (JWT or backend) and backend admission (key + hosts).
+//! - [`realtime`]: the Socket.IO namespaces, handshakes, event handlers and room names.
+//! - [`pipeline`]: publish validation and delivery to the union of target rooms.
+//! - [`http`]: health, status and HTTP publishing.
+//! - [`server`]: wires it all up and serves with graceful shutdown.
+//! - [`state`], [`error`], [`shutdown`], [`telemetry`]: shared plumbing.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod ids;
+pub mod pipeline;
+pub mod realtime;
+pub mod server;
+pub mod shutdown;
+pub mod state;
+pub mod telemetry;
+
+pub use config::Config;
+pub use server::run;

@@ -1,0 +1,176 @@
+//! The `herald` binary: parses the command line and calls the library.
+//!
+//! `herald [--config FILE] [--host IP] [--port N]` serves; `herald token --user ID ...` mints a
+//! development JWT with the configured secret.
+
+use std::{net::IpAddr, path::PathBuf, sync::Arc, time::Duration};
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+use herald::{
+    Config,
+    auth::jwt,
+    config::{GeneratedSecrets, LogFormat, Overrides},
+};
+use tokio_util::sync::CancellationToken;
+
+/// Socket.IO-compatible real-time push server.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(flatten)]
+    common: Common,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Args)]
+struct Common {
+    /// TOML configuration file (layered over the embedded defaults).
+    #[arg(long, short, env = "HERALD_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// Address to listen on (public.host).
+    #[arg(long, global = true)]
+    host: Option<IpAddr>,
+    /// Port to listen on (public.port); 0 picks a free one.
+    #[arg(long, global = true)]
+    port: Option<u16>,
+    /// Log format (log.format).
+    #[arg(long, value_enum, global = true)]
+    log_format: Option<LogFormat>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve (the default).
+    Serve,
+    /// Mint a JWT for development, signed with the configured secret.
+    Token(TokenArgs),
+}
+
+#[derive(Debug, Args)]
+struct TokenArgs {
+    /// User id (`sub`).
+    #[arg(long)]
+    user: String,
+    /// Comma-separated workspace ids the user may read.
+    #[arg(long, value_delimiter = ',')]
+    workspaces: Vec<String>,
+    /// Comma-separated group paths.
+    #[arg(long, value_delimiter = ',')]
+    groups: Vec<String>,
+    /// Lifetime, e.g. "1h", "30m".
+    #[arg(long, default_value = "12h", value_parser = humantime_parse)]
+    ttl: Duration,
+    /// PEM private key, for RS256/ES256 configurations.
+    #[arg(long)]
+    signing_key: Option<PathBuf>,
+}
+
+fn humantime_parse(s: &str) -> Result<Duration, String> {
+    humantime_serde::re::humantime::parse_duration(s).map_err(|e| e.to_string())
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let overrides = Overrides {
+        host: cli.common.host,
+        port: cli.common.port,
+        log_format: cli.common.log_format,
+    };
+    let mut cfg = Config::load(cli.common.config.as_deref(), overrides)?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let dev_mode_allowed = cli.common.config.is_none();
+            let generated = cfg.validate(dev_mode_allowed)?;
+            serve(cfg, &generated)
+        }
+        Command::Token(args) => token(&cfg, &args),
+    }
+}
+
+fn serve(cfg: Config, generated: &GeneratedSecrets) -> anyhow::Result<()> {
+    herald::telemetry::init(&cfg.log);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("start the tokio runtime")?;
+    runtime.block_on(async move {
+        let addr = (cfg.public.host, cfg.public.port);
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("bind {}:{}", addr.0, addr.1))?;
+        if generated.any() {
+            print_development_banner(&cfg, generated, listener.local_addr()?);
+        }
+        let shutdown = CancellationToken::new();
+        herald::shutdown::cancel_on_signal(shutdown.clone());
+        herald::run(listener, Arc::new(cfg), shutdown).await?;
+        Ok(())
+    })
+}
+
+/// Development mode: say which secrets were generated and how to use them. Printed on stderr,
+/// once, and never in production (where secrets are configured, not generated).
+fn print_development_banner(
+    cfg: &Config,
+    generated: &GeneratedSecrets,
+    addr: std::net::SocketAddr,
+) {
+    let key = generated.private_key.as_ref().map_or("", |k| k.expose());
+    let secret = generated.jwt_secret.as_ref().map_or("", |s| s.expose());
+    let token = jwt::mint(
+        &cfg.auth.jwt,
+        None,
+        "dev",
+        &[],
+        &["demo".to_owned()],
+        Duration::from_secs(12 * 3600),
+    )
+    .unwrap_or_default();
+    let host = if addr.ip().is_unspecified() {
+        "127.0.0.1".to_owned()
+    } else {
+        addr.ip().to_string()
+    };
+    let base = format!("http://{host}:{}", addr.port());
+    eprintln!(
+        "\nherald is running in DEVELOPMENT MODE: no secrets were configured, so these were generated\n\
+         for this run only. Configure private.key and auth.jwt.secret for anything real.\n\n\
+         \x20 private key (HERALD_PRIVATE__KEY):    {key}\n\
+         \x20 JWT secret  (HERALD_AUTH__JWT__SECRET): {secret}\n\n\
+         A browser token for user \"dev\" who may read workspace \"demo\" (valid 12 h):\n\
+         \x20 {token}\n\n\
+         Connect:  io(\"{base}{ns}\", {{ path: \"{path}\", auth: {{ token }} }}) then emit(\"register\", {{ workspace: \"demo\" }})\n\
+         Publish:  curl -X POST {base}/api/v1/publish -H 'Authorization: Bearer {key}' \\\n\
+         \x20          -H 'Content-Type: application/json' -d '{{\"event\":\"hello\",\"workspace\":\"demo\",\"data\":{{\"text\":\"hi\"}}}}'\n\
+         More tokens: HERALD_AUTH__JWT__SECRET={secret} herald token --user alice --workspaces demo\n",
+        ns = cfg.public.path,
+        path = cfg.engine_path,
+    );
+}
+
+#[allow(clippy::print_stdout)]
+fn token(cfg: &Config, args: &TokenArgs) -> anyhow::Result<()> {
+    let pem = match &args.signing_key {
+        Some(path) => {
+            Some(std::fs::read(path).with_context(|| format!("read {}", path.display()))?)
+        }
+        None => None,
+    };
+    if cfg.auth.jwt.algorithm.is_hmac() && cfg.auth.jwt.secret.is_none() {
+        anyhow::bail!(
+            "missing configuration value `auth.jwt.secret` (set HERALD_AUTH__JWT__SECRET or use --config)"
+        );
+    }
+    let token = jwt::mint(
+        &cfg.auth.jwt,
+        pem.as_deref(),
+        &args.user,
+        &args.groups,
+        &args.workspaces,
+        args.ttl,
+    )?;
+    println!("{token}");
+    Ok(())
+}

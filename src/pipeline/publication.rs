@@ -1,0 +1,262 @@
+//! Parsing and validation of a publish request, shared by `/private` `publish` and
+//! `POST /api/v1/publish`, into a [`Publication`] the [`super::Publisher`] can deliver.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::{
+    ids::{GroupPath, UserId, WorkspaceId},
+    realtime::events::RESERVED_EVENTS,
+};
+
+/// Longest event name, in bytes.
+pub const MAX_EVENT_BYTES: usize = 128;
+
+/// Why a publish request was refused. Each has a stable code and a message for the publisher.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PublishError {
+    /// Not JSON, wrong types, unknown fields, invalid ids.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Event name empty, too long or with control characters.
+    #[error("`event` must be 1 to {MAX_EVENT_BYTES} bytes without control characters")]
+    InvalidEvent,
+    /// Event name reserved by Socket.IO.
+    #[error("`event` {0:?} is reserved by Socket.IO")]
+    ReservedEvent(String),
+    /// No workspace, user or group named.
+    #[error("name at least one target: workspace, workspaces, user, users or group")]
+    NoTarget,
+    /// More target rooms than `publish.max_targets`.
+    #[error("at most {0} targets per publish")]
+    TooManyTargets(usize),
+    /// The event could not be handed to the delivery layer.
+    #[error("delivery is unavailable")]
+    Unavailable,
+}
+
+impl PublishError {
+    /// The stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest(_) => "bad_request",
+            Self::InvalidEvent => "invalid_event",
+            Self::ReservedEvent(_) => "reserved_event",
+            Self::NoTarget => "no_target",
+            Self::TooManyTargets(_) => "too_many_targets",
+            Self::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// The wire form; fields are validated while deserializing (ids) and after (rules).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPublish {
+    event: String,
+    #[serde(default)]
+    data: Option<Box<RawValue>>,
+    #[serde(default)]
+    workspace: Option<WorkspaceId>,
+    #[serde(default)]
+    workspaces: Vec<WorkspaceId>,
+    #[serde(default)]
+    user: Option<UserId>,
+    #[serde(default)]
+    users: Vec<UserId>,
+    #[serde(default)]
+    group: Option<GroupPath>,
+}
+
+/// Where an event goes: the union of these rooms, each socket once.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Targets {
+    /// Workspace rooms, in the publisher's order, without duplicates.
+    pub workspaces: Vec<WorkspaceId>,
+    /// User rooms, without duplicates.
+    pub users: Vec<UserId>,
+    /// Group rooms, without duplicates.
+    pub groups: Vec<GroupPath>,
+}
+
+impl Targets {
+    /// How many rooms the targets name.
+    pub fn len(&self) -> usize {
+        self.workspaces.len() + self.users.len() + self.groups.len()
+    }
+
+    /// Whether no room is named.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A validated event, ready to deliver.
+#[derive(Debug, Clone)]
+pub struct Publication {
+    /// The event name browsers listen to.
+    pub event: String,
+    /// The payload, byte for byte as published (`null` when absent).
+    pub data: Box<RawValue>,
+    /// Where it goes.
+    pub targets: Targets,
+}
+
+fn push_unique<T: PartialEq>(list: &mut Vec<T>, item: T) {
+    if !list.contains(&item) {
+        list.push(item);
+    }
+}
+
+fn dedup<T: PartialEq>(items: impl IntoIterator<Item = T>) -> Vec<T> {
+    let mut out = Vec::new();
+    for item in items {
+        push_unique(&mut out, item);
+    }
+    out
+}
+
+impl Publication {
+    /// Parses and validates a JSON publish request.
+    ///
+    /// # Errors
+    /// A [`PublishError`] saying what to fix.
+    pub fn parse(json: &str, max_targets: usize) -> Result<Self, PublishError> {
+        let raw: RawPublish =
+            serde_json::from_str(json).map_err(|e| PublishError::BadRequest(describe(&e)))?;
+        let event = raw.event;
+        if event.is_empty() || event.len() > MAX_EVENT_BYTES || event.chars().any(char::is_control)
+        {
+            return Err(PublishError::InvalidEvent);
+        }
+        if RESERVED_EVENTS.contains(&event.as_str()) {
+            return Err(PublishError::ReservedEvent(event));
+        }
+        // Bound the work before deduplicating (quadratic in the list length).
+        let named = raw.workspaces.len() + raw.users.len() + 3;
+        if named > max_targets.saturating_add(3) {
+            return Err(PublishError::TooManyTargets(max_targets));
+        }
+        let targets = Targets {
+            workspaces: dedup(raw.workspace.into_iter().chain(raw.workspaces)),
+            users: dedup(raw.user.into_iter().chain(raw.users)),
+            groups: raw.group.into_iter().collect(),
+        };
+        if targets.is_empty() {
+            return Err(PublishError::NoTarget);
+        }
+        if targets.len() > max_targets {
+            return Err(PublishError::TooManyTargets(max_targets));
+        }
+        let data = match raw.data {
+            Some(data) => data,
+            None => null(),
+        };
+        Ok(Self {
+            event,
+            data,
+            targets,
+        })
+    }
+}
+
+fn null() -> Box<RawValue> {
+    // invariant: "null" is valid JSON.
+    RawValue::from_string("null".to_owned()).unwrap_or_else(|_| unreachable!())
+}
+
+/// serde_json's message, which says what and where, capped in length.
+fn describe(e: &serde_json::Error) -> String {
+    let mut msg = e.to_string();
+    if msg.len() > 200 {
+        let mut cut = 200;
+        while !msg.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        msg.truncate(cut);
+        msg.push('…');
+    }
+    msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(json: &str) -> Result<Publication, PublishError> {
+        Publication::parse(json, 10)
+    }
+
+    #[test]
+    fn data_is_kept_byte_for_byte() {
+        let p = parse(
+            r#"{"event":"e","workspace":"w","data":{"b":1.50,"a":[1e3,18446744073709551616]}}"#,
+        )
+        .unwrap();
+        assert_eq!(p.data.get(), r#"{"b":1.50,"a":[1e3,18446744073709551616]}"#);
+        assert_eq!(
+            parse(r#"{"event":"e","user":"u"}"#).unwrap().data.get(),
+            "null"
+        );
+    }
+
+    #[test]
+    fn targets_are_merged_and_deduplicated() {
+        let p = parse(r#"{"event":"e","workspace":"a","workspaces":["b","a"],"user":"u","users":["u","v"],"group":"/g"}"#).unwrap();
+        let ws: Vec<_> = p
+            .targets
+            .workspaces
+            .iter()
+            .map(WorkspaceId::as_str)
+            .collect();
+        assert_eq!(ws, ["a", "b"]);
+        assert_eq!(p.targets.users.len(), 2);
+        assert_eq!(p.targets.len(), 5);
+    }
+
+    #[test]
+    fn each_rule_has_its_code() {
+        let code = |json: &str| parse(json).unwrap_err().code();
+        assert_eq!(code("not json"), "bad_request");
+        assert_eq!(code(r#"{"event":"e","workspace":5}"#), "bad_request");
+        assert_eq!(code(r#"{"event":"e","workspace":""}"#), "bad_request");
+        assert_eq!(
+            code(r#"{"event":"e","workspace":"w","extra":1}"#),
+            "bad_request"
+        );
+        assert_eq!(code(r#"{"workspace":"w"}"#), "bad_request");
+        assert_eq!(code(r#"{"event":"","workspace":"w"}"#), "invalid_event");
+        assert_eq!(
+            code(&format!(
+                r#"{{"event":"{}","workspace":"w"}}"#,
+                "x".repeat(129)
+            )),
+            "invalid_event"
+        );
+        assert_eq!(
+            code(r#"{"event":"disconnect","workspace":"w"}"#),
+            "reserved_event"
+        );
+        assert_eq!(code(r#"{"event":"e"}"#), "no_target");
+        assert_eq!(code(r#"{"event":"e","workspaces":[]}"#), "no_target");
+        let many: Vec<String> = (0..11).map(|i| format!("\"w{i}\"")).collect();
+        assert_eq!(
+            code(&format!(
+                r#"{{"event":"e","workspaces":[{}]}}"#,
+                many.join(",")
+            )),
+            "too_many_targets"
+        );
+    }
+
+    #[test]
+    fn event_name_of_128_bytes_is_fine() {
+        assert!(
+            parse(&format!(
+                r#"{{"event":"{}","workspace":"w"}}"#,
+                "x".repeat(128)
+            ))
+            .is_ok()
+        );
+    }
+}

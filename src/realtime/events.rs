@@ -1,0 +1,181 @@
+//! Event names and payloads of the Socket.IO contract (docs/protocol.md), defined once.
+//!
+//! Incoming payloads are parsed here into typed requests; replies are serde structs, so the
+//! handlers in `public.rs` and `private.rs` only `match`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{IdError, UserId, WorkspaceId};
+
+/// Browser → server: join a workspace room after an access check.
+pub const REGISTER: &str = "register";
+/// Browser → server: leave a workspace room.
+pub const UNREGISTER: &str = "unregister";
+/// Backend → server: publish an event.
+pub const PUBLISH: &str = "publish";
+/// Backend → server: disconnect all sockets of a user.
+pub const DISCONNECT_USER: &str = "disconnect_user";
+/// Server → browser: the session ended (sent before the server disconnects the socket).
+pub const SESSION_INVALID: &str = "session_invalid";
+
+/// Names a publisher may not use: Socket.IO and EventEmitter reserve them on the client.
+pub const RESERVED_EVENTS: [&str; 6] = [
+    "connect",
+    "connect_error",
+    "disconnect",
+    "disconnecting",
+    "newListener",
+    "removeListener",
+];
+
+/// Error codes carried in `{"ok": false, "error": <code>}` acks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The payload has the wrong shape or an invalid value.
+    BadRequest,
+    /// The caller may not access the workspace.
+    Forbidden,
+    /// Access could not be checked right now (backend unreachable); retry later.
+    Unavailable,
+}
+
+/// Ack of a refused request.
+#[derive(Debug, Serialize)]
+pub struct ErrorAck {
+    ok: bool,
+    error: ErrorCode,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
+}
+
+impl ErrorAck {
+    /// A refusal with a code only.
+    pub fn new(error: ErrorCode) -> Self {
+        Self {
+            ok: false,
+            error,
+            message: None,
+        }
+    }
+
+    /// A refusal with a human-readable explanation (never internal error text).
+    pub fn with_message(error: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            ok: false,
+            error,
+            message: Some(message.into()),
+        }
+    }
+}
+
+/// Ack of a successful `register`.
+#[derive(Debug, Serialize)]
+pub struct RegisterAck<'a> {
+    /// Always true.
+    pub ok: bool,
+    /// The workspace now registered.
+    pub workspace: &'a WorkspaceId,
+}
+
+/// Ack of a successful `unregister` (and other calls with nothing to report).
+#[derive(Debug, Serialize)]
+pub struct OkAck {
+    /// Always true.
+    pub ok: bool,
+}
+
+impl OkAck {
+    /// `{"ok": true}`.
+    pub const OK: Self = Self { ok: true };
+}
+
+/// The payload of `register` / `unregister`: `{"workspace": "<id>"}` or a bare `"<id>"`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum WorkspaceArg {
+    Object { workspace: serde_json::Value },
+    Bare(String),
+}
+
+/// Parses the workspace argument of `register` / `unregister`.
+///
+/// # Errors
+/// A message for the client: wrong type, missing field, or invalid id.
+pub fn parse_workspace_arg(value: serde_json::Value) -> Result<WorkspaceId, String> {
+    let raw = match serde_json::from_value::<WorkspaceArg>(value) {
+        Ok(WorkspaceArg::Bare(id)) => id,
+        Ok(WorkspaceArg::Object {
+            workspace: serde_json::Value::String(id),
+        }) => id,
+        Ok(WorkspaceArg::Object { .. }) => return Err("`workspace` must be a string".into()),
+        Err(_) => return Err("expected {\"workspace\": \"<id>\"} or a workspace id string".into()),
+    };
+    WorkspaceId::parse(raw).map_err(|e: IdError| format!("`workspace` {e}"))
+}
+
+/// The payload of `disconnect_user`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DisconnectUser {
+    /// Whose sockets to disconnect.
+    pub user: UserId,
+    /// Forwarded to the browser in `session_invalid`; defaults to "logout".
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// Payload of `session_invalid`.
+#[derive(Debug, Serialize)]
+pub struct SessionInvalid<'a> {
+    /// Why the session ended.
+    pub reason: &'a str,
+}
+
+/// Ack of `disconnect_user`.
+#[derive(Debug, Serialize)]
+pub struct DisconnectUserAck {
+    /// Always true.
+    pub ok: bool,
+    /// How many sockets were disconnected.
+    pub sockets: usize,
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn workspace_arg_accepts_object_and_bare_string() {
+        assert_eq!(
+            parse_workspace_arg(json!({"workspace": "a"}))
+                .unwrap()
+                .as_str(),
+            "a"
+        );
+        assert_eq!(parse_workspace_arg(json!("b")).unwrap().as_str(), "b");
+    }
+
+    #[test]
+    fn workspace_arg_refuses_bad_shapes() {
+        for bad in [
+            json!(null),
+            json!(1),
+            json!({}),
+            json!({"workspace": 3}),
+            json!({"workspace": ""}),
+            json!({"workspace": "x".repeat(257)}),
+            json!(["a"]),
+        ] {
+            assert!(parse_workspace_arg(bad.clone()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn error_ack_shape() {
+        let v = serde_json::to_value(ErrorAck::new(ErrorCode::Forbidden)).unwrap();
+        assert_eq!(v, json!({"ok": false, "error": "forbidden"}));
+    }
+}

@@ -1,0 +1,35 @@
+//! The Socket.IO side: namespaces, their handshakes and event handlers.
+//!
+//! `/public` ([`public`]) admits browsers through the [`crate::auth::Authenticator`] and lets
+//! them register to workspaces; `/private` ([`private`]) admits backends through
+//! [`crate::auth::private::PrivateAccess`] and hands their events to the
+//! [`crate::pipeline::Publisher`]. The root namespace `/` exists, inert, because
+//! socket.io-client 2.x (Engine.IO v3) always joins it first, as npm socket.io allows.
+
+use crate::state::AppState;
+
+pub mod events;
+mod private;
+mod public;
+mod reply;
+pub mod rooms;
+mod sequencer;
+
+/// The Socket.IO server handle herald uses (one adapter type, chosen here).
+pub type Io = socketioxide::SocketIo;
+
+/// Why a handshake was refused. The message is what `connect_error` carries: stable and
+/// meaningful, never the underlying reason (that is logged).
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+pub enum ConnectRefusal {
+    /// Credentials missing, invalid, or not accepted.
+    #[error("unauthorized")]
+    Unauthorized,
+}
+
+/// Declares the namespaces and their handlers.
+pub fn register_namespaces(io: &Io, state: &AppState) {
+    io.ns("/", async || {});
+    public::register(io, state.clone());
+    private::register(io, state.clone());
+}

@@ -1,0 +1,155 @@
+//! `/private`: application backends. The handshake checks the private key and the peer's host;
+//! `publish` hands events to the [`crate::pipeline::Publisher`]; `disconnect_user` ends a user's
+//! browser sessions (as Open-Xchange does on logout).
+
+use std::net::SocketAddr;
+
+use axum::extract::ConnectInfo;
+use serde_json::value::RawValue;
+use socketioxide::{
+    ParserError,
+    extract::{AckSender, Event, SocketRef, TryData},
+    handler::ConnectHandler,
+};
+
+use super::{
+    ConnectRefusal, Io,
+    events::{self, DisconnectUser, DisconnectUserAck, ErrorAck, ErrorCode, SessionInvalid},
+    reply::{Reply, truncate},
+    rooms,
+};
+use crate::{
+    auth::{credentials::bearer, private::PrivateAccess},
+    pipeline::{Publication, PublishError},
+    state::AppState,
+};
+
+pub(super) fn register(io: &Io, state: AppState) {
+    let path = state.cfg.private.path.clone();
+    let access = state.private.clone();
+    let on_connect = move |socket: SocketRef| on_connect(socket, state.clone());
+    let admit = move |socket: SocketRef, TryData(data): TryData<serde_json::Value>| {
+        let access = access.clone();
+        async move { admit(&access, &socket, data) }
+    };
+    io.ns(path, on_connect.with(admit));
+}
+
+/// Connect middleware: the key (`auth.key` or `Authorization: Bearer`) and the host.
+fn admit(
+    access: &PrivateAccess,
+    socket: &SocketRef,
+    data: Result<serde_json::Value, ParserError>,
+) -> Result<(), ConnectRefusal> {
+    let parts = socket.req_parts();
+    let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>().copied() else {
+        tracing::error!("no peer address on a /private handshake");
+        return Err(ConnectRefusal::Unauthorized);
+    };
+    let data = data.ok();
+    let key = data
+        .as_ref()
+        .and_then(|d| d.get("key"))
+        .and_then(serde_json::Value::as_str)
+        .or_else(|| {
+            parts
+                .headers
+                .get(axum::http::header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(bearer)
+        });
+    access.admit(peer, &parts.headers, key).map_err(|error| {
+        tracing::warn!(%peer, %error, "backend refused on /private");
+        ConnectRefusal::Unauthorized
+    })
+}
+
+async fn on_connect(socket: SocketRef, state: AppState) {
+    let st = state.clone();
+    socket.on(
+        events::PUBLISH,
+        move |socket: SocketRef, TryData(data): TryData<Box<RawValue>>, ack: AckSender| {
+            let state = st.clone();
+            async move { on_publish(&state, &socket, data).await.send(ack) }
+        },
+    );
+    socket.on(
+        events::DISCONNECT_USER,
+        move |TryData(data): TryData<DisconnectUser>, ack: AckSender| {
+            let state = state.clone();
+            async move { on_disconnect_user(&state, data).await.send(ack) }
+        },
+    );
+    socket.on_fallback(async |socket: SocketRef, Event(event): Event, ack: AckSender| {
+        tracing::debug!(sid = %socket.id, event = %truncate(&event), "unknown event on /private");
+        Reply::error(&ErrorAck::with_message(ErrorCode::BadRequest, "unknown event")).send(ack);
+    });
+    tracing::info!(sid = %socket.id, "backend connected");
+}
+
+async fn on_publish(
+    state: &AppState,
+    socket: &SocketRef,
+    data: Result<Box<RawValue>, ParserError>,
+) -> Reply {
+    let result = match data {
+        Ok(raw) => Publication::parse(raw.get(), state.cfg.publish.max_targets),
+        Err(_) => Err(PublishError::BadRequest(
+            "expected a JSON object argument".into(),
+        )),
+    };
+    let result = match result {
+        Ok(publication) => state.publisher.publish(publication).await,
+        Err(error) => Err(error),
+    };
+    match result {
+        Ok(receipt) => Reply::ok(&serde_json::json!({"ok": true, "id": receipt.id})),
+        Err(error) => {
+            tracing::debug!(sid = %socket.id, %error, "publish refused");
+            Reply::ok(
+                &serde_json::json!({"ok": false, "error": error.code(), "message": error.to_string()}),
+            )
+        }
+    }
+}
+
+async fn on_disconnect_user(state: &AppState, data: Result<DisconnectUser, ParserError>) -> Reply {
+    let Ok(request) = data else {
+        return Reply::error(&ErrorAck::with_message(
+            ErrorCode::BadRequest,
+            "expected {\"user\": \"<id>\", \"reason\"?: \"...\"}",
+        ));
+    };
+    let Some(ns) = state.io.of(&state.cfg.public.path) else {
+        return Reply::error(&ErrorAck::new(ErrorCode::Unavailable));
+    };
+    let sockets = match ns
+        .within(rooms::user_room(&request.user))
+        .fetch_sockets()
+        .await
+    {
+        Ok(sockets) => sockets,
+        Err(error) => {
+            tracing::error!(%error, "disconnect_user: cannot list sockets");
+            return Reply::error(&ErrorAck::new(ErrorCode::Unavailable));
+        }
+    };
+    let reason = request.reason.as_deref().unwrap_or("logout");
+    let count = sockets.len();
+    for socket in sockets {
+        if let Err(error) = socket
+            .emit(events::SESSION_INVALID, &SessionInvalid { reason })
+            .await
+        {
+            tracing::debug!(%error, "session_invalid not sent");
+        }
+        if let Err(error) = socket.disconnect().await {
+            tracing::debug!(%error, "disconnect failed");
+        }
+    }
+    tracing::info!(user = %request.user, sockets = count, "user disconnected by backend");
+    Reply::ok(&DisconnectUserAck {
+        ok: true,
+        sockets: count,
+    })
+}

@@ -1,0 +1,173 @@
+//! `/public`: browsers. The handshake authenticates; the socket joins its user and group rooms;
+//! `register` / `unregister` move it in and out of workspace rooms after an access check.
+//!
+//! Every event with an ack gets an answer, also when its payload is unusable or the event is
+//! unknown; nothing a browser sends disconnects it or affects another socket.
+
+use std::sync::Arc;
+
+use socketioxide::{
+    ParserError,
+    extract::{AckSender, Event, SocketRef, TryData},
+    handler::ConnectHandler,
+};
+
+use super::{
+    ConnectRefusal, Io,
+    events::{self, ErrorAck, ErrorCode, OkAck, RegisterAck},
+    reply::{Reply, truncate},
+    rooms,
+    sequencer::{Sequencer, Ticket},
+};
+use crate::{
+    auth::{AuthError, Authenticator, Credentials, Session},
+    state::AppState,
+};
+
+pub(super) fn register(io: &Io, state: AppState) {
+    let path = state.cfg.public.path.clone();
+    let auth = state.auth.clone();
+    let on_connect = move |socket: SocketRef| on_connect(socket, state.clone());
+    let authenticate = move |socket: SocketRef, TryData(data): TryData<serde_json::Value>| {
+        let auth = auth.clone();
+        async move { authenticate(&auth, &socket, data).await }
+    };
+    io.ns(path, on_connect.with(authenticate));
+}
+
+/// Connect middleware: admits the socket only with valid credentials.
+async fn authenticate(
+    auth: &Authenticator,
+    socket: &SocketRef,
+    data: Result<serde_json::Value, ParserError>,
+) -> Result<(), ConnectRefusal> {
+    let parts = socket.req_parts();
+    let credentials = Credentials::from_handshake(data.ok().as_ref(), &parts.uri, &parts.headers);
+    match auth.authenticate(&credentials).await {
+        Ok(principal) => {
+            tracing::debug!(sid = %socket.id, user = %principal.user, "browser authenticated");
+            let credentials = match auth {
+                // Kept only where later checks forward them.
+                Authenticator::Backend(_) => credentials,
+                Authenticator::Jwt(_) => Credentials::default(),
+            };
+            socket.extensions.insert(Arc::new(Session {
+                principal,
+                credentials,
+            }));
+            Ok(())
+        }
+        Err(error @ AuthError::Unavailable(_)) => {
+            tracing::warn!(sid = %socket.id, %error, "handshake refused: auth backend unavailable");
+            Err(ConnectRefusal::Unauthorized)
+        }
+        Err(error) => {
+            tracing::debug!(sid = %socket.id, %error, "handshake refused");
+            Err(ConnectRefusal::Unauthorized)
+        }
+    }
+}
+
+async fn on_connect(socket: SocketRef, state: AppState) {
+    let Some(session) = socket.extensions.get::<Arc<Session>>() else {
+        // invariant: the middleware inserts the session before the socket is connected.
+        tracing::error!(sid = %socket.id, "connected without a session");
+        let _ = socket.disconnect();
+        return;
+    };
+    let mut own_rooms = vec![rooms::user_room(&session.principal.user)];
+    own_rooms.extend(session.principal.groups.iter().map(rooms::group_room));
+    socket.join(own_rooms);
+    socket.extensions.insert(Sequencer::new());
+
+    let st = state.clone();
+    socket.on(
+        events::REGISTER,
+        move |socket: SocketRef,
+              ticket: Ticket,
+              TryData(data): TryData<serde_json::Value>,
+              ack: AckSender| {
+            let state = st.clone();
+            async move {
+                let _turn = ticket.turn().await;
+                let reply = on_register(&state, &socket, data).await;
+                reply.send(ack);
+            }
+        },
+    );
+    socket.on(
+        events::UNREGISTER,
+        async |socket: SocketRef,
+               ticket: Ticket,
+               TryData(data): TryData<serde_json::Value>,
+               ack: AckSender| {
+            let _turn = ticket.turn().await;
+            on_unregister(&socket, data).send(ack);
+        },
+    );
+    socket.on_fallback(
+        async |socket: SocketRef, Event(event): Event, ack: AckSender| {
+            tracing::debug!(sid = %socket.id, event = %truncate(&event), "unknown event");
+            Reply::error(&ErrorAck::with_message(
+                ErrorCode::BadRequest,
+                "unknown event",
+            ))
+            .send(ack);
+        },
+    );
+    tracing::debug!(sid = %socket.id, user = %session.principal.user, "browser connected");
+}
+
+async fn on_register(
+    state: &AppState,
+    socket: &SocketRef,
+    data: Result<serde_json::Value, ParserError>,
+) -> Reply {
+    let workspace = match parse_arg(data) {
+        Ok(workspace) => workspace,
+        Err(reply) => return reply,
+    };
+    let Some(session) = socket.extensions.get::<Arc<Session>>() else {
+        return Reply::error(&ErrorAck::new(ErrorCode::Forbidden));
+    };
+    match state.auth.can_read(&session, &workspace).await {
+        Ok(true) => {
+            socket.join(rooms::workspace_room(&workspace));
+            if !socket.connected() {
+                // Disconnected while the check ran: do not leave a stale room entry.
+                socket.leave_all();
+            }
+            tracing::debug!(sid = %socket.id, %workspace, "registered");
+            Reply::ok(&RegisterAck {
+                ok: true,
+                workspace: &workspace,
+            })
+        }
+        Ok(false) => {
+            tracing::debug!(sid = %socket.id, %workspace, "register forbidden");
+            Reply::error(&ErrorAck::new(ErrorCode::Forbidden))
+        }
+        Err(error) => {
+            tracing::warn!(sid = %socket.id, %error, "register: access check unavailable");
+            Reply::error(&ErrorAck::new(ErrorCode::Unavailable))
+        }
+    }
+}
+
+fn on_unregister(socket: &SocketRef, data: Result<serde_json::Value, ParserError>) -> Reply {
+    match parse_arg(data) {
+        Ok(workspace) => {
+            socket.leave(rooms::workspace_room(&workspace));
+            Reply::ok(&OkAck::OK)
+        }
+        Err(reply) => reply,
+    }
+}
+
+fn parse_arg(
+    data: Result<serde_json::Value, ParserError>,
+) -> Result<crate::ids::WorkspaceId, Reply> {
+    data.map_err(|_| "expected a JSON argument".to_owned())
+        .and_then(events::parse_workspace_arg)
+        .map_err(|message| Reply::error(&ErrorAck::with_message(ErrorCode::BadRequest, message)))
+}

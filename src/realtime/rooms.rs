@@ -1,0 +1,47 @@
+//! Room names: the only place where herald turns ids into Socket.IO room names.
+//!
+//! Browsers on `/public` sit in `user:<id>`, `group:<path>` and, after a successful `register`,
+//! `workspace:<id>`. Publishing targets are resolved to these names by the pipeline.
+
+use crate::ids::{GroupPath, UserId, WorkspaceId};
+
+const WORKSPACE_PREFIX: &str = "workspace:";
+const USER_PREFIX: &str = "user:";
+const GROUP_PREFIX: &str = "group:";
+
+/// The room of a workspace's registered sockets.
+pub fn workspace_room(id: &WorkspaceId) -> String {
+    format!("{WORKSPACE_PREFIX}{id}")
+}
+
+/// The room of all of a user's sockets.
+pub fn user_room(id: &UserId) -> String {
+    format!("{USER_PREFIX}{id}")
+}
+
+/// The room of all sockets of a group's members.
+pub fn group_room(path: &GroupPath) -> String {
+    format!("{GROUP_PREFIX}{path}")
+}
+
+/// Whether a room name is a workspace room (for counting workspaces in `/status`).
+pub fn is_workspace_room(room: &str) -> bool {
+    room.starts_with(WORKSPACE_PREFIX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rooms_of_different_kinds_never_collide() {
+        let ws = workspace_room(&WorkspaceId::parse("x").unwrap());
+        let user = user_room(&UserId::parse("x").unwrap());
+        let group = group_room(&GroupPath::parse("x").unwrap());
+        assert_eq!(
+            [ws.as_str(), user.as_str(), group.as_str()],
+            ["workspace:x", "user:x", "group:x"]
+        );
+        assert!(is_workspace_room(&ws) && !is_workspace_room(&user));
+    }
+}

@@ -1,0 +1,135 @@
+//! Builds the application (HTTP routes + Socket.IO layer) and serves it until shutdown.
+//!
+//! [`run`] takes the listener and a [`CancellationToken`] from its caller (the binary, or a test
+//! on `127.0.0.1:0`). On cancellation it stops accepting, disconnects every socket, and waits for
+//! the connections to close, all within `shutdown_timeout`.
+
+use std::{net::SocketAddr, sync::Arc, time::Instant};
+
+use axum::{Router, http::StatusCode};
+use socketioxide::{SocketIo, TransportType};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::{timeout::TimeoutLayer, trace::TraceLayer};
+
+use crate::{
+    auth::{AuthSetupError, Authenticator, private::PrivateAccess},
+    config::Config,
+    http,
+    pipeline::Publisher,
+    realtime::{self, Io},
+    state::AppState,
+};
+
+/// How long a plain HTTP request may take.
+const HTTP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Why the server could not start or stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The authenticator could not be built.
+    #[error(transparent)]
+    Auth(#[from] AuthSetupError),
+    /// Serving failed.
+    #[error("serving failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Builds the router and the state it shares with the Socket.IO handlers.
+///
+/// # Errors
+/// An authenticator that cannot be built (unreadable key file, bad backend URL).
+pub fn build(cfg: &Arc<Config>) -> Result<(Router, AppState), ServerError> {
+    let auth = Authenticator::from_config(cfg)?;
+    let engine = &cfg.engine;
+    let (layer, io): (_, Io) = SocketIo::builder()
+        .req_path(cfg.engine_path.clone())
+        .ping_interval(engine.ping_interval)
+        .ping_timeout(engine.ping_timeout)
+        .max_payload(engine.max_payload_bytes)
+        .ws_max_message_size(usize::try_from(engine.max_payload_bytes).unwrap_or(usize::MAX))
+        .max_buffer_size(engine.max_buffer_size)
+        .transports([TransportType::Polling, TransportType::Websocket])
+        .build_layer();
+    let state = AppState {
+        private: Arc::new(PrivateAccess::from_config(cfg)),
+        publisher: Publisher::new(io.clone(), &cfg.public.path),
+        auth,
+        io: io.clone(),
+        started: Instant::now(),
+        cfg: cfg.clone(),
+    };
+    realtime::register_namespaces(&io, &state);
+    let app = http::router(cfg)
+        .layer(TraceLayer::new_for_http())
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            HTTP_TIMEOUT,
+        ))
+        .with_state(state.clone())
+        .layer(layer);
+    Ok((app, state))
+}
+
+/// Serves until `shutdown` is cancelled, then drains within `shutdown_timeout`.
+///
+/// # Errors
+/// A startup failure or an accept loop that died.
+pub async fn run(
+    listener: TcpListener,
+    cfg: Arc<Config>,
+    shutdown: CancellationToken,
+) -> Result<(), ServerError> {
+    let (app, state) = build(&cfg)?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, engine_path = %cfg.engine_path, "herald listening");
+
+    let stop_accepting = shutdown.clone();
+    let serve = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { stop_accepting.cancelled().await });
+    let mut server = tokio::spawn(serve.into_future());
+
+    tokio::select! {
+        result = &mut server => return flatten(result),
+        () = shutdown.cancelled() => {}
+    }
+    tracing::info!(timeout = ?cfg.shutdown_timeout, "shutting down: disconnecting sockets");
+    let drain = async {
+        disconnect_all(&state).await;
+        flatten(server.await)
+    };
+    match tokio::time::timeout(cfg.shutdown_timeout, drain).await {
+        Ok(result) => {
+            tracing::info!("shutdown complete");
+            result
+        }
+        Err(_) => {
+            tracing::warn!("shutdown timed out; closing remaining connections");
+            Ok(())
+        }
+    }
+}
+
+async fn disconnect_all(state: &AppState) {
+    for path in [
+        &state.cfg.public.path,
+        &state.cfg.private.path,
+        &"/".to_owned(),
+    ] {
+        if let Some(ns) = state.io.of(path.as_str())
+            && let Err(error) = ns.disconnect().await
+        {
+            tracing::debug!(%error, ns = %path, "disconnect on shutdown");
+        }
+    }
+}
+
+fn flatten(result: Result<std::io::Result<()>, tokio::task::JoinError>) -> Result<(), ServerError> {
+    match result {
+        Ok(result) => Ok(result?),
+        Err(join) => Err(ServerError::Io(std::io::Error::other(join))),
+    }
+}

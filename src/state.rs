@@ -1,0 +1,27 @@
+//! [`AppState`]: what every handler shares. Cheap to clone: each field is a handle.
+
+use std::{sync::Arc, time::Instant};
+
+use crate::{
+    auth::{Authenticator, private::PrivateAccess},
+    config::Config,
+    pipeline::Publisher,
+    realtime::Io,
+};
+
+/// Shared state of the HTTP routes and Socket.IO handlers.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The validated configuration.
+    pub cfg: Arc<Config>,
+    /// Browser authentication.
+    pub auth: Arc<Authenticator>,
+    /// Backend admission.
+    pub private: Arc<PrivateAccess>,
+    /// The publishing pipeline.
+    pub publisher: Publisher,
+    /// The Socket.IO server.
+    pub io: Io,
+    /// When the server started, for `/status` uptime.
+    pub started: Instant,
+}
