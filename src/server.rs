@@ -17,7 +17,10 @@ use crate::{
     config::Config,
     http,
     pipeline::Publisher,
-    realtime::{self, Io},
+    realtime::{
+        self, Io,
+        eio3_compat::{self, Eio3Compat},
+    },
     state::AppState,
 };
 
@@ -67,7 +70,14 @@ pub fn build(cfg: &Arc<Config>) -> Result<(Router, AppState), ServerError> {
             HTTP_TIMEOUT,
         ))
         .with_state(state.clone())
-        .layer(layer);
+        .layer(layer)
+        .layer(axum::middleware::from_fn_with_state(
+            Eio3Compat {
+                engine_path: cfg.engine_path.clone(),
+                max_payload: usize::try_from(engine.max_payload_bytes).unwrap_or(usize::MAX),
+            },
+            eio3_compat::strip_namespace_query,
+        ));
     Ok((app, state))
 }
 

@@ -8,9 +8,11 @@
 
 use crate::state::AppState;
 
+pub mod eio3_compat;
 pub mod events;
 mod private;
 mod public;
+mod raw_arg;
 mod reply;
 pub mod rooms;
 mod sequencer;

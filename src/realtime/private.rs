@@ -15,6 +15,7 @@ use socketioxide::{
 use super::{
     ConnectRefusal, Io,
     events::{self, DisconnectUser, DisconnectUserAck, ErrorAck, ErrorCode, SessionInvalid},
+    raw_arg::{RawArg, RawArgError},
     reply::{Reply, truncate},
     rooms,
 };
@@ -68,7 +69,7 @@ async fn on_connect(socket: SocketRef, state: AppState) {
     let st = state.clone();
     socket.on(
         events::PUBLISH,
-        move |socket: SocketRef, TryData(data): TryData<Box<RawValue>>, ack: AckSender| {
+        move |socket: SocketRef, RawArg(data): RawArg, ack: AckSender| {
             let state = st.clone();
             async move { on_publish(&state, &socket, data).await.send(ack) }
         },
@@ -90,10 +91,13 @@ async fn on_connect(socket: SocketRef, state: AppState) {
 async fn on_publish(
     state: &AppState,
     socket: &SocketRef,
-    data: Result<Box<RawValue>, ParserError>,
+    data: Result<Box<RawValue>, RawArgError>,
 ) -> Reply {
     let result = match data {
         Ok(raw) => Publication::parse(raw.get(), state.cfg.publish.max_targets),
+        Err(RawArgError::Binary) => Err(PublishError::BadRequest(
+            "binary attachments are not supported".into(),
+        )),
         Err(_) => Err(PublishError::BadRequest(
             "expected a JSON object argument".into(),
         )),
