@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The whole test suite, as README.md gives it: formatting and lints, the Rust unit and
+# integration tests, then the real socket.io-client (4.8.4 and 2.5.0) against the release binary.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --all-targets --locked -- -D warnings
+echo "== cargo test"
+cargo test --locked
+echo "== client-compat-tests (socket.io-client against target/release/herald)"
+cargo build --release --locked
+cd client-compat-tests
+npm ci --no-audit --no-fund
+HERALD_BIN="$(cd .. && pwd)/target/release/herald" npm test
