@@ -57,6 +57,8 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// Peers whose `X-Forwarded-For` header is believed.
     pub trusted_proxies: Vec<IpRange>,
+    /// Browser origins allowed on the Engine.IO path (empty: any, without CORS headers).
+    pub allowed_origins: Vec<String>,
     /// The browser side and the listener.
     pub public: PublicConfig,
     /// The backend side.
@@ -319,6 +321,10 @@ impl Config {
             });
         }
 
+        for origin in &mut self.allowed_origins {
+            *origin = normalize_origin(origin)?;
+        }
+
         let nothing_configured = self.private.key.is_none()
             && self.auth.jwt.secret.is_none()
             && self.auth.jwt.public_key_file.is_none()
@@ -369,6 +375,24 @@ impl Config {
             }
         }
         Ok(generated)
+    }
+}
+
+/// Checks an origin (`scheme://host[:port]`) and strips a trailing slash.
+fn normalize_origin(raw: &str) -> Result<String, ConfigError> {
+    let origin = raw.trim().trim_end_matches('/');
+    let valid = origin.split_once("://").is_some_and(|(scheme, rest)| {
+        matches!(scheme, "http" | "https")
+            && !rest.is_empty()
+            && !rest.contains(['/', '?', '#', ' '])
+    });
+    if valid {
+        Ok(origin.to_owned())
+    } else {
+        Err(ConfigError::Invalid {
+            key: "allowed_origins",
+            reason: format!("{raw:?} is not an origin such as \"https://cells.example.com\""),
+        })
     }
 }
 
@@ -450,6 +474,20 @@ mod tests {
         cfg.validate(false).unwrap();
         assert_eq!(cfg.engine_path, "/socket.io/appsuite");
         assert_eq!(cfg.public.path, "/browsers");
+    }
+
+    #[test]
+    fn origins_are_checked() {
+        let base = "[private]\nkey = \"0123456789\"\n[auth.jwt]\nsecret = \"s3cret-s3cret\"\n";
+        let mut cfg = Config::from_toml(&format!(
+            "allowed_origins = [\"https://a.example/\"]\n{base}"
+        ))
+        .unwrap();
+        cfg.validate(false).unwrap();
+        assert_eq!(cfg.allowed_origins, ["https://a.example"]);
+        let mut bad =
+            Config::from_toml(&format!("allowed_origins = [\"a.example/path\"]\n{base}")).unwrap();
+        assert!(bad.validate(false).is_err());
     }
 
     #[test]

@@ -14,8 +14,11 @@ use tower_http::{timeout::TimeoutLayer, trace::TraceLayer};
 
 use crate::{
     auth::{AuthSetupError, Authenticator, private::PrivateAccess},
-    config::Config,
-    http,
+    config::{AuthMode, Config},
+    http::{
+        self,
+        origin::{self, OriginPolicy},
+    },
     pipeline::Publisher,
     realtime::{
         self, Io,
@@ -63,6 +66,7 @@ pub fn build(cfg: &Arc<Config>) -> Result<(Router, AppState), ServerError> {
         cfg: cfg.clone(),
     };
     realtime::register_namespaces(&io, &state);
+    let origins = OriginPolicy::new(&cfg.engine_path, &cfg.allowed_origins);
     let app = http::router(cfg)
         .layer(TraceLayer::new_for_http())
         .layer(TimeoutLayer::with_status_code(
@@ -77,7 +81,12 @@ pub fn build(cfg: &Arc<Config>) -> Result<(Router, AppState), ServerError> {
                 max_payload: usize::try_from(engine.max_payload_bytes).unwrap_or(usize::MAX),
             },
             eio3_compat::strip_namespace_query,
-        ));
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            origins.clone(),
+            origin::guard,
+        ))
+        .layer(origins.cors_layer());
     Ok((app, state))
 }
 
@@ -93,6 +102,12 @@ pub async fn run(
     let (app, state) = build(&cfg)?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, engine_path = %cfg.engine_path, "herald listening");
+    if cfg.auth.mode == AuthMode::Backend && cfg.allowed_origins.is_empty() {
+        tracing::warn!(
+            "auth.mode = \"backend\" without allowed_origins: any web page can open a socket \
+             with a signed-in user's cookies; list your origins in allowed_origins"
+        );
+    }
 
     let stop_accepting = shutdown.clone();
     let serve = axum::serve(

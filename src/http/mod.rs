@@ -12,6 +12,7 @@ use axum::{
 use crate::{auth::credentials::bearer, config::Config, error::ApiError, state::AppState};
 
 mod health;
+pub mod origin;
 mod publish;
 mod status;
 

@@ -1,0 +1,108 @@
+//! Browser origins: CORS for cross-origin long-polling, and refusal of foreign origins.
+//!
+//! With `allowed_origins` empty (the default, as npm socket.io), herald neither sends CORS
+//! headers nor checks `Origin`. When it lists origins, Engine.IO requests whose `Origin` is not
+//! listed are refused with 403 before any handshake — this is what stops another site from
+//! opening a socket with the user's cookies in backend auth mode (cross-site WebSocket
+//! hijacking) — and listed origins get CORS headers with credentials, so long-polling works
+//! across origins. Requests without `Origin` (servers, curl) are not browsers and pass.
+
+use std::sync::Arc;
+
+use axum::{
+    extract::{Request, State},
+    http::{HeaderValue, Method, StatusCode, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+/// The configured origins and where they apply.
+#[derive(Debug, Clone)]
+pub struct OriginPolicy {
+    engine_path: Arc<str>,
+    allowed: Arc<[HeaderValue]>,
+}
+
+impl OriginPolicy {
+    /// From `engine_path` and the validated `allowed_origins`.
+    pub fn new(engine_path: &str, allowed: &[String]) -> Self {
+        Self {
+            engine_path: engine_path.into(),
+            allowed: allowed
+                .iter()
+                .filter_map(|origin| HeaderValue::from_str(origin).ok())
+                .collect(),
+        }
+    }
+
+    /// CORS headers for the listed origins (none when the list is empty).
+    pub fn cors_layer(&self) -> CorsLayer {
+        if self.allowed.is_empty() {
+            return CorsLayer::new();
+        }
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(self.allowed.iter().cloned()))
+            .allow_credentials(true)
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
+    }
+
+    fn refuses(&self, request: &Request) -> bool {
+        if self.allowed.is_empty() || !request.uri().path().starts_with(&*self.engine_path) {
+            return false;
+        }
+        match request.headers().get(header::ORIGIN) {
+            Some(origin) => !self.allowed.iter().any(|allowed| allowed == origin),
+            None => false,
+        }
+    }
+}
+
+/// Middleware: 403 for Engine.IO requests from an origin that is not allowed.
+pub async fn guard(State(policy): State<OriginPolicy>, request: Request, next: Next) -> Response {
+    if policy.refuses(&request) {
+        tracing::debug!(origin = ?request.headers().get(header::ORIGIN), "origin refused");
+        return (
+            StatusCode::FORBIDDEN,
+            axum::Json(
+                serde_json::json!({"code": "forbidden_origin", "message": "origin not allowed"}),
+            ),
+        )
+            .into_response();
+    }
+    next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+
+    use super::*;
+
+    fn request(path: &str, origin: Option<&str>) -> Request {
+        let mut builder = Request::builder().uri(path);
+        if let Some(origin) = origin {
+            builder = builder.header(header::ORIGIN, origin);
+        }
+        builder.body(Body::empty()).unwrap()
+    }
+
+    #[test]
+    fn an_empty_list_allows_everything() {
+        let policy = OriginPolicy::new("/socket.io", &[]);
+        assert!(!policy.refuses(&request("/socket.io/?EIO=4", Some("https://evil.example"))));
+    }
+
+    #[test]
+    fn a_list_refuses_other_browser_origins_on_the_engine_path_only() {
+        let policy = OriginPolicy::new("/socket.io", &["https://cells.example.com".into()]);
+        assert!(!policy.refuses(&request(
+            "/socket.io/?EIO=4",
+            Some("https://cells.example.com")
+        )));
+        assert!(policy.refuses(&request("/socket.io/?EIO=4", Some("https://evil.example"))));
+        assert!(!policy.refuses(&request("/socket.io/?EIO=4", None)));
+        assert!(!policy.refuses(&request("/health", Some("https://evil.example"))));
+    }
+}

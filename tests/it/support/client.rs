@@ -1,0 +1,455 @@
+//! A minimal Socket.IO v5 / Engine.IO v4 client over WebSocket, enough to drive herald.
+//!
+//! A reader task answers engine pings and forwards Socket.IO packets of every namespace to the
+//! [`Client`], which keeps what it has not consumed yet (so acks and events may arrive in any
+//! interleaving) and a history of every event of its namespace (for "never received" checks).
+
+use std::{
+    collections::VecDeque,
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio::{sync::mpsc, task::JoinHandle};
+use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest, http::HeaderValue};
+
+use super::WAIT;
+
+/// One Socket.IO packet as received.
+#[derive(Debug, Clone)]
+pub(crate) struct Packet {
+    /// Socket.IO packet type: '0' connect, '1' disconnect, '2' event, '3' ack, '4' error.
+    pub(crate) kind: char,
+    /// Namespace, "/" when absent.
+    pub(crate) ns: String,
+    /// Ack id, when present.
+    pub(crate) ack: Option<u64>,
+    /// The JSON text after the namespace and ack id (may be empty).
+    pub(crate) payload: String,
+    /// The whole WebSocket frame text.
+    pub(crate) raw: String,
+}
+
+/// What the reader forwards.
+#[derive(Debug, Clone)]
+enum Incoming {
+    Packet(Packet),
+    /// The WebSocket (or the Engine.IO session) closed.
+    Closed,
+}
+
+/// An event received from the server.
+#[derive(Debug, Clone)]
+pub(crate) struct Event {
+    pub(crate) name: String,
+    pub(crate) args: Vec<Value>,
+    /// The whole WebSocket frame text, for byte-exact checks.
+    pub(crate) raw: String,
+}
+
+/// How a disconnect was observed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Disconnect {
+    /// A Socket.IO DISCONNECT packet for the namespace.
+    Packet,
+    /// The transport closed.
+    Closed,
+}
+
+/// Handshake options.
+#[derive(Debug, Clone)]
+pub(crate) struct ClientBuilder {
+    addr: SocketAddr,
+    path: String,
+    namespace: String,
+    auth: Option<Value>,
+    query: Vec<(String, String)>,
+    headers: Vec<(String, String)>,
+}
+
+impl ClientBuilder {
+    pub(crate) fn path(mut self, path: &str) -> Self {
+        path.clone_into(&mut self.path);
+        self
+    }
+
+    pub(crate) fn namespace(mut self, ns: &str) -> Self {
+        ns.clone_into(&mut self.namespace);
+        self
+    }
+
+    pub(crate) fn auth(mut self, auth: Value) -> Self {
+        self.auth = Some(auth);
+        self
+    }
+
+    pub(crate) fn query(mut self, name: &str, value: &str) -> Self {
+        self.query.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub(crate) fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Connects and asserts that the namespace admitted the client.
+    pub(crate) async fn connect(self) -> Client {
+        let ns = self.namespace.clone();
+        match self.try_connect().await {
+            Ok(client) => client,
+            Err(message) => panic!("connect to {ns} refused: {message}"),
+        }
+    }
+
+    /// Connects; `Err` carries the CONNECT_ERROR message (e.g. "unauthorized").
+    pub(crate) async fn try_connect(self) -> Result<Client, String> {
+        let mut url = format!(
+            "ws://{}{}/?EIO=4&transport=websocket",
+            self.addr,
+            self.path.trim_end_matches('/')
+        );
+        for (k, v) in &self.query {
+            url.push_str(&format!("&{k}={}", encode(v)));
+        }
+        let mut request = url.into_client_request().expect("websocket request");
+        for (k, v) in &self.headers {
+            let name: tokio_tungstenite::tungstenite::http::HeaderName =
+                k.parse().expect("header name");
+            request
+                .headers_mut()
+                .append(name, HeaderValue::from_str(v).expect("header value"));
+        }
+        let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request))
+            .await
+            .expect("websocket handshake timed out")
+            .expect("websocket handshake failed");
+        let (mut sink, mut stream) = ws.split();
+
+        let open = tokio::time::timeout(WAIT, stream.next())
+            .await
+            .expect("no Engine.IO open packet")
+            .expect("stream ended before the open packet")
+            .expect("websocket error before the open packet");
+        let open = open.to_text().expect("text open packet").to_owned();
+        let handshake: Value =
+            serde_json::from_str(open.strip_prefix('0').expect("open packet starts with 0"))
+                .expect("open packet JSON");
+        assert!(handshake["sid"].is_string(), "open packet without sid: {open}");
+
+        let (out, mut out_rx) = mpsc::unbounded_channel::<Message>();
+        let writer = tokio::spawn(async move {
+            while let Some(msg) = out_rx.recv().await {
+                if sink.send(msg).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let (in_tx, inbox) = mpsc::unbounded_channel();
+        let pings = Arc::new(AtomicUsize::new(0));
+        let reader = tokio::spawn(read_loop(stream, in_tx, out.clone(), pings.clone()));
+
+        let mut client = Client {
+            ns: self.namespace,
+            out,
+            inbox,
+            pending: VecDeque::new(),
+            history: Vec::new(),
+            next_ack: 0,
+            pings,
+            reader,
+            writer,
+        };
+        let auth = self.auth.map(|a| a.to_string()).unwrap_or_default();
+        client.send_packet('0', None, &auth);
+        let ns = client.ns.clone();
+        let reply = client
+            .wait_for(&format!("CONNECT answer on {ns}"), |p| {
+                p.ns == ns && (p.kind == '0' || p.kind == '4')
+            })
+            .await;
+        let Incoming::Packet(reply) = reply else {
+            panic!("connection closed before the CONNECT answer on {ns}");
+        };
+        if reply.kind == '0' {
+            Ok(client)
+        } else {
+            let error: Value = serde_json::from_str(&reply.payload).expect("connect error JSON");
+            Err(error["message"].as_str().unwrap_or_default().to_owned())
+        }
+    }
+}
+
+/// Percent-encodes a query value (unreserved characters kept).
+fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+type WsStream = futures_util::stream::SplitStream<
+    tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+>;
+
+async fn read_loop(
+    mut stream: WsStream,
+    inbox: mpsc::UnboundedSender<Incoming>,
+    out: mpsc::UnboundedSender<Message>,
+    pings: Arc<AtomicUsize>,
+) {
+    while let Some(Ok(msg)) = stream.next().await {
+        let Message::Text(text) = msg else {
+            if msg.is_close() {
+                break;
+            }
+            continue;
+        };
+        let text = text.as_str();
+        match text.chars().next() {
+            Some('2') => {
+                pings.fetch_add(1, Ordering::SeqCst);
+                let _ = out.send(Message::text("3"));
+            }
+            Some('1') => break,
+            Some('4') => {
+                let _ = inbox.send(Incoming::Packet(parse_packet(text)));
+            }
+            _ => {}
+        }
+    }
+    let _ = inbox.send(Incoming::Closed);
+}
+
+/// Parses `4<type>[/ns,][ack]<json>`.
+fn parse_packet(raw: &str) -> Packet {
+    let body = &raw[1..];
+    let kind = body.chars().next().expect("packet type");
+    let mut rest = &body[1..];
+    let mut ns = "/".to_owned();
+    if rest.starts_with('/') {
+        let end = rest.find(',').unwrap_or(rest.len());
+        rest[..end].clone_into(&mut ns);
+        rest = rest.get(end + 1..).unwrap_or("");
+    }
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    let ack = (digits > 0).then(|| rest[..digits].parse().expect("ack id"));
+    Packet {
+        kind,
+        ns,
+        ack,
+        payload: rest[digits..].to_owned(),
+        raw: raw.to_owned(),
+    }
+}
+
+/// A connected Socket.IO client on one namespace.
+#[derive(Debug)]
+pub(crate) struct Client {
+    ns: String,
+    out: mpsc::UnboundedSender<Message>,
+    inbox: mpsc::UnboundedReceiver<Incoming>,
+    pending: VecDeque<Incoming>,
+    history: Vec<Event>,
+    next_ack: u64,
+    pings: Arc<AtomicUsize>,
+    reader: JoinHandle<()>,
+    writer: JoinHandle<()>,
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.reader.abort();
+        self.writer.abort();
+    }
+}
+
+impl Client {
+    /// Starts building a client of `ws://addr/socket.io/` on `/public`.
+    pub(crate) fn builder(addr: SocketAddr) -> ClientBuilder {
+        ClientBuilder {
+            addr,
+            path: "/socket.io".to_owned(),
+            namespace: "/public".to_owned(),
+            auth: None,
+            query: Vec::new(),
+            headers: Vec::new(),
+        }
+    }
+
+    /// Sends a Socket.IO packet of `kind` on this client's namespace.
+    fn send_packet(&self, kind: char, ack: Option<u64>, json: &str) {
+        let ns = if self.ns == "/" {
+            String::new()
+        } else {
+            format!("{},", self.ns)
+        };
+        let ack = ack.map(|id| id.to_string()).unwrap_or_default();
+        self.send_text(format!("4{kind}{ns}{ack}{json}"));
+    }
+
+    /// Sends a raw WebSocket text frame.
+    pub(crate) fn send_text(&self, text: String) {
+        // A closed socket is observed by the waits, not here.
+        let _ = self.out.send(Message::text(text));
+    }
+
+    /// `["event", <args_json>]` where `args_json` is the raw text of the arguments (comma
+    /// separated, possibly empty), sent byte for byte.
+    fn send_event(&self, event: &str, args_json: &str, ack: Option<u64>) {
+        let name = serde_json::to_string(event).expect("event name");
+        let array = if args_json.is_empty() {
+            format!("[{name}]")
+        } else {
+            format!("[{name},{args_json}]")
+        };
+        self.send_packet('2', ack, &array);
+    }
+
+    /// Emits an event without ack.
+    pub(crate) fn emit(&self, event: &str, arg: &Value) {
+        self.send_event(event, &arg.to_string(), None);
+    }
+
+    /// Sends an event with an ack id and returns the id, without waiting for the ack.
+    pub(crate) fn request_raw(&mut self, event: &str, args_json: &str) -> u64 {
+        let id = self.next_ack;
+        self.next_ack += 1;
+        self.send_event(event, args_json, Some(id));
+        id
+    }
+
+    /// Emits with an ack and returns the first ack argument.
+    pub(crate) async fn emit_with_ack(&mut self, event: &str, arg: &Value) -> Value {
+        let id = self.request_raw(event, &arg.to_string());
+        self.ack(id).await
+    }
+
+    /// Emits raw argument text (byte for byte) with an ack and returns the first ack argument.
+    pub(crate) async fn emit_raw_with_ack(&mut self, event: &str, args_json: &str) -> Value {
+        let id = self.request_raw(event, args_json);
+        self.ack(id).await
+    }
+
+    /// Waits for the ack of request `id` and returns its first argument.
+    pub(crate) async fn ack(&mut self, id: u64) -> Value {
+        let ns = self.ns.clone();
+        let what = format!("ack {id} on {ns}");
+        match self
+            .wait_for(&what, |p| p.ns == ns && p.kind == '3' && p.ack == Some(id))
+            .await
+        {
+            Incoming::Packet(p) => {
+                let mut args: Vec<Value> = serde_json::from_str(&p.payload).expect("ack JSON");
+                assert!(!args.is_empty(), "empty ack: {}", p.raw);
+                args.swap_remove(0)
+            }
+            Incoming::Closed => panic!("connection closed while waiting for {what}"),
+        }
+    }
+
+    /// Waits for the next event called `name` (events of other names are kept).
+    pub(crate) async fn next_event(&mut self, name: &str) -> Event {
+        let ns = self.ns.clone();
+        let wanted = serde_json::to_string(name).expect("name");
+        let what = format!("event {name:?} on {ns}");
+        match self
+            .wait_for(&what, |p| {
+                p.ns == ns && p.kind == '2' && p.payload.starts_with(&format!("[{wanted}"))
+            })
+            .await
+        {
+            Incoming::Packet(p) => to_event(&p),
+            Incoming::Closed => panic!("connection closed while waiting for {what}"),
+        }
+    }
+
+    /// Waits until the server disconnects this namespace or closes the transport.
+    pub(crate) async fn expect_disconnect(&mut self) -> Disconnect {
+        let ns = self.ns.clone();
+        match self
+            .wait_for(&format!("disconnect of {ns}"), |p| {
+                p.ns == ns && p.kind == '1'
+            })
+            .await
+        {
+            Incoming::Packet(_) => Disconnect::Packet,
+            Incoming::Closed => Disconnect::Closed,
+        }
+    }
+
+    /// Every event of this namespace received so far, consumed or not.
+    pub(crate) fn events(&self) -> &[Event] {
+        &self.history
+    }
+
+    /// How many events called `name` were received so far.
+    pub(crate) fn count(&self, name: &str) -> usize {
+        self.history.iter().filter(|e| e.name == name).count()
+    }
+
+    /// How many engine pings the reader has answered.
+    pub(crate) fn pings(&self) -> usize {
+        self.pings.load(Ordering::SeqCst)
+    }
+
+    /// Takes the first item matching `wanted` (or a close), from what is pending or what
+    /// arrives within [`WAIT`]; panics naming `what` otherwise.
+    async fn wait_for(&mut self, what: &str, wanted: impl Fn(&Packet) -> bool) -> Incoming {
+        let matches = |item: &Incoming| match item {
+            Incoming::Packet(p) => wanted(p),
+            Incoming::Closed => true,
+        };
+        if let Some(pos) = self.pending.iter().position(matches) {
+            let item = self.pending.remove(pos).expect("position is valid");
+            if matches!(item, Incoming::Closed) {
+                // Keep the close visible to later waits too.
+                self.pending.push_back(Incoming::Closed);
+            }
+            return item;
+        }
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let item = tokio::time::timeout_at(deadline, self.inbox.recv())
+                .await
+                .unwrap_or_else(|_| panic!("{what} did not happen within {WAIT:?}"))
+                .unwrap_or(Incoming::Closed);
+            if let Incoming::Packet(p) = &item
+                && p.kind == '2'
+                && p.ns == self.ns
+            {
+                self.history.push(to_event(p));
+            }
+            if matches(&item) {
+                if matches!(item, Incoming::Closed) {
+                    self.pending.push_back(Incoming::Closed);
+                }
+                return item;
+            }
+            self.pending.push_back(item);
+        }
+    }
+}
+
+fn to_event(p: &Packet) -> Event {
+    let mut items: Vec<Value> = serde_json::from_str(&p.payload).expect("event JSON array");
+    assert!(!items.is_empty(), "event without a name: {}", p.raw);
+    let name = items.remove(0);
+    Event {
+        name: name.as_str().expect("event name").to_owned(),
+        args: items,
+        raw: p.raw.clone(),
+    }
+}
