@@ -295,8 +295,14 @@ export class Herald {
     return this.track(ioV4(this.url + namespace, opts));
   }
 
-  /** A v4 socket on /private (not awaited). */
-  privateV4({ key = PRIVATE_KEY, auth, extraHeaders, transports, path, ...rest } = {}) {
+  /**
+   * A v4 socket on /private (not awaited). Presents `auth: {key}` with the private key unless
+   * `key` is given (`key: undefined` presents no key) or `auth` replaces the whole payload.
+   */
+  privateV4(options = {}) {
+    const { auth, extraHeaders, transports, path, ...rest } = options;
+    delete rest.key;
+    const key = Object.hasOwn(options, "key") ? options.key : PRIVATE_KEY;
     const opts = {
       path: path ?? this.enginePath,
       forceNew: true,
