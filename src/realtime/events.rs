@@ -5,7 +5,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{IdError, UserId, WorkspaceId};
+use crate::{
+    ids::{IdError, UserId, WorkspaceId},
+    pipeline::PublishError,
+};
 
 /// Browser → server: join a workspace room after an access check.
 pub const REGISTER: &str = "register";
@@ -28,9 +31,8 @@ pub const RESERVED_EVENTS: [&str; 6] = [
     "removeListener",
 ];
 
-/// Error codes carried in `{"ok": false, "error": <code>}` acks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+/// Error codes of `/public` calls, carried in `{"ok": false, "error": <code>}` acks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorCode {
     /// The payload has the wrong shape or an invalid value.
     BadRequest,
@@ -40,11 +42,22 @@ pub enum ErrorCode {
     Unavailable,
 }
 
-/// Ack of a refused request.
+impl ErrorCode {
+    /// The code on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BadRequest => "bad_request",
+            Self::Forbidden => "forbidden",
+            Self::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// Ack of a refused request: `{"ok": false, "error": <code>, "message"?: <for people>}`.
 #[derive(Debug, Serialize)]
 pub struct ErrorAck {
     ok: bool,
-    error: ErrorCode,
+    error: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     message: Option<String>,
 }
@@ -54,7 +67,7 @@ impl ErrorAck {
     pub fn new(error: ErrorCode) -> Self {
         Self {
             ok: false,
-            error,
+            error: error.as_str(),
             message: None,
         }
     }
@@ -63,10 +76,29 @@ impl ErrorAck {
     pub fn with_message(error: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             ok: false,
-            error,
+            error: error.as_str(),
             message: Some(message.into()),
         }
     }
+}
+
+impl From<&PublishError> for ErrorAck {
+    fn from(error: &PublishError) -> Self {
+        Self {
+            ok: false,
+            error: error.code(),
+            message: Some(error.to_string()),
+        }
+    }
+}
+
+/// Ack of an accepted `publish`.
+#[derive(Debug, Serialize)]
+pub struct PublishAck<'a> {
+    /// Always true.
+    pub ok: bool,
+    /// The event id.
+    pub id: &'a str,
 }
 
 /// Ack of a successful `register`.

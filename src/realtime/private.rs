@@ -14,7 +14,9 @@ use socketioxide::{
 
 use super::{
     ConnectRefusal, Io,
-    events::{self, DisconnectUser, DisconnectUserAck, ErrorAck, ErrorCode, SessionInvalid},
+    events::{
+        self, DisconnectUser, DisconnectUserAck, ErrorAck, ErrorCode, PublishAck, SessionInvalid,
+    },
     raw_arg::{RawArg, RawArgError},
     reply::{Reply, truncate},
     rooms,
@@ -107,12 +109,13 @@ async fn on_publish(
         Err(error) => Err(error),
     };
     match result {
-        Ok(receipt) => Reply::ok(&serde_json::json!({"ok": true, "id": receipt.id})),
+        Ok(receipt) => Reply::ok(&PublishAck {
+            ok: true,
+            id: &receipt.id,
+        }),
         Err(error) => {
             tracing::debug!(sid = %socket.id, %error, "publish refused");
-            Reply::ok(
-                &serde_json::json!({"ok": false, "error": error.code(), "message": error.to_string()}),
-            )
+            Reply::error(&ErrorAck::from(&error))
         }
     }
 }
