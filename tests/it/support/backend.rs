@@ -11,7 +11,6 @@
 //! is counted by path and its `Cookie` / `Authorization` headers are recorded.
 
 use std::{
-    collections::HashMap,
     net::SocketAddr,
     sync::{Arc, Mutex},
 };
@@ -19,7 +18,7 @@ use std::{
 use axum::{
     Json, Router,
     extract::{Path, State},
-    http::{HeaderMap, StatusCode, Uri, header},
+    http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
     routing::get,
 };
@@ -70,7 +69,9 @@ impl MockBackend {
             .expect("bind mock backend");
         let addr = listener.local_addr().expect("mock backend addr");
         let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.expect("mock backend serves");
+            axum::serve(listener, app)
+                .await
+                .expect("mock backend serves");
         });
         Self { addr, log, task }
     }
@@ -102,17 +103,19 @@ async fn record(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let header = |name| {
-        request
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    let call = Call {
-        path: request.uri().path().to_owned(),
-        cookie: header(header::COOKIE),
-        authorization: header(header::AUTHORIZATION),
+    let call = {
+        let header = |name| {
+            request
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        Call {
+            path: request.uri().path().to_owned(),
+            cookie: header(header::COOKIE),
+            authorization: header(header::AUTHORIZATION),
+        }
     };
     log.calls.lock().expect("log lock").push(call);
     next.run(request).await
@@ -135,10 +138,10 @@ fn who(headers: &HeaderMap) -> Option<&'static str> {
 
 async fn principal(headers: HeaderMap) -> Response {
     match who(&headers) {
-        Some("alice") => Json(
-            json!({"user": "alice", "groups": ["/staff"], "workspaces": ["ws-a"]}),
-        )
-        .into_response(),
+        Some("alice") => {
+            Json(json!({"user": "alice", "groups": ["/staff"], "workspaces": ["ws-a"]}))
+                .into_response()
+        }
         Some("bob") => Json(json!({"user": "bob", "groups": []})).into_response(),
         Some("carol") => Json(json!({"user": "carol", "workspaces": ["ws-c"]})).into_response(),
         _ => StatusCode::UNAUTHORIZED.into_response(),
@@ -153,9 +156,8 @@ async fn grant(headers: HeaderMap, Path(id): Path<String>) -> Response {
     }
 }
 
-async fn never(_uri: Uri) -> Response {
-    std::future::pending::<()>().await;
-    StatusCode::OK.into_response()
+async fn never() -> StatusCode {
+    std::future::pending().await
 }
 
 async fn broken() -> StatusCode {

@@ -140,7 +140,10 @@ impl ClientBuilder {
         let handshake: Value =
             serde_json::from_str(open.strip_prefix('0').expect("open packet starts with 0"))
                 .expect("open packet JSON");
-        assert!(handshake["sid"].is_string(), "open packet without sid: {open}");
+        assert!(
+            handshake["sid"].is_string(),
+            "open packet without sid: {open}"
+        );
 
         let (out, mut out_rx) = mpsc::unbounded_channel::<Message>();
         let writer = tokio::spawn(async move {
@@ -199,9 +202,7 @@ fn encode(value: &str) -> String {
 }
 
 type WsStream = futures_util::stream::SplitStream<
-    tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
 >;
 
 async fn read_loop(

@@ -58,7 +58,9 @@ impl TestServer {
     pub(crate) async fn start(cfg_toml: &str) -> Self {
         init_tracing();
         let mut cfg = Config::from_toml(cfg_toml).expect("test config parses");
-        cfg.private.key.get_or_insert_with(|| Secret::new(PRIVATE_KEY));
+        cfg.private
+            .key
+            .get_or_insert_with(|| Secret::new(PRIVATE_KEY));
         if cfg.auth.jwt.algorithm.is_hmac() {
             cfg.auth
                 .jwt
@@ -117,7 +119,9 @@ impl TestServer {
     pub(crate) async fn registered(&self, user: &str, workspaces: &[&str]) -> Client {
         let mut client = self.browser(user, workspaces).await;
         for ws in workspaces {
-            let ack = client.emit_with_ack("register", &json!({ "workspace": ws })).await;
+            let ack = client
+                .emit_with_ack("register", &json!({ "workspace": ws }))
+                .await;
             assert_eq!(ack, json!({"ok": true, "workspace": ws}), "register {ws}");
         }
         client

@@ -22,12 +22,8 @@ pub(crate) fn claims(sub: &str) -> Value {
 
 /// Signs `claims` with an HMAC algorithm and `secret`.
 pub(crate) fn hmac(alg: Algorithm, secret: &[u8], claims: &Value) -> String {
-    jsonwebtoken::encode(
-        &Header::new(alg),
-        claims,
-        &EncodingKey::from_secret(secret),
-    )
-    .expect("sign HMAC token")
+    jsonwebtoken::encode(&Header::new(alg), claims, &EncodingKey::from_secret(secret))
+        .expect("sign HMAC token")
 }
 
 /// Signs `claims` with HS256 and the test servers' default secret.
@@ -52,5 +48,9 @@ pub(crate) fn unsigned(claims: &Value) -> String {
     let b64 = |v: &Value| {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string().as_bytes())
     };
-    format!("{}.{}.", b64(&json!({"alg": "none", "typ": "JWT"})), b64(claims))
+    format!(
+        "{}.{}.",
+        b64(&json!({"alg": "none", "typ": "JWT"})),
+        b64(claims)
+    )
 }

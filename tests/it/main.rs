@@ -1,0 +1,8 @@
+//! herald's integration tests. Every test starts its own server on `127.0.0.1:0` (see
+//! [`support::TestServer`]) and talks to it as browsers and backends do: Socket.IO over
+//! WebSocket with a small client of our own, and plain HTTP.
+
+mod support;
+
+mod auth_jwt;
+mod auth_keys;
