@@ -4,5 +4,6 @@
 
 mod support;
 
+mod auth_backend;
 mod auth_jwt;
 mod auth_keys;
