@@ -7,3 +7,7 @@ mod support;
 mod auth_backend;
 mod auth_jwt;
 mod auth_keys;
+mod delivery;
+mod publish;
+mod register;
+mod rooms;
