@@ -3,6 +3,7 @@
 
 import { after, afterEach, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { Manager } from "socket.io-client";
 
 import {
   PRIVATE_KEY,
@@ -12,6 +13,7 @@ import {
   mintToken,
   once,
   publish,
+  record,
   refused,
   startHerald,
   uid,
@@ -285,6 +287,13 @@ describe("custom engine_path /socket.io/appsuite", () => {
     assert.equal(herald.enginePath, "/socket.io/appsuite");
   });
 
+  test("the default /socket.io path is not served (404)", async () => {
+    const res = await herald.http("GET", "/socket.io/?EIO=4&transport=polling");
+    assert.equal(res.status, 404, `HTTP ${res.status} ${res.text.slice(0, 200)}`);
+    const served = await herald.http("GET", "/socket.io/appsuite/?EIO=4&transport=polling");
+    assert.equal(served.status, 200, `HTTP ${served.status} ${served.text.slice(0, 200)}`);
+  });
+
   for (const transports of [["websocket"], ["polling"], undefined]) {
     const name = transports ? transports[0] : "default transports";
     test(`/public and /private work with path "/socket.io/appsuite" (${name})`, async () => {
@@ -298,4 +307,77 @@ describe("custom engine_path /socket.io/appsuite", () => {
       await assertUsable(herald, socket, ws);
     });
   }
+});
+
+describe("issuer and audience configured", () => {
+  const ISS = "https://issuer.compat.test";
+  const AUD = "herald-compat";
+  let herald;
+  before(async () => {
+    herald = await startHerald("v4-iss-aud", { issuer: ISS, audience: AUD });
+  });
+  afterEach((t) => herald.afterEach(t));
+  after(() => herald?.stop());
+
+  test("a token with the right iss and aud connects", async () => {
+    const ws = uid("ws");
+    const socket = await herald.connectPublic({ token: mintToken({ sub: uid("u"), workspaces: [ws], iss: ISS, aud: AUD }) });
+    await assertUsable(herald, socket, ws);
+  });
+
+  test("aud as an array containing the audience connects", async () => {
+    const socket = await herald.connectPublic({ token: mintToken({ sub: uid("u"), iss: ISS, aud: ["other", AUD] }) });
+    assert.equal(socket.connected, true);
+  });
+
+  for (const [name, claims] of [
+    ["wrong iss", { iss: `${ISS}.evil`, aud: AUD }],
+    ["missing iss", { aud: AUD }],
+    ["wrong aud", { iss: ISS, aud: "someone-else" }],
+    ["missing aud", { iss: ISS }],
+    ["neither", {}],
+  ]) {
+    test(`refused: ${name}`, async () => {
+      const err = await refused(herald.publicV4({ token: mintToken({ sub: uid("u"), ...claims }) }), name);
+      assert.equal(err.message, "unauthorized");
+    });
+  }
+});
+
+describe("root namespace /", () => {
+  let herald;
+  before(async () => {
+    herald = await startHerald("v4-root");
+  });
+  afterEach((t) => herald.afterEach(t));
+  after(() => herald?.stop());
+
+  test("exists: a client connects to / without credentials", async () => {
+    const socket = herald.publicV4({ namespace: "/" });
+    await once(socket, "connect", undefined, "connect to the root namespace");
+    assert.equal(socket.connected, true);
+  });
+
+  test("is inert: a root socket sharing a connection with /public receives nothing", async () => {
+    const backend = await herald.connectPrivate();
+    // One Manager, one Engine.IO connection, two namespaces: packets for both travel in order
+    // on the same connection, so the /public marker proves the root socket was flushed too.
+    const manager = new Manager(herald.url, { path: herald.enginePath, reconnection: false });
+    const root = herald.track(manager.socket("/"));
+    const sub = uid("alice");
+    const alice = herald.track(manager.socket("/public", { auth: { token: mintToken({ sub }) } }));
+    alice.sub = sub;
+    await Promise.all([
+      once(root, "connect", undefined, "connect to the root namespace"),
+      once(alice, "connect", undefined, "connect to /public on the same Manager"),
+    ]);
+    const event = uid("not-for-root");
+    const rootRec = record(root, event);
+    const aliceRec = record(alice, event);
+    await publish(backend, { event, user: sub, data: 1 });
+    await flush(backend, [alice]);
+    assert.equal(aliceRec.events.length, 1, "the /public socket on the shared connection got the event");
+    assert.deepEqual(rootRec.events, [], "the root socket received a /public event");
+    assert.equal(root.connected, true);
+  });
 });
