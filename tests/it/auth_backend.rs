@@ -33,13 +33,24 @@ async fn forwarded_cookie_admits_the_backends_principal() {
     let calls = backend.all_calls();
     assert_eq!(calls.len(), 1, "{calls:?}");
     assert_eq!(calls[0].path, "/auth");
-    assert_eq!(calls[0].cookie.as_deref(), Some("theme=dark; session=alice"));
+    assert_eq!(
+        calls[0].cookie.as_deref(),
+        Some("theme=dark; session=alice")
+    );
     assert_eq!(calls[0].authorization, None);
 
     // The principal's user and group rooms and workspace list come from the answer.
     let mut publisher = server.backend().await;
-    publish_ok(&mut publisher, &json!({"event": "to-user", "user": "alice"})).await;
-    publish_ok(&mut publisher, &json!({"event": "to-group", "group": "/staff"})).await;
+    publish_ok(
+        &mut publisher,
+        &json!({"event": "to-user", "user": "alice"}),
+    )
+    .await;
+    publish_ok(
+        &mut publisher,
+        &json!({"event": "to-group", "group": "/staff"}),
+    )
+    .await;
     browser.next_event("to-user").await;
     browser.next_event("to-group").await;
     let ack = browser.emit_with_ack("register", &json!("ws-a")).await;
@@ -102,9 +113,17 @@ async fn positive_answers_are_cached_per_credential() {
     let server = server(&backend, "/auth").await;
     let _first = with_cookie(&server, "session=alice").await.expect("alice");
     let _second = with_cookie(&server, "session=alice").await.expect("alice");
-    assert_eq!(backend.calls("/auth"), 1, "the second connect was not cached");
+    assert_eq!(
+        backend.calls("/auth"),
+        1,
+        "the second connect was not cached"
+    );
     let _bob = with_cookie(&server, "session=bob").await.expect("bob");
-    assert_eq!(backend.calls("/auth"), 2, "other credentials share a cache entry");
+    assert_eq!(
+        backend.calls("/auth"),
+        2,
+        "other credentials share a cache entry"
+    );
 }
 
 #[tokio::test]
@@ -149,7 +168,10 @@ async fn register_uses_the_principals_list_when_there_is_one() {
         .iter()
         .filter(|c| c.path.starts_with("/auth/workspaces/"))
         .count();
-    assert_eq!(workspace_checks, 0, "a listed principal needs no per-workspace call");
+    assert_eq!(
+        workspace_checks, 0,
+        "a listed principal needs no per-workspace call"
+    );
 }
 
 #[tokio::test]
@@ -158,7 +180,9 @@ async fn register_without_a_list_asks_the_backend_per_workspace() {
     let server = server(&backend, "/auth").await;
     let mut bob = with_cookie(&server, "session=bob").await.expect("bob");
 
-    let ack = bob.emit_with_ack("register", &json!({"workspace": "ws-b"})).await;
+    let ack = bob
+        .emit_with_ack("register", &json!({"workspace": "ws-b"}))
+        .await;
     assert_eq!(ack, json!({"ok": true, "workspace": "ws-b"}));
     let check = backend
         .all_calls()
@@ -167,7 +191,9 @@ async fn register_without_a_list_asks_the_backend_per_workspace() {
         .expect("per-workspace check");
     assert_eq!(check.cookie.as_deref(), Some("session=bob"));
 
-    let ack = bob.emit_with_ack("register", &json!({"workspace": "ws-x"})).await;
+    let ack = bob
+        .emit_with_ack("register", &json!({"workspace": "ws-x"}))
+        .await;
     assert_eq!(ack, json!({"ok": false, "error": "forbidden"}));
     let ack = bob
         .emit_with_ack("register", &json!({"workspace": "ws-down"}))
@@ -181,7 +207,11 @@ async fn register_without_a_list_asks_the_backend_per_workspace() {
 
     // And the registration is real: an event for ws-b reaches bob, tagged with it.
     let mut publisher = server.backend().await;
-    publish_ok(&mut publisher, &json!({"event": "changed", "workspace": "ws-b"})).await;
+    publish_ok(
+        &mut publisher,
+        &json!({"event": "changed", "workspace": "ws-b"}),
+    )
+    .await;
     let event = bob.next_event("changed").await;
     assert_eq!(event.args[1]["workspace"], json!("ws-b"));
 }

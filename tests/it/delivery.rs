@@ -61,7 +61,11 @@ async fn absent_data_arrives_as_null() {
     let mut backend = server.backend().await;
     publish_ok(&mut backend, &json!({"event": "ping-ish", "user": "alice"})).await;
     let event = browser.next_event("ping-ish").await;
-    assert!(event.raw.starts_with(r#"42/public,["ping-ish",null,{"#), "{}", event.raw);
+    assert!(
+        event.raw.starts_with(r#"42/public,["ping-ish",null,{"#),
+        "{}",
+        event.raw
+    );
 }
 
 #[tokio::test]
@@ -111,9 +115,18 @@ async fn meta_workspace_names_the_workspace_that_reached_each_socket() {
         &json!({"event": "e", "workspaces": ["ws-a", "ws-b"], "user": "carol"}),
     )
     .await;
-    assert_eq!(in_a.next_event("e").await.args[1]["workspace"], json!("ws-a"));
-    assert_eq!(in_b.next_event("e").await.args[1]["workspace"], json!("ws-b"));
-    assert_eq!(by_user.next_event("e").await.args[1]["workspace"], json!(null));
+    assert_eq!(
+        in_a.next_event("e").await.args[1]["workspace"],
+        json!("ws-a")
+    );
+    assert_eq!(
+        in_b.next_event("e").await.args[1]["workspace"],
+        json!("ws-b")
+    );
+    assert_eq!(
+        by_user.next_event("e").await.args[1]["workspace"],
+        json!(null)
+    );
 }
 
 #[tokio::test]
@@ -126,7 +139,11 @@ async fn sockets_outside_the_targets_receive_nothing() {
     let mut other_user = server.browser("dave", &[]).await;
     let mut backend = server.backend().await;
 
-    publish_ok(&mut backend, &json!({"event": "secret", "workspace": "ws-a"})).await;
+    publish_ok(
+        &mut backend,
+        &json!({"event": "secret", "workspace": "ws-a"}),
+    )
+    .await;
     publish_ok(&mut backend, &json!({"event": "secret", "user": "alice"})).await;
     publish_ok(
         &mut backend,
@@ -134,11 +151,20 @@ async fn sockets_outside_the_targets_receive_nothing() {
     )
     .await;
 
-    for browser in [&mut target, &mut other_ws, &mut unregistered, &mut other_user] {
+    for browser in [
+        &mut target,
+        &mut other_ws,
+        &mut unregistered,
+        &mut other_user,
+    ] {
         browser.next_event("marker").await;
     }
     assert_eq!(target.count("secret"), 2);
     assert_eq!(other_ws.count("secret"), 0, "other workspace received it");
-    assert_eq!(unregistered.count("secret"), 0, "unregistered socket received it");
+    assert_eq!(
+        unregistered.count("secret"),
+        0,
+        "unregistered socket received it"
+    );
     assert_eq!(other_user.count("secret"), 0, "other user received it");
 }

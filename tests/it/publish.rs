@@ -73,7 +73,10 @@ async fn bad_event_names_are_invalid_event() {
         assert_code(&mut backend, &args, "invalid_event").await;
     }
     let ok = backend
-        .emit_with_ack("publish", &json!({"event": "x".repeat(128), "workspace": "w"}))
+        .emit_with_ack(
+            "publish",
+            &json!({"event": "x".repeat(128), "workspace": "w"}),
+        )
         .await;
     assert_eq!(ok["ok"], json!(true), "a 128-byte name is fine: {ok}");
 }

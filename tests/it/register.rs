@@ -9,7 +9,11 @@ use crate::support::{Client, TestServer, backend::MockBackend, publish_ok};
 /// marker, so by then it has received the event if it ever will (delivery is ordered).
 async fn probe(server: &TestServer, browser: &mut Client, workspace: &str, user: &str) -> bool {
     let mut backend = server.backend().await;
-    publish_ok(&mut backend, &json!({"event": "probe", "workspace": workspace})).await;
+    publish_ok(
+        &mut backend,
+        &json!({"event": "probe", "workspace": workspace}),
+    )
+    .await;
     publish_ok(&mut backend, &json!({"event": "marker", "user": user})).await;
     browser.next_event("marker").await;
     browser.count("probe") > 0

@@ -13,7 +13,11 @@ async fn user_targets_reach_every_socket_of_the_user_only() {
     let mut bob = server.browser("bob", &[]).await;
     let mut backend = server.backend().await;
 
-    let id = publish_ok(&mut backend, &json!({"event": "note", "user": "alice", "data": 1})).await;
+    let id = publish_ok(
+        &mut backend,
+        &json!({"event": "note", "user": "alice", "data": 1}),
+    )
+    .await;
     publish_ok(&mut backend, &json!({"event": "marker", "user": "bob"})).await;
     for tab in [&mut tab1, &mut tab2] {
         let event = tab.next_event("note").await;
@@ -40,7 +44,11 @@ async fn group_targets_reach_the_groups_members_only() {
     let mut backend = server.backend().await;
 
     publish_ok(&mut backend, &json!({"event": "memo", "group": "/staff"})).await;
-    publish_ok(&mut backend, &json!({"event": "eng-memo", "group": "/staff/eng"})).await;
+    publish_ok(
+        &mut backend,
+        &json!({"event": "eng-memo", "group": "/staff/eng"}),
+    )
+    .await;
     publish_ok(
         &mut backend,
         &json!({"event": "marker", "users": ["alice", "bob", "carol"]}),

@@ -70,9 +70,16 @@ pub(crate) struct ClientBuilder {
     auth: Option<Value>,
     query: Vec<(String, String)>,
     headers: Vec<(String, String)>,
+    answer_pings: bool,
 }
 
 impl ClientBuilder {
+    /// Leaves engine pings unanswered (to see the server's ping timeout).
+    pub(crate) fn without_pongs(mut self) -> Self {
+        self.answer_pings = false;
+        self
+    }
+
     pub(crate) fn path(mut self, path: &str) -> Self {
         path.clone_into(&mut self.path);
         self
@@ -155,7 +162,8 @@ impl ClientBuilder {
         });
         let (in_tx, inbox) = mpsc::unbounded_channel();
         let pings = Arc::new(AtomicUsize::new(0));
-        let reader = tokio::spawn(read_loop(stream, in_tx, out.clone(), pings.clone()));
+        let pong = self.answer_pings.then(|| out.clone());
+        let reader = tokio::spawn(read_loop(stream, in_tx, pong, pings.clone()));
 
         let mut client = Client {
             ns: self.namespace,
@@ -163,6 +171,7 @@ impl ClientBuilder {
             inbox,
             pending: VecDeque::new(),
             history: Vec::new(),
+            arrivals: Vec::new(),
             next_ack: 0,
             pings,
             reader,
@@ -208,7 +217,7 @@ type WsStream = futures_util::stream::SplitStream<
 async fn read_loop(
     mut stream: WsStream,
     inbox: mpsc::UnboundedSender<Incoming>,
-    out: mpsc::UnboundedSender<Message>,
+    pong: Option<mpsc::UnboundedSender<Message>>,
     pings: Arc<AtomicUsize>,
 ) {
     while let Some(Ok(msg)) = stream.next().await {
@@ -222,7 +231,9 @@ async fn read_loop(
         match text.chars().next() {
             Some('2') => {
                 pings.fetch_add(1, Ordering::SeqCst);
-                let _ = out.send(Message::text("3"));
+                if let Some(out) = &pong {
+                    let _ = out.send(Message::text("3"));
+                }
             }
             Some('1') => break,
             Some('4') => {
@@ -264,6 +275,7 @@ pub(crate) struct Client {
     inbox: mpsc::UnboundedReceiver<Incoming>,
     pending: VecDeque<Incoming>,
     history: Vec<Event>,
+    arrivals: Vec<String>,
     next_ack: u64,
     pings: Arc<AtomicUsize>,
     reader: JoinHandle<()>,
@@ -287,6 +299,7 @@ impl Client {
             auth: None,
             query: Vec::new(),
             headers: Vec::new(),
+            answer_pings: true,
         }
     }
 
@@ -401,6 +414,29 @@ impl Client {
         self.history.iter().filter(|e| e.name == name).count()
     }
 
+    /// What arrived for this namespace, in order: `event:<name>`, `ack`, `disconnect`,
+    /// `closed` (the transport), ...
+    pub(crate) fn arrivals(&self) -> &[String] {
+        &self.arrivals
+    }
+
+    fn note_arrival(&mut self, item: &Incoming) {
+        match item {
+            Incoming::Closed => self.arrivals.push("closed".to_owned()),
+            Incoming::Packet(p) if p.ns == self.ns => match p.kind {
+                '2' => {
+                    let event = to_event(p);
+                    self.arrivals.push(format!("event:{}", event.name));
+                    self.history.push(event);
+                }
+                '1' => self.arrivals.push("disconnect".to_owned()),
+                '3' => self.arrivals.push("ack".to_owned()),
+                other => self.arrivals.push(format!("packet:{other}")),
+            },
+            Incoming::Packet(_) => {}
+        }
+    }
+
     /// How many engine pings the reader has answered.
     pub(crate) fn pings(&self) -> usize {
         self.pings.load(Ordering::SeqCst)
@@ -427,12 +463,7 @@ impl Client {
                 .await
                 .unwrap_or_else(|_| panic!("{what} did not happen within {WAIT:?}"))
                 .unwrap_or(Incoming::Closed);
-            if let Incoming::Packet(p) = &item
-                && p.kind == '2'
-                && p.ns == self.ns
-            {
-                self.history.push(to_event(p));
-            }
+            self.note_arrival(&item);
             if matches(&item) {
                 if matches!(item, Incoming::Closed) {
                     self.pending.push_back(Incoming::Closed);
