@@ -381,3 +381,63 @@ describe("root namespace /", () => {
     assert.equal(root.connected, true);
   });
 });
+
+// A browser app emits `register` from its "connect" listener, a backend emits `publish` as soon
+// as it is connected. Those first events must be answered like any other. Repeated, because a
+// server that installs its event handlers only after sending CONNECT loses them now and then
+// (most often over a websocket-only connection, where nothing else delays the client).
+describe("events emitted from the connect listener are answered", () => {
+  const ROUNDS = 200;
+  let herald;
+  before(async () => {
+    herald = await startHerald("v4-first-event");
+  });
+  afterEach((t) => herald.afterEach(t));
+  after(() => herald?.stop());
+
+  for (const transports of [["websocket"], ["polling"]]) {
+    test(`/public register, ${ROUNDS} fresh ${transports[0]} connections`, async () => {
+      for (let round = 1; round <= ROUNDS; round++) {
+        const ws = uid("ws");
+        const socket = herald.publicV4({ token: mintToken({ sub: uid("u"), workspaces: [ws] }), transports });
+        const reply = new Promise((resolve, reject) => {
+          const timer = setTimeout(
+            () => reject(new Error(`round ${round}: register emitted from the connect listener got no ack within 2000 ms`)),
+            2000,
+          );
+          socket.on("connect", () =>
+            socket.emit("register", { workspace: ws }, (r) => {
+              clearTimeout(timer);
+              resolve(r);
+            }),
+          );
+          socket.on("connect_error", (err) => reject(new Error(`round ${round}: connect_error ${err.message}`)));
+        });
+        assert.deepEqual(await reply, { ok: true, workspace: ws }, `round ${round}`);
+        herald.closeClients();
+      }
+    });
+
+    test(`/private publish, ${ROUNDS} fresh ${transports[0]} connections`, async () => {
+      for (let round = 1; round <= ROUNDS; round++) {
+        const backend = herald.privateV4({ transports });
+        const reply = new Promise((resolve, reject) => {
+          const timer = setTimeout(
+            () => reject(new Error(`round ${round}: publish emitted from the connect listener got no ack within 2000 ms`)),
+            2000,
+          );
+          backend.on("connect", () =>
+            backend.emit("publish", { event: "first", user: uid("u") }, (r) => {
+              clearTimeout(timer);
+              resolve(r);
+            }),
+          );
+          backend.on("connect_error", (err) => reject(new Error(`round ${round}: connect_error ${err.message}`)));
+        });
+        const r = await reply;
+        assert.equal(r?.ok, true, `round ${round}: ${JSON.stringify(r)}`);
+        herald.closeClients();
+      }
+    });
+  }
+});
