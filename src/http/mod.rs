@@ -16,13 +16,14 @@ pub mod origin;
 mod publish;
 mod status;
 
-/// All HTTP routes, with a JSON 404 for anything else.
+/// All HTTP routes, with JSON 404 and 405 answers for anything else.
 pub fn router(cfg: &Config) -> Router<AppState> {
     Router::new()
         .merge(health::router())
         .merge(status::router())
         .merge(publish::router(cfg.publish.max_body_bytes))
         .fallback(async || ApiError::NotFound)
+        .method_not_allowed_fallback(async || ApiError::MethodNotAllowed)
 }
 
 /// The bearer token of a request, if any.
