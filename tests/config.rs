@@ -3,6 +3,9 @@
 //! and the `HERALD_*` environment layer (exercised through the binary, so this process's
 //! environment is never mutated) overrides the file and is checked for unknown keys too.
 
+// A test crate: panicking on an unexpected `Err` is how a test (or its helpers) fails.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::process::{Command, Output};
 
 use herald::{Config, config::ConfigError};

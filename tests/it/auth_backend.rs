@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::support::{Client, TestServer, backend::MockBackend, publish_ok};
+use crate::support::{Client, TestServer, backend::MockBackend, eventually, publish_ok};
 
 async fn server(backend: &MockBackend, base: &str) -> TestServer {
     TestServer::start(&format!(
@@ -124,6 +124,24 @@ async fn positive_answers_are_cached_per_credential() {
         2,
         "other credentials share a cache entry"
     );
+}
+
+#[tokio::test]
+async fn cached_answers_expire_after_cache_ttl() {
+    let backend = MockBackend::start().await;
+    let server = TestServer::start(&format!(
+        "[auth]\nmode = \"backend\"\nbackend_url = \"{}\"\ncache_ttl = \"100ms\"",
+        backend.url("/auth")
+    ))
+    .await;
+    let _first = with_cookie(&server, "session=alice").await.expect("alice");
+    assert_eq!(backend.calls("/auth"), 1);
+    // Each poll is a fresh handshake; once the entry expired, the backend is asked again.
+    eventually("the backend is asked again after cache_ttl", || async {
+        let _again = with_cookie(&server, "session=alice").await.expect("alice");
+        backend.calls("/auth") >= 2
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -2,14 +2,20 @@
 //! [`support::TestServer`]) and talks to it as browsers and backends do: Socket.IO over
 //! WebSocket with a small client of our own, and plain HTTP.
 
+// A test crate: panicking on an unexpected `Err` is how a test (or its helpers) fails.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 mod auth_backend;
 mod auth_jwt;
 mod auth_keys;
+mod connect_race;
 mod delivery;
+mod dev_mode;
 mod disconnect_user;
 mod http_api;
+mod origins;
 mod private_access;
 mod publish;
 mod register;

@@ -27,6 +27,7 @@ async fn publish_is_acked_with_a_uuid() {
     assert_eq!(ack["ok"], json!(true), "{ack}");
     let id = ack["id"].as_str().expect("id");
     uuid::Uuid::parse_str(id).expect("the id is a UUID");
+    assert_eq!(ack, json!({"ok": true, "id": id}));
     let again = backend
         .emit_with_ack("publish", &json!({"event": "e", "workspace": "w"}))
         .await;

@@ -1,9 +1,36 @@
 //! Engine.IO transport settings: the polling handshake, a custom `engine_path` and namespace
 //! paths, the heartbeat, and the payload limit.
 
+use std::time::{Duration, Instant};
+
 use serde_json::{Value, json};
 
 use crate::support::{Client, PRIVATE_KEY, TestServer, eventually, publish_ok};
+
+#[tokio::test]
+async fn events_are_pushed_without_delay() {
+    // A browser that has just connected has sent nothing since; the server's next small write
+    // (the event) must not wait for the TCP acknowledgement of the CONNECT packet (Nagle's
+    // algorithm against delayed ACKs: about 40 ms per event on Linux). A push server sets
+    // TCP_NODELAY.
+    let server = TestServer::start("").await;
+    let backend = server.backend().await;
+    let mut latencies = Vec::new();
+    for round in 0..15 {
+        let user = format!("user-{round}");
+        let mut browser = server.browser(&user, &[]).await;
+        let sent = Instant::now();
+        backend.emit("publish", &json!({"event": "hello", "user": user}));
+        browser.next_event("hello").await;
+        latencies.push(sent.elapsed());
+    }
+    latencies.sort();
+    let median = latencies[latencies.len() / 2];
+    assert!(
+        median < Duration::from_millis(25),
+        "median publish-to-delivery latency {median:?} (all: {latencies:?})"
+    );
+}
 
 #[tokio::test]
 async fn polling_handshake_opens_a_session() {

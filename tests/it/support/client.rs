@@ -18,39 +18,10 @@ use serde_json::Value;
 use tokio::{sync::mpsc, task::JoinHandle};
 use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest, http::HeaderValue};
 
-use super::WAIT;
-
-/// One Socket.IO packet as received.
-#[derive(Debug, Clone)]
-pub(crate) struct Packet {
-    /// Socket.IO packet type: '0' connect, '1' disconnect, '2' event, '3' ack, '4' error.
-    pub(crate) kind: char,
-    /// Namespace, "/" when absent.
-    pub(crate) ns: String,
-    /// Ack id, when present.
-    pub(crate) ack: Option<u64>,
-    /// The JSON text after the namespace and ack id (may be empty).
-    pub(crate) payload: String,
-    /// The whole WebSocket frame text.
-    pub(crate) raw: String,
-}
-
-/// What the reader forwards.
-#[derive(Debug, Clone)]
-enum Incoming {
-    Packet(Packet),
-    /// The WebSocket (or the Engine.IO session) closed.
-    Closed,
-}
-
-/// An event received from the server.
-#[derive(Debug, Clone)]
-pub(crate) struct Event {
-    pub(crate) name: String,
-    pub(crate) args: Vec<Value>,
-    /// The whole WebSocket frame text, for byte-exact checks.
-    pub(crate) raw: String,
-}
+use super::{
+    WAIT,
+    wire::{Event, Incoming, Packet, encode, event_array, frame, parse_packet, to_event},
+};
 
 /// How a disconnect was observed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,10 +103,14 @@ impl ClientBuilder {
                 .headers_mut()
                 .append(name, HeaderValue::from_str(v).expect("header value"));
         }
-        let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request))
-            .await
-            .expect("websocket handshake timed out")
-            .expect("websocket handshake failed");
+        let (ws, _) = tokio::time::timeout(
+            WAIT,
+            // TCP_NODELAY: this client never delays what it sends.
+            tokio_tungstenite::connect_async_with_config(request, None, true),
+        )
+        .await
+        .expect("websocket handshake timed out")
+        .expect("websocket handshake failed");
         let (mut sink, mut stream) = ws.split();
 
         let open = tokio::time::timeout(WAIT, stream.next())
@@ -197,19 +172,6 @@ impl ClientBuilder {
     }
 }
 
-/// Percent-encodes a query value (unreserved characters kept).
-fn encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 type WsStream = futures_util::stream::SplitStream<
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
 >;
@@ -243,28 +205,6 @@ async fn read_loop(
         }
     }
     let _ = inbox.send(Incoming::Closed);
-}
-
-/// Parses `4<type>[/ns,][ack]<json>`.
-fn parse_packet(raw: &str) -> Packet {
-    let body = &raw[1..];
-    let kind = body.chars().next().expect("packet type");
-    let mut rest = &body[1..];
-    let mut ns = "/".to_owned();
-    if rest.starts_with('/') {
-        let end = rest.find(',').unwrap_or(rest.len());
-        rest[..end].clone_into(&mut ns);
-        rest = rest.get(end + 1..).unwrap_or("");
-    }
-    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-    let ack = (digits > 0).then(|| rest[..digits].parse().expect("ack id"));
-    Packet {
-        kind,
-        ns,
-        ack,
-        payload: rest[digits..].to_owned(),
-        raw: raw.to_owned(),
-    }
 }
 
 /// A connected Socket.IO client on one namespace.
@@ -305,13 +245,7 @@ impl Client {
 
     /// Sends a Socket.IO packet of `kind` on this client's namespace.
     fn send_packet(&self, kind: char, ack: Option<u64>, json: &str) {
-        let ns = if self.ns == "/" {
-            String::new()
-        } else {
-            format!("{},", self.ns)
-        };
-        let ack = ack.map(|id| id.to_string()).unwrap_or_default();
-        self.send_text(format!("4{kind}{ns}{ack}{json}"));
+        self.send_text(frame(kind, &self.ns, ack, json));
     }
 
     /// Sends a raw WebSocket text frame.
@@ -320,16 +254,8 @@ impl Client {
         let _ = self.out.send(Message::text(text));
     }
 
-    /// `["event", <args_json>]` where `args_json` is the raw text of the arguments (comma
-    /// separated, possibly empty), sent byte for byte.
     fn send_event(&self, event: &str, args_json: &str, ack: Option<u64>) {
-        let name = serde_json::to_string(event).expect("event name");
-        let array = if args_json.is_empty() {
-            format!("[{name}]")
-        } else {
-            format!("[{name},{args_json}]")
-        };
-        self.send_packet('2', ack, &array);
+        self.send_packet('2', ack, &event_array(event, args_json));
     }
 
     /// Emits an event without ack.
@@ -472,16 +398,5 @@ impl Client {
             }
             self.pending.push_back(item);
         }
-    }
-}
-
-fn to_event(p: &Packet) -> Event {
-    let mut items: Vec<Value> = serde_json::from_str(&p.payload).expect("event JSON array");
-    assert!(!items.is_empty(), "event without a name: {}", p.raw);
-    let name = items.remove(0);
-    Event {
-        name: name.as_str().expect("event name").to_owned(),
-        args: items,
-        raw: p.raw.clone(),
     }
 }

@@ -4,6 +4,7 @@
 pub(crate) mod backend;
 pub(crate) mod client;
 pub(crate) mod tokens;
+pub(crate) mod wire;
 
 use std::{
     future::Future,
@@ -17,7 +18,7 @@ use serde_json::{Value, json};
 use tokio::{net::TcpListener, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
-pub(crate) use client::{Client, Event};
+pub(crate) use client::Client;
 
 /// The private key every test server is given unless its TOML names another.
 pub(crate) const PRIVATE_KEY: &str = "test-private-key-0123";
