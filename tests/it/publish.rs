@@ -146,3 +146,18 @@ async fn unknown_private_event_is_a_bad_request() {
         .await;
     assert_eq!(ack["ok"], json!(true), "{ack}");
 }
+
+#[tokio::test]
+async fn binary_attachments_are_a_bad_request() {
+    let server = TestServer::start("").await;
+    let mut backend = server.backend().await;
+    // BINARY_EVENT with one attachment: the placeholder in the JSON, the bytes in a binary frame.
+    let id = backend.next_ack_id();
+    backend.send_text(format!(
+        r#"451-/private,{id}["publish",{{"event":"e","user":"u","data":{{"_placeholder":true,"num":0}}}}]"#
+    ));
+    backend.send_binary(vec![1, 2, 3]);
+    let ack = backend.ack(id).await;
+    assert_eq!(ack["ok"], json!(false), "{ack}");
+    assert_eq!(ack["error"], json!("bad_request"), "{ack}");
+}

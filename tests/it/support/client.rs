@@ -254,6 +254,18 @@ impl Client {
         let _ = self.out.send(Message::text(text));
     }
 
+    /// Sends a raw WebSocket binary frame (a Socket.IO binary attachment).
+    pub(crate) fn send_binary(&self, bytes: Vec<u8>) {
+        let _ = self.out.send(Message::binary(bytes));
+    }
+
+    /// Allocates the next ack id.
+    pub(crate) fn next_ack_id(&mut self) -> u64 {
+        let id = self.next_ack;
+        self.next_ack += 1;
+        id
+    }
+
     fn send_event(&self, event: &str, args_json: &str, ack: Option<u64>) {
         self.send_packet('2', ack, &event_array(event, args_json));
     }
@@ -265,8 +277,7 @@ impl Client {
 
     /// Sends an event with an ack id and returns the id, without waiting for the ack.
     pub(crate) fn request_raw(&mut self, event: &str, args_json: &str) -> u64 {
-        let id = self.next_ack;
-        self.next_ack += 1;
+        let id = self.next_ack_id();
         self.send_event(event, args_json, Some(id));
         id
     }
