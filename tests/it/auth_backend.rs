@@ -173,6 +173,23 @@ async fn a_backend_error_refuses() {
 }
 
 #[tokio::test]
+async fn redirects_are_not_followed() {
+    let backend = MockBackend::start().await;
+    let server = server(&backend, "/redirect").await;
+    let refused = with_cookie(&server, "session=alice").await;
+    assert_eq!(refused.err().as_deref(), Some("unauthorized"));
+    assert_eq!(backend.calls("/auth"), 0, "the redirect was followed");
+}
+
+#[tokio::test]
+async fn an_unreadable_answer_refuses() {
+    let backend = MockBackend::start().await;
+    let server = server(&backend, "/garbled").await;
+    let refused = with_cookie(&server, "session=alice").await;
+    assert_eq!(refused.err().as_deref(), Some("unauthorized"));
+}
+
+#[tokio::test]
 async fn register_uses_the_principals_list_when_there_is_one() {
     let backend = MockBackend::start().await;
     let server = server(&backend, "/auth").await;

@@ -160,6 +160,16 @@ async fn token_without_sub_is_refused() {
     let server = TestServer::start("").await;
     assert_refused(&server, &hs256(&without(claims("alice"), "sub"))).await;
     assert_refused(&server, &hs256(&with(claims("alice"), "sub", json!("")))).await;
+    assert_refused(&server, &hs256(&with(claims("alice"), "sub", json!(7)))).await;
+    let too_long = "u".repeat(257);
+    assert_refused(
+        &server,
+        &hs256(&with(claims("alice"), "sub", json!(too_long))),
+    )
+    .await;
+    connect(&server, &hs256(&claims(&"u".repeat(256))))
+        .await
+        .expect("a 256-byte sub");
 }
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::support::{TestServer, publish_ok};
+use crate::support::{TestServer, client::Disconnect, publish_ok};
 
 /// `session_invalid` came first, then the server's disconnect (packet or transport close).
 fn assert_session_invalid_then_disconnect(arrivals: &[String]) {
@@ -33,7 +33,7 @@ async fn every_socket_of_the_user_is_told_then_disconnected() {
     for tab in [&mut tab1, &mut tab2] {
         let event = tab.next_event("session_invalid").await;
         assert_eq!(event.args, [json!({"reason": "logout"})]);
-        tab.expect_disconnect().await;
+        assert_eq!(tab.expect_disconnect().await, Disconnect::Packet);
         assert_session_invalid_then_disconnect(tab.arrivals());
     }
 
@@ -61,7 +61,7 @@ async fn a_given_reason_is_forwarded() {
     assert_eq!(ack, json!({"ok": true, "sockets": 1}));
     let event = browser.next_event("session_invalid").await;
     assert_eq!(event.args, [json!({"reason": "password_changed"})]);
-    browser.expect_disconnect().await;
+    assert_eq!(browser.expect_disconnect().await, Disconnect::Packet);
     assert_session_invalid_then_disconnect(browser.arrivals());
 }
 

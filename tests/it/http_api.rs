@@ -218,6 +218,45 @@ async fn unknown_routes_are_json_404() {
         let response = http().get(server.url(path)).send().await.expect("GET");
         assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
         let body: Value = response.json().await.expect("JSON 404");
-        assert_eq!(body["code"], json!("not_found"), "{path}");
+        assert_eq!(
+            body,
+            json!({"code": "not_found", "message": "not found"}),
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn known_paths_with_another_method_are_json_405() {
+    let server = TestServer::start("").await;
+    let requests = [
+        http().get(server.url("/api/v1/publish")),
+        http().post(server.url("/health")),
+        http().delete(server.url("/status")),
+    ];
+    for request in requests {
+        let response = request.send().await.expect("request");
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+        let body: Value = response.json().await.expect("JSON 405");
+        assert_eq!(
+            body,
+            json!({"code": "method_not_allowed", "message": "method not allowed"})
+        );
+    }
+}
+
+#[tokio::test]
+async fn content_type_is_not_checked() {
+    let server = TestServer::start("").await;
+    for content_type in [None, Some("text/plain")] {
+        let mut request = http()
+            .post(server.url("/api/v1/publish"))
+            .bearer_auth(PRIVATE_KEY)
+            .body(r#"{"event":"e","user":"u"}"#);
+        if let Some(content_type) = content_type {
+            request = request.header("Content-Type", content_type);
+        }
+        let response = request.send().await.expect("POST");
+        assert_eq!(response.status(), StatusCode::ACCEPTED, "{content_type:?}");
     }
 }

@@ -33,6 +33,20 @@ async fn register_accepts_an_object_or_a_bare_string() {
 }
 
 #[tokio::test]
+async fn registering_twice_is_harmless() {
+    let server = TestServer::start("").await;
+    let mut browser = server.registered("alice", &["ws-a"]).await;
+    let ack = browser.emit_with_ack("register", &json!("ws-a")).await;
+    assert_eq!(ack, json!({"ok": true, "workspace": "ws-a"}));
+    assert!(probe(&server, &mut browser, "ws-a", "alice").await);
+    assert_eq!(
+        browser.count("probe"),
+        1,
+        "registered twice, delivered twice"
+    );
+}
+
+#[tokio::test]
 async fn register_outside_the_claim_is_forbidden() {
     let server = TestServer::start("").await;
     let mut browser = server.browser("alice", &["ws-a"]).await;

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::support::TestServer;
+use crate::support::{TestServer, client::Disconnect};
 
 #[tokio::test]
 async fn cancelling_disconnects_everyone_and_returns_in_time() {
@@ -21,8 +21,18 @@ async fn cancelling_disconnects_everyone_and_returns_in_time() {
     let took = started.elapsed();
     assert!(took < Duration::from_secs(3), "shutdown took {took:?}");
 
+    // As npm socket.io's `io.close()`: the transport closes without a Socket.IO DISCONNECT
+    // packet, so socket.io-client sees "transport close" and reconnects to the restarted
+    // server. A DISCONNECT packet ("io server disconnect") would leave every browser
+    // disconnected for good after a deploy.
     for client in [&mut alice, &mut bob, &mut backend] {
-        client.expect_disconnect().await;
+        let how = client.expect_disconnect().await;
+        assert_eq!(
+            how,
+            Disconnect::Closed,
+            "a DISCONNECT packet stops client reconnection: {:?}",
+            client.arrivals()
+        );
     }
     assert!(
         reqwest::get(&url).await.is_err(),

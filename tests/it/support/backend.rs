@@ -7,8 +7,9 @@
 //! - `Authorization: Bearer carol-token` → carol, workspaces `["ws-c"]`;
 //! - anything else → 401.
 //!
-//! Base paths: `/auth` (the above), `/slow` (never answers), `/broken` (always 500). Every call
-//! is counted by path and its `Cookie` / `Authorization` headers are recorded.
+//! Base paths: `/auth` (the above), `/slow` (never answers), `/broken` (always 500),
+//! `/redirect` (302 to `/auth`), `/garbled` (200 with a body that is not JSON). Every call is
+//! counted by path and its `Cookie` / `Authorization` headers are recorded.
 
 use std::{
     net::SocketAddr,
@@ -62,6 +63,8 @@ impl MockBackend {
             .route("/slow/workspaces/{id}", get(never))
             .route("/broken", get(broken))
             .route("/broken/workspaces/{id}", get(broken))
+            .route("/redirect", get(redirect))
+            .route("/garbled", get(garbled))
             .layer(axum::middleware::from_fn_with_state(log.clone(), record))
             .with_state(());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -162,4 +165,12 @@ async fn never() -> StatusCode {
 
 async fn broken() -> StatusCode {
     StatusCode::INTERNAL_SERVER_ERROR
+}
+
+async fn redirect() -> Response {
+    (StatusCode::FOUND, [(header::LOCATION, "/auth")]).into_response()
+}
+
+async fn garbled() -> &'static str {
+    "<html>sign in</html>"
 }
