@@ -6,7 +6,7 @@
 
 use std::{net::SocketAddr, sync::Arc, time::Instant};
 
-use axum::{Router, http::StatusCode};
+use axum::{Router, http::StatusCode, serve::ListenerExt};
 use socketioxide::{SocketIo, TransportType};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -109,6 +109,12 @@ pub async fn run(
         );
     }
 
+    // Push traffic is small frames that must leave at once: no Nagle delay.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "TCP_NODELAY not set");
+        }
+    });
     let stop_accepting = shutdown.clone();
     let serve = axum::serve(
         listener,

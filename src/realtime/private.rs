@@ -29,17 +29,20 @@ use crate::{
 
 pub(super) fn register(io: &Io, state: AppState) {
     let path = state.cfg.private.path.clone();
-    let access = state.private.clone();
-    let on_connect = move |socket: SocketRef| on_connect(socket, state.clone());
     let admit = move |socket: SocketRef, TryData(data): TryData<serde_json::Value>| {
-        let access = access.clone();
-        async move { admit(&access, &socket, data) }
+        let state = state.clone();
+        async move {
+            check(&state.private, &socket, data)?;
+            // Before the CONNECT packet goes out: see `public::admit`.
+            add_handlers(&socket, &state);
+            Ok::<_, ConnectRefusal>(())
+        }
     };
     io.ns(path, on_connect.with(admit));
 }
 
-/// Connect middleware: the key (`auth.key` or `Authorization: Bearer`) and the host.
-fn admit(
+/// The key (`auth.key` or `Authorization: Bearer`) and the host.
+fn check(
     access: &PrivateAccess,
     socket: &SocketRef,
     data: Result<serde_json::Value, ParserError>,
@@ -67,7 +70,11 @@ fn admit(
     })
 }
 
-async fn on_connect(socket: SocketRef, state: AppState) {
+async fn on_connect(socket: SocketRef) {
+    tracing::info!(sid = %socket.id, "backend connected");
+}
+
+fn add_handlers(socket: &SocketRef, state: &AppState) {
     let st = state.clone();
     socket.on(
         events::PUBLISH,
@@ -76,18 +83,17 @@ async fn on_connect(socket: SocketRef, state: AppState) {
             async move { on_publish(&state, &socket, data).await.send(ack) }
         },
     );
-    socket.on(
-        events::DISCONNECT_USER,
+    socket.on(events::DISCONNECT_USER, {
+        let state = state.clone();
         move |TryData(data): TryData<DisconnectUser>, ack: AckSender| {
             let state = state.clone();
             async move { on_disconnect_user(&state, data).await.send(ack) }
-        },
-    );
+        }
+    });
     socket.on_fallback(async |socket: SocketRef, Event(event): Event, ack: AckSender| {
         tracing::debug!(sid = %socket.id, event = %truncate(&event), "unknown event on /private");
         Reply::error(&ErrorAck::with_message(ErrorCode::BadRequest, "unknown event")).send(ack);
     });
-    tracing::info!(sid = %socket.id, "backend connected");
 }
 
 async fn on_publish(

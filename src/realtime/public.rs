@@ -26,21 +26,38 @@ use crate::{
 
 pub(super) fn register(io: &Io, state: AppState) {
     let path = state.cfg.public.path.clone();
-    let auth = state.auth.clone();
-    let on_connect = move |socket: SocketRef| on_connect(socket, state.clone());
-    let authenticate = move |socket: SocketRef, TryData(data): TryData<serde_json::Value>| {
-        let auth = auth.clone();
-        async move { authenticate(&auth, &socket, data).await }
+    let admit = move |socket: SocketRef, TryData(data): TryData<serde_json::Value>| {
+        let state = state.clone();
+        async move { admit(&state, &socket, data).await }
     };
-    io.ns(path, on_connect.with(authenticate));
+    io.ns(path, on_connect.with(admit));
 }
 
-/// Connect middleware: admits the socket only with valid credentials.
+/// Connect middleware: authenticates, then prepares the socket. Everything happens here, before
+/// socketioxide sends the CONNECT packet: its connect handler runs only afterwards, in another
+/// task, so an event the client emits from its `connect` listener could otherwise arrive
+/// before the handlers exist and be lost.
+async fn admit(
+    state: &AppState,
+    socket: &SocketRef,
+    data: Result<serde_json::Value, ParserError>,
+) -> Result<(), ConnectRefusal> {
+    let session = authenticate(&state.auth, socket, data).await?;
+    let mut own_rooms = vec![rooms::user_room(&session.principal.user)];
+    own_rooms.extend(session.principal.groups.iter().map(rooms::group_room));
+    socket.join(own_rooms);
+    socket.extensions.insert(Arc::new(session));
+    socket.extensions.insert(Sequencer::new());
+    add_handlers(socket, state);
+    Ok(())
+}
+
+/// Turns handshake credentials into a session, or a refusal that says only "unauthorized".
 async fn authenticate(
     auth: &Authenticator,
     socket: &SocketRef,
     data: Result<serde_json::Value, ParserError>,
-) -> Result<(), ConnectRefusal> {
+) -> Result<Session, ConnectRefusal> {
     let parts = socket.req_parts();
     let credentials = Credentials::from_handshake(data.ok().as_ref(), &parts.uri, &parts.headers);
     match auth.authenticate(&credentials).await {
@@ -51,11 +68,10 @@ async fn authenticate(
                 Authenticator::Backend(_) => credentials,
                 Authenticator::Jwt(_) => Credentials::default(),
             };
-            socket.extensions.insert(Arc::new(Session {
+            Ok(Session {
                 principal,
                 credentials,
-            }));
-            Ok(())
+            })
         }
         Err(error @ AuthError::Unavailable(_)) => {
             tracing::warn!(sid = %socket.id, %error, "handshake refused: auth backend unavailable");
@@ -68,26 +84,19 @@ async fn authenticate(
     }
 }
 
-async fn on_connect(socket: SocketRef, state: AppState) {
-    let Some(session) = socket.extensions.get::<Arc<Session>>() else {
-        // invariant: the middleware inserts the session before the socket is connected.
-        tracing::error!(sid = %socket.id, "connected without a session");
-        let _ = socket.disconnect();
-        return;
-    };
-    let mut own_rooms = vec![rooms::user_room(&session.principal.user)];
-    own_rooms.extend(session.principal.groups.iter().map(rooms::group_room));
-    socket.join(own_rooms);
-    socket.extensions.insert(Sequencer::new());
+async fn on_connect(socket: SocketRef) {
+    tracing::debug!(sid = %socket.id, transport = ?socket.transport_type(), "browser connected");
+}
 
-    let st = state.clone();
+fn add_handlers(socket: &SocketRef, state: &AppState) {
+    let state = state.clone();
     socket.on(
         events::REGISTER,
         move |socket: SocketRef,
               ticket: Ticket,
               TryData(data): TryData<serde_json::Value>,
               ack: AckSender| {
-            let state = st.clone();
+            let state = state.clone();
             async move {
                 let _turn = ticket.turn().await;
                 let reply = on_register(&state, &socket, data).await;
@@ -115,7 +124,6 @@ async fn on_connect(socket: SocketRef, state: AppState) {
             .send(ack);
         },
     );
-    tracing::debug!(sid = %socket.id, user = %session.principal.user, "browser connected");
 }
 
 async fn on_register(
