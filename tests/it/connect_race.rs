@@ -30,6 +30,8 @@ async fn a_workspace_registered_right_after_connect_receives_events() {
     // finishing the connection while `register` runs.
     let server = TestServer::start("").await;
     let mut backend = server.backend().await;
+    // The window is narrow (between the CONNECT packet leaving and the socket being marked
+    // connected), so this detects a regression often, not always.
     for round in 0..ROUNDS {
         let ws = format!("ws-{round}");
         let mut browser = server.browser("alice", &[ws.as_str()]).await;
