@@ -314,11 +314,18 @@ impl Config {
                 reason: "the root namespace \"/\" is reserved".into(),
             });
         }
-        if self.engine.max_payload_bytes == 0 || self.publish.max_body_bytes == 0 {
-            return Err(ConfigError::Invalid {
-                key: "engine.max_payload_bytes",
-                reason: "must be greater than zero".into(),
-            });
+        for (key, value) in [
+            ("engine.max_payload_bytes", self.engine.max_payload_bytes),
+            ("publish.max_body_bytes", self.publish.max_body_bytes as u64),
+            ("publish.max_targets", self.publish.max_targets as u64),
+            ("engine.max_buffer_size", self.engine.max_buffer_size as u64),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Invalid {
+                    key,
+                    reason: "must be greater than zero".into(),
+                });
+            }
         }
 
         for origin in &mut self.allowed_origins {

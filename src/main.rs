@@ -5,6 +5,8 @@
 
 use std::{net::IpAddr, path::PathBuf, sync::Arc, time::Duration};
 
+use std::io::Write as _;
+
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use herald::{
@@ -77,7 +79,7 @@ fn main() -> std::process::ExitCode {
         Err(error) => {
             // The chain of causes, one line, without a backtrace: these are user errors
             // (bad config, port in use) more often than bugs.
-            eprintln!("herald: {error:#}");
+            let _ = writeln!(std::io::stderr(), "herald: {error:#}");
             std::process::ExitCode::FAILURE
         }
     }
@@ -145,7 +147,9 @@ fn print_development_banner(
         addr.ip().to_string()
     };
     let base = format!("http://{host}:{}", addr.port());
-    eprintln!(
+    // Not eprintln!: a closed stderr must not panic the server.
+    let _ = writeln!(
+        std::io::stderr(),
         "\nherald is running in DEVELOPMENT MODE: no secrets were configured, so these were generated\n\
          for this run only. Configure private.key and auth.jwt.secret for anything real.\n\n\
          \x20 private key (HERALD_PRIVATE__KEY):    {key}\n\

@@ -1,8 +1,8 @@
 //! Builds the application (HTTP routes + Socket.IO layer) and serves it until shutdown.
 //!
 //! [`run`] takes the listener and a [`CancellationToken`] from its caller (the binary, or a test
-//! on `127.0.0.1:0`). On cancellation it stops accepting, disconnects every socket, and waits for
-//! the connections to close, all within `shutdown_timeout`.
+//! on `127.0.0.1:0`). On cancellation it stops accepting, closes every connection (clients
+//! reconnect, as after npm's `io.close()`) and waits for them to end, all within `shutdown_timeout`.
 
 use std::{net::SocketAddr, sync::Arc, time::Instant};
 
@@ -127,9 +127,12 @@ pub async fn run(
         result = &mut server => return flatten(result),
         () = shutdown.cancelled() => {}
     }
-    tracing::info!(timeout = ?cfg.shutdown_timeout, "shutting down: disconnecting sockets");
+    tracing::info!(timeout = ?cfg.shutdown_timeout, "shutting down: closing connections");
     let drain = async {
-        disconnect_all(&state).await;
+        // Close the transports, as npm's io.close() does: clients see "transport close" and
+        // reconnect (to another node, or to this one once it is back). A DISCONNECT packet
+        // would tell socket.io-client to stay disconnected until the page is reloaded.
+        state.io.close().await;
         flatten(server.await)
     };
     match tokio::time::timeout(cfg.shutdown_timeout, drain).await {
@@ -140,20 +143,6 @@ pub async fn run(
         Err(_) => {
             tracing::warn!("shutdown timed out; closing remaining connections");
             Ok(())
-        }
-    }
-}
-
-async fn disconnect_all(state: &AppState) {
-    for path in [
-        &state.cfg.public.path,
-        &state.cfg.private.path,
-        &"/".to_owned(),
-    ] {
-        if let Some(ns) = state.io.of(path.as_str())
-            && let Err(error) = ns.disconnect().await
-        {
-            tracing::debug!(%error, ns = %path, "disconnect on shutdown");
         }
     }
 }

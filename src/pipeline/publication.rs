@@ -1,6 +1,8 @@
 //! Parsing and validation of a publish request, shared by `/private` `publish` and
 //! `POST /api/v1/publish`, into a [`Publication`] the [`super::Publisher`] can deliver.
 
+use std::{collections::HashSet, hash::Hash};
+
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -102,18 +104,13 @@ pub struct Publication {
     pub targets: Targets,
 }
 
-fn push_unique<T: PartialEq>(list: &mut Vec<T>, item: T) {
-    if !list.contains(&item) {
-        list.push(item);
-    }
-}
-
-fn dedup<T: PartialEq>(items: impl IntoIterator<Item = T>) -> Vec<T> {
-    let mut out = Vec::new();
-    for item in items {
-        push_unique(&mut out, item);
-    }
-    out
+/// Drops repeated items, keeping the first occurrence and the order.
+fn dedup<T: Eq + Hash + Clone>(items: impl IntoIterator<Item = T>) -> Vec<T> {
+    let mut seen = HashSet::new();
+    items
+        .into_iter()
+        .filter(|item| seen.insert(item.clone()))
+        .collect()
 }
 
 impl Publication {
@@ -131,11 +128,6 @@ impl Publication {
         }
         if RESERVED_EVENTS.contains(&event.as_str()) {
             return Err(PublishError::ReservedEvent(event));
-        }
-        // Bound the work before deduplicating (quadratic in the list length).
-        let named = raw.workspaces.len() + raw.users.len() + 3;
-        if named > max_targets.saturating_add(3) {
-            return Err(PublishError::TooManyTargets(max_targets));
         }
         let targets = Targets {
             workspaces: dedup(raw.workspace.into_iter().chain(raw.workspaces)),

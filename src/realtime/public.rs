@@ -141,8 +141,15 @@ async fn on_register(
     match state.auth.can_read(&session, &workspace).await {
         Ok(true) => {
             socket.join(rooms::workspace_room(&workspace));
-            if !socket.connected() {
-                // Disconnected while the check ran: do not leave a stale room entry.
+            // Disconnected while the check ran: socketioxide has already dropped its rooms, so
+            // this join would leave a stale entry. (Not `socket.connected()`: that flag is set
+            // only after CONNECT is sent, and a register can arrive before it is.)
+            let still_here = state
+                .io
+                .of(&state.cfg.public.path)
+                .and_then(|ns| ns.get_socket(socket.id))
+                .is_some();
+            if !still_here {
                 socket.leave_all();
             }
             tracing::debug!(sid = %socket.id, %workspace, "registered");
