@@ -29,7 +29,7 @@ export const JWT_SECRET = "compat-jwt-secret-0123";
 /** Default time any single awaited event may take. */
 export const WAIT_MS = 5000;
 const STARTUP_MS = 10000;
-const STOP_MS = 10000;
+const STOP_MS = 15000; // above herald's default shutdown_timeout (10 s)
 
 export const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -110,7 +110,8 @@ export async function startHerald(label, options = {}) {
   const configFile = join(dir, "herald.toml");
   writeFileSync(configFile, renderConfig(options));
   mkdirSync(ARTIFACTS_DIR, { recursive: true });
-  const logFile = join(ARTIFACTS_DIR, `${label}.log`);
+  // Unique per process, so concurrent runs in the same checkout do not overwrite each other.
+  const logFile = join(ARTIFACTS_DIR, `${label}-${process.pid}.log`);
   const herald = new Herald(label, bin, configFile, dir, logFile);
   await herald.start();
   return herald;
@@ -126,6 +127,8 @@ export class Herald {
     this.stderrLines = [];
     this.clients = new Set();
     this.exited = null; // {code, signal} once exited
+    this.stopping = false;
+    this.failed = false; // a test against this herald failed: keep its log
   }
 
   async start() {
@@ -239,7 +242,15 @@ export class Herald {
   /** For afterEach: closes clients and, when the test failed, prints herald's log tail. */
   afterEach(t) {
     this.closeClients();
+    if (this.exited && !this.stopping) {
+      this.failed = true;
+      t?.diagnostic(
+        `herald [${this.label}] exited during the test (code ${this.exited.code}, signal ${this.exited.signal}); ` +
+          "a \"shutdown signal received\" line in its log means a signal came from outside this suite",
+      );
+    }
     if (t && t.passed === false) {
+      this.failed = true;
       t.diagnostic(`herald [${this.label}] stderr (full log in ${this.logFile}):\n${this.stderr(60)}`);
     }
   }
@@ -253,6 +264,8 @@ export class Herald {
   /** SIGTERM, then await the exit (bounded). Fails if herald does not exit in time. */
   async stop() {
     this.closeClients();
+    this.stopping = true;
+    let clean = false;
     try {
       if (!this.child || this.exited) return;
       this.child.kill("SIGTERM");
@@ -269,8 +282,11 @@ export class Herald {
             `--- herald stderr ---\n${this.stderr()}`,
         );
       }
+      clean = true;
     } finally {
       this.log?.end();
+      // Logs are kept only where something went wrong.
+      if (clean && !this.failed) rmSync(this.logFile, { force: true });
       rmSync(this.dir, { recursive: true, force: true });
     }
   }
