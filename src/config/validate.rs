@@ -1,0 +1,140 @@
+//! [`Config::validate`]: from a parsed config to one the server can trust. Paths and origins
+//! are normalised, limits checked, and secrets required, or generated in development mode.
+//! Every error names the key to fix.
+
+use super::{AuthMode, Config, ConfigError, GeneratedSecrets, Secret};
+
+impl Config {
+    /// Checks the values and fills in what development mode generates.
+    ///
+    /// Secrets are generated only when `allow_generated` is set and no secret at all was
+    /// configured; otherwise a missing secret is an error naming its key.
+    ///
+    /// # Errors
+    /// A missing secret or an unusable value, naming its key.
+    pub fn validate(&mut self, allow_generated: bool) -> Result<GeneratedSecrets, ConfigError> {
+        self.engine_path = normalize_path("engine_path", &self.engine_path)?;
+        self.public.path = normalize_path("public.path", &self.public.path)?;
+        self.private.path = normalize_path("private.path", &self.private.path)?;
+        if self.public.path == self.private.path {
+            return Err(ConfigError::Invalid {
+                key: "private.path",
+                reason: "must differ from public.path".into(),
+            });
+        }
+        if self.public.path == "/" || self.private.path == "/" {
+            return Err(ConfigError::Invalid {
+                key: "public.path",
+                reason: "the root namespace \"/\" is reserved".into(),
+            });
+        }
+        for (key, value) in [
+            ("engine.max_payload_bytes", self.engine.max_payload_bytes),
+            ("publish.max_body_bytes", self.publish.max_body_bytes as u64),
+            ("publish.max_targets", self.publish.max_targets as u64),
+            ("engine.max_buffer_size", self.engine.max_buffer_size as u64),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Invalid {
+                    key,
+                    reason: "must be greater than zero".into(),
+                });
+            }
+        }
+
+        for origin in &mut self.allowed_origins {
+            *origin = normalize_origin(origin)?;
+        }
+
+        let nothing_configured = self.private.key.is_none()
+            && self.auth.jwt.secret.is_none()
+            && self.auth.jwt.public_key_file.is_none()
+            && self.auth.mode == AuthMode::Jwt;
+        let mut generated = GeneratedSecrets::default();
+        if allow_generated && nothing_configured {
+            let key = Secret::generate();
+            let secret = Secret::generate();
+            self.private.key = Some(key.clone());
+            self.auth.jwt.secret = Some(secret.clone());
+            generated.private_key = Some(key);
+            generated.jwt_secret = Some(secret);
+        }
+
+        match &self.private.key {
+            None => return Err(ConfigError::Missing("private.key")),
+            Some(key) if key.expose().len() < 8 => {
+                return Err(ConfigError::Invalid {
+                    key: "private.key",
+                    reason: "must be at least 8 characters".into(),
+                });
+            }
+            Some(_) => {}
+        }
+        match self.auth.mode {
+            AuthMode::Jwt if self.auth.jwt.algorithm.is_hmac() => {
+                if self.auth.jwt.secret.is_none() {
+                    return Err(ConfigError::Missing("auth.jwt.secret"));
+                }
+            }
+            AuthMode::Jwt => {
+                if self.auth.jwt.public_key_file.is_none() {
+                    return Err(ConfigError::Missing("auth.jwt.public_key_file"));
+                }
+            }
+            AuthMode::Backend => {
+                let url = self
+                    .auth
+                    .backend_url
+                    .as_deref()
+                    .ok_or(ConfigError::Missing("auth.backend_url"))?;
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(ConfigError::Invalid {
+                        key: "auth.backend_url",
+                        reason: "must be an http:// or https:// URL".into(),
+                    });
+                }
+            }
+        }
+        Ok(generated)
+    }
+}
+
+/// Checks an origin (`scheme://host[:port]`) and strips a trailing slash.
+fn normalize_origin(raw: &str) -> Result<String, ConfigError> {
+    let origin = raw.trim().trim_end_matches('/');
+    let valid = origin.split_once("://").is_some_and(|(scheme, rest)| {
+        matches!(scheme, "http" | "https")
+            && !rest.is_empty()
+            && !rest.contains(['/', '?', '#', ' '])
+    });
+    if valid {
+        Ok(origin.to_owned())
+    } else {
+        Err(ConfigError::Invalid {
+            key: "allowed_origins",
+            reason: format!("{raw:?} is not an origin such as \"https://cells.example.com\""),
+        })
+    }
+}
+
+/// Normalises a URL path or namespace: leading slash, no trailing slash (except "/").
+fn normalize_path(key: &'static str, raw: &str) -> Result<String, ConfigError> {
+    let trimmed = raw.trim().trim_end_matches('/');
+    if trimmed
+        .chars()
+        .any(|c| c.is_whitespace() || c == '?' || c == '#')
+    {
+        return Err(ConfigError::Invalid {
+            key,
+            reason: "must be a plain path".into(),
+        });
+    }
+    if trimmed.is_empty() {
+        return Ok("/".to_owned());
+    }
+    Ok(if trimmed.starts_with('/') {
+        trimmed.to_owned()
+    } else {
+        format!("/{trimmed}")
+    })
+}
