@@ -74,12 +74,15 @@ pub fn build(cfg: &Arc<Config>) -> Result<(Router, AppState), ServerError> {
             HTTP_TIMEOUT,
         ))
         .with_state(state.clone())
-        .layer(layer)
+        .layer(layer);
+    let compat = Eio3Compat {
+        engine_path: cfg.engine_path.clone(),
+        max_payload: usize::try_from(engine.max_payload_bytes).unwrap_or(usize::MAX),
+        inner: app.clone(),
+    };
+    let app = app
         .layer(axum::middleware::from_fn_with_state(
-            Eio3Compat {
-                engine_path: cfg.engine_path.clone(),
-                max_payload: usize::try_from(engine.max_payload_bytes).unwrap_or(usize::MAX),
-            },
+            compat,
             eio3_compat::strip_namespace_query,
         ))
         .layer(axum::middleware::from_fn_with_state(
