@@ -129,6 +129,30 @@ impl BackendAuth {
         }
     }
 
+    /// Asks the backend again, ignoring and then replacing the cached answer (access changed).
+    ///
+    /// # Errors
+    /// As [`Self::authenticate`].
+    pub async fn reauthenticate(&self, credentials: &Credentials) -> Result<Principal, AuthError> {
+        self.principals.invalidate(credentials).await;
+        self.authenticate(credentials).await
+    }
+
+    /// Asks the backend again whether these credentials may read a workspace.
+    ///
+    /// # Errors
+    /// As [`Self::can_read`].
+    pub async fn can_read_fresh(
+        &self,
+        credentials: &Credentials,
+        workspace: &WorkspaceId,
+    ) -> Result<bool, AuthError> {
+        self.grants
+            .invalidate(&(credentials.clone(), workspace.clone()))
+            .await;
+        self.can_read(credentials, workspace).await
+    }
+
     async fn fetch_principal(&self, credentials: &Credentials) -> Result<Principal, AuthError> {
         let body = self.get(self.url.clone(), credentials).await?;
         let answer: Answer = serde_json::from_slice(&body)

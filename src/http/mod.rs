@@ -5,12 +5,14 @@ use std::net::SocketAddr;
 
 use axum::{
     Router,
-    extract::{ConnectInfo, FromRequestParts},
-    http::{header, request::Parts},
+    body::Bytes,
+    extract::{ConnectInfo, FromRequestParts, rejection::BytesRejection},
+    http::{StatusCode, header, request::Parts},
 };
 
 use crate::{auth::credentials::bearer, config::Config, error::ApiError, state::AppState};
 
+mod access;
 mod health;
 pub mod origin;
 mod publish;
@@ -22,8 +24,23 @@ pub fn router(cfg: &Config) -> Router<AppState> {
         .merge(health::router())
         .merge(status::router())
         .merge(publish::router(cfg.publish.max_body_bytes))
+        .merge(access::router(cfg.publish.max_body_bytes))
         .fallback(async || ApiError::NotFound)
         .method_not_allowed_fallback(async || ApiError::MethodNotAllowed)
+}
+
+/// A request body within the limit, or the API error to answer with (413 over the limit).
+fn read_body(body: Result<Bytes, BytesRejection>, max: usize) -> Result<Bytes, ApiError> {
+    body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge(max)
+        } else {
+            ApiError::BadRequest {
+                code: "bad_request",
+                message: "the request body could not be read".into(),
+            }
+        }
+    })
 }
 
 /// The bearer token of a request, if any.

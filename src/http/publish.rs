@@ -29,17 +29,7 @@ async fn publish(
     _backend: Backend,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Receipt>), ApiError> {
-    let max = state.cfg.publish.max_body_bytes;
-    let body = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::PayloadTooLarge(max)
-        } else {
-            ApiError::BadRequest {
-                code: "bad_request",
-                message: "the request body could not be read".into(),
-            }
-        }
-    })?;
+    let body = super::read_body(body, state.cfg.publish.max_body_bytes)?;
     let json = std::str::from_utf8(&body).map_err(|_| ApiError::BadRequest {
         code: "bad_request",
         message: "the body must be UTF-8 JSON".into(),

@@ -20,6 +20,10 @@ pub const PUBLISH: &str = "publish";
 pub const DISCONNECT_USER: &str = "disconnect_user";
 /// Server → browser: the session ended (sent before the server disconnects the socket).
 pub const SESSION_INVALID: &str = "session_invalid";
+/// Backend → server: replace a user's allowed workspaces (or, in backend mode, re-ask).
+pub const ACCESS: &str = "access";
+/// Server → browser: a registered workspace was taken away; the socket left it.
+pub const ACCESS_REVOKED: &str = "access_revoked";
 
 /// Names a publisher may not use: Socket.IO and EventEmitter reserve them on the client.
 pub const RESERVED_EVENTS: [&str; 6] = [
@@ -155,6 +159,38 @@ pub struct DisconnectUser {
     /// Forwarded to the browser in `session_invalid`; defaults to "logout".
     #[serde(default)]
     pub reason: Option<String>,
+}
+
+/// The payload of `access` and `POST /api/v1/access`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessChange {
+    /// Whose sockets to update.
+    pub user: UserId,
+    /// The workspaces the user may now read. Absent: ask the auth backend again (backend mode
+    /// only).
+    #[serde(default)]
+    pub workspaces: Option<Vec<WorkspaceId>>,
+}
+
+/// Payload of `access_revoked`.
+#[derive(Debug, Serialize)]
+pub struct AccessRevoked<'a> {
+    /// The workspace the socket left.
+    pub workspace: &'a WorkspaceId,
+}
+
+/// Result of an access change: ack of `access`, body of `POST /api/v1/access`.
+#[derive(Debug, Default, Serialize)]
+pub struct AccessOutcome {
+    /// Always true.
+    pub ok: bool,
+    /// Sockets of the user that were updated.
+    pub sockets: usize,
+    /// Workspace registrations taken away, over all those sockets.
+    pub revoked: usize,
+    /// Sockets disconnected because the backend no longer accepts their credentials.
+    pub disconnected: usize,
 }
 
 /// Payload of `session_invalid`.

@@ -8,6 +8,7 @@
 
 use crate::state::AppState;
 
+pub mod access;
 pub mod eio3_compat;
 pub mod events;
 mod private;

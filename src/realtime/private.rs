@@ -14,8 +14,10 @@ use socketioxide::{
 
 use super::{
     ConnectRefusal, Io,
+    access::{self, AccessError},
     events::{
-        self, DisconnectUser, DisconnectUserAck, ErrorAck, ErrorCode, PublishAck, SessionInvalid,
+        self, AccessChange, DisconnectUser, DisconnectUserAck, ErrorAck, ErrorCode, PublishAck,
+        SessionInvalid,
     },
     raw_arg::{RawArg, RawArgError},
     reply::{Reply, truncate},
@@ -90,6 +92,13 @@ fn add_handlers(socket: &SocketRef, state: &AppState) {
             async move { on_disconnect_user(&state, data).await.send(ack) }
         }
     });
+    socket.on(events::ACCESS, {
+        let state = state.clone();
+        move |TryData(data): TryData<AccessChange>, ack: AckSender| {
+            let state = state.clone();
+            async move { on_access(&state, data).await.send(ack) }
+        }
+    });
     socket.on_fallback(async |socket: SocketRef, Event(event): Event, ack: AckSender| {
         tracing::debug!(sid = %socket.id, event = %truncate(&event), "unknown event on /private");
         Reply::error(&ErrorAck::with_message(ErrorCode::BadRequest, "unknown event")).send(ack);
@@ -123,6 +132,23 @@ async fn on_publish(
             tracing::debug!(sid = %socket.id, %error, "publish refused");
             Reply::error(&ErrorAck::from(&error))
         }
+    }
+}
+
+async fn on_access(state: &AppState, data: Result<AccessChange, ParserError>) -> Reply {
+    let Ok(change) = data else {
+        return Reply::error(&ErrorAck::with_message(
+            ErrorCode::BadRequest,
+            "expected {\"user\": \"<id>\", \"workspaces\"?: [\"<id>\", ...]}",
+        ));
+    };
+    match access::apply(state, change).await {
+        Ok(outcome) => Reply::ok(&outcome),
+        Err(error @ AccessError::WorkspacesRequired) => Reply::error(&ErrorAck::with_message(
+            ErrorCode::BadRequest,
+            error.to_string(),
+        )),
+        Err(AccessError::Unavailable) => Reply::error(&ErrorAck::new(ErrorCode::Unavailable)),
     }
 }
 

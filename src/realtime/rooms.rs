@@ -29,6 +29,11 @@ pub fn is_workspace_room(room: &str) -> bool {
     room.starts_with(WORKSPACE_PREFIX)
 }
 
+/// The workspace of a workspace room; `None` for any other room.
+pub fn workspace_of(room: &str) -> Option<WorkspaceId> {
+    WorkspaceId::parse(room.strip_prefix(WORKSPACE_PREFIX)?).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -43,5 +48,7 @@ mod tests {
             ["workspace:x", "user:x", "group:x"]
         );
         assert!(is_workspace_room(&ws) && !is_workspace_room(&user));
+        assert_eq!(workspace_of(&ws).unwrap().as_str(), "x");
+        assert_eq!(workspace_of(&user), None);
     }
 }

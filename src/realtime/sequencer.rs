@@ -35,7 +35,9 @@ impl Sequencer {
         })
     }
 
-    fn ticket(self: &Arc<Self>) -> Ticket {
+    /// A place after every event already received from the socket (server-side changes to the
+    /// socket, such as access changes, queue up behind its pending `register`s this way).
+    pub(crate) fn ticket(self: &Arc<Self>) -> Ticket {
         Ticket {
             number: self.issued.fetch_add(1, Ordering::Relaxed),
             sequencer: Some(self.clone()),

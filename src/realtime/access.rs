@@ -1,0 +1,148 @@
+//! Live access changes (Pydio Cells' IDM events): a backend says what a user may now read, and
+//! every socket of that user follows at once, without waiting for the browser to reload.
+//!
+//! Each socket's change waits for its turn in the socket's [`Sequencer`], behind any
+//! `register` still being checked, so a register that raced the change cannot re-join a
+//! workspace that was just taken away. Registered workspaces no longer allowed are left and
+//! announced with `access_revoked`.
+
+use std::{collections::HashSet, sync::Arc};
+
+use socketioxide::extract::SocketRef;
+
+use super::{
+    events::{self, AccessChange, AccessOutcome, AccessRevoked, SessionInvalid},
+    rooms,
+    sequencer::Sequencer,
+};
+use crate::{
+    auth::{AuthError, Authenticator, Principal, Session},
+    ids::WorkspaceId,
+    state::AppState,
+};
+
+/// Why an access change could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum AccessError {
+    /// `workspaces` omitted while herald cannot ask anyone (JWT mode).
+    #[error("`workspaces` is required unless auth.mode is \"backend\"")]
+    WorkspacesRequired,
+    /// The `/public` namespace is gone (shutting down).
+    #[error("delivery is unavailable")]
+    Unavailable,
+}
+
+/// Applies an access change to every socket of the user on this node.
+///
+/// # Errors
+/// [`AccessError`] when the change cannot be applied at all.
+pub async fn apply(state: &AppState, change: AccessChange) -> Result<AccessOutcome, AccessError> {
+    if change.workspaces.is_none() && matches!(*state.auth, Authenticator::Jwt(_)) {
+        return Err(AccessError::WorkspacesRequired);
+    }
+    let ns = state
+        .io
+        .of(&state.cfg.public.path)
+        .ok_or(AccessError::Unavailable)?;
+    let allowed: Option<HashSet<WorkspaceId>> =
+        change.workspaces.map(|list| list.into_iter().collect());
+    let sockets = ns.within(rooms::user_room(&change.user)).sockets();
+    let mut outcome = AccessOutcome {
+        ok: true,
+        sockets: sockets.len(),
+        ..AccessOutcome::default()
+    };
+    for socket in sockets {
+        match update_socket(state, &socket, allowed.as_ref()).await {
+            Some(revoked) => outcome.revoked += revoked,
+            None => outcome.disconnected += 1,
+        }
+    }
+    tracing::info!(user = %change.user, sockets = outcome.sockets, revoked = outcome.revoked, "access changed");
+    Ok(outcome)
+}
+
+/// Updates one socket; the number of workspaces it lost, or `None` when it was disconnected
+/// because its credentials are no longer accepted.
+async fn update_socket(
+    state: &AppState,
+    socket: &SocketRef,
+    allowed: Option<&HashSet<WorkspaceId>>,
+) -> Option<usize> {
+    let (Some(sequencer), Some(session)) = (
+        socket.extensions.get::<Arc<Sequencer>>(),
+        socket.extensions.get::<Arc<Session>>(),
+    ) else {
+        return Some(0);
+    };
+    let _turn = sequencer.ticket().turn().await;
+    let principal = match (allowed, &*state.auth) {
+        (Some(list), _) => Principal {
+            workspaces: Some(list.clone()),
+            ..session.principal.clone()
+        },
+        (None, Authenticator::Backend(backend)) => {
+            match backend.reauthenticate(&session.credentials).await {
+                Ok(principal) if principal.user == session.principal.user => principal,
+                Ok(_) | Err(AuthError::Rejected | AuthError::MissingCredentials) => {
+                    end_session(socket, "access_revoked");
+                    return None;
+                }
+                Err(error) => {
+                    // Backend down: keep the current access rather than cut everyone off.
+                    tracing::warn!(sid = %socket.id, %error, "access refresh: backend unavailable");
+                    return Some(0);
+                }
+            }
+        }
+        (None, Authenticator::Jwt(_)) => return Some(0),
+    };
+    let session = Arc::new(Session {
+        principal,
+        credentials: session.credentials.clone(),
+    });
+    socket.extensions.insert(session.clone());
+
+    let mut revoked = 0;
+    for room in socket.rooms() {
+        let Some(workspace) = rooms::workspace_of(&room) else {
+            continue;
+        };
+        if still_allowed(&state.auth, &session, &workspace).await {
+            continue;
+        }
+        socket.leave(room);
+        revoked += 1;
+        if let Err(error) = socket.emit(
+            events::ACCESS_REVOKED,
+            &AccessRevoked {
+                workspace: &workspace,
+            },
+        ) {
+            tracing::debug!(sid = %socket.id, %error, "access_revoked not sent");
+        }
+    }
+    Some(revoked)
+}
+
+/// Whether a registered workspace stays: the principal's list, or a fresh backend answer.
+/// An unreachable backend keeps the registration (it was allowed a moment ago).
+async fn still_allowed(auth: &Authenticator, session: &Session, workspace: &WorkspaceId) -> bool {
+    if let Some(list) = &session.principal.workspaces {
+        return list.contains(workspace);
+    }
+    match auth {
+        Authenticator::Backend(backend) => backend
+            .can_read_fresh(&session.credentials, workspace)
+            .await
+            .unwrap_or(true),
+        Authenticator::Jwt(_) => false,
+    }
+}
+
+fn end_session(socket: &SocketRef, reason: &str) {
+    if let Err(error) = socket.emit(events::SESSION_INVALID, &SessionInvalid { reason }) {
+        tracing::debug!(sid = %socket.id, %error, "session_invalid not sent");
+    }
+    let _ = socket.clone().disconnect();
+}
