@@ -145,6 +145,9 @@ pub struct JwtConfig {
     /// Tolerated clock skew on `exp` and `nbf`.
     #[serde(with = "humantime_serde")]
     pub leeway: Duration,
+    /// How long before a token's `exp` its socket gets `token_expiring`.
+    #[serde(with = "humantime_serde")]
+    pub expiry_warning: Duration,
 }
 
 /// The JWT algorithms herald accepts.

@@ -161,6 +161,7 @@ impl BackendAuth {
             user: answer.user,
             groups: answer.groups,
             workspaces: answer.workspaces.map(|w| w.into_iter().collect()),
+            expires_at: None,
         })
     }
 

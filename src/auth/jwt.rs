@@ -34,6 +34,7 @@ impl std::fmt::Debug for JwtVerifier {
 #[derive(Debug, Deserialize)]
 struct Claims {
     sub: UserId,
+    exp: u64,
     #[serde(default)]
     groups: Option<Vec<GroupPath>>,
     #[serde(default)]
@@ -107,6 +108,7 @@ impl JwtVerifier {
             user: claims.sub,
             groups: claims.groups.unwrap_or_default(),
             workspaces: claims.workspaces.map(|w| w.into_iter().collect()),
+            expires_at: Some(claims.exp),
         })
     }
 }

@@ -29,6 +29,9 @@ pub struct Principal {
     pub groups: Vec<GroupPath>,
     /// Workspaces the user may read, when the token or backend listed them.
     pub workspaces: Option<HashSet<WorkspaceId>>,
+    /// When the credentials expire (the JWT's `exp`, seconds since the epoch); `None` in
+    /// backend mode, where the backend decides.
+    pub expires_at: Option<u64>,
 }
 
 /// Why a browser or backend was refused. Logged, never sent: the wire says "unauthorized".

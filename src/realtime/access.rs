@@ -97,9 +97,37 @@ async fn update_socket(
         }
         (None, Authenticator::Jwt(_)) => return Some(0),
     };
+    Some(adopt(state, socket, &session, principal).await)
+}
+
+/// Installs a new principal on a socket (the caller holds the socket's turn): group rooms
+/// follow its groups, and registered workspaces it may no longer read are left and announced
+/// with `access_revoked`. Returns how many were revoked.
+pub(crate) async fn adopt(
+    state: &AppState,
+    socket: &SocketRef,
+    old: &Session,
+    principal: Principal,
+) -> usize {
+    let (old_groups, new_groups): (HashSet<_>, HashSet<_>) = (
+        old.principal.groups.iter().map(rooms::group_room).collect(),
+        principal.groups.iter().map(rooms::group_room).collect(),
+    );
+    socket.leave(
+        old_groups
+            .difference(&new_groups)
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    socket.join(
+        new_groups
+            .difference(&old_groups)
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
     let session = Arc::new(Session {
         principal,
-        credentials: session.credentials.clone(),
+        credentials: old.credentials.clone(),
     });
     socket.extensions.insert(session.clone());
 
@@ -122,7 +150,7 @@ async fn update_socket(
             tracing::debug!(sid = %socket.id, %error, "access_revoked not sent");
         }
     }
-    Some(revoked)
+    revoked
 }
 
 /// Whether a registered workspace stays: the principal's list, or a fresh backend answer.

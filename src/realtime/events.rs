@@ -24,6 +24,10 @@ pub const SESSION_INVALID: &str = "session_invalid";
 pub const ACCESS: &str = "access";
 /// Server → browser: a registered workspace was taken away; the socket left it.
 pub const ACCESS_REVOKED: &str = "access_revoked";
+/// Server → browser: the token expires soon; send `refresh`.
+pub const TOKEN_EXPIRING: &str = "token_expiring";
+/// Browser → server: a new token for the same user.
+pub const REFRESH: &str = "refresh";
 
 /// Names a publisher may not use: Socket.IO and EventEmitter reserve them on the client.
 pub const RESERVED_EVENTS: [&str; 6] = [
@@ -44,6 +48,8 @@ pub enum ErrorCode {
     Forbidden,
     /// Access could not be checked right now (backend unreachable); retry later.
     Unavailable,
+    /// The presented token is not valid.
+    Unauthorized,
 }
 
 impl ErrorCode {
@@ -53,6 +59,7 @@ impl ErrorCode {
             Self::BadRequest => "bad_request",
             Self::Forbidden => "forbidden",
             Self::Unavailable => "unavailable",
+            Self::Unauthorized => "unauthorized",
         }
     }
 }
@@ -191,6 +198,24 @@ pub struct AccessOutcome {
     pub revoked: usize,
     /// Sockets disconnected because the backend no longer accepts their credentials.
     pub disconnected: usize,
+}
+
+/// Payload of `token_expiring`.
+#[derive(Debug, Serialize)]
+pub struct TokenExpiring {
+    /// The token's `exp`, seconds since the epoch.
+    pub exp: u64,
+}
+
+/// Ack of a successful `refresh`.
+#[derive(Debug, Serialize)]
+pub struct RefreshAck {
+    /// Always true.
+    pub ok: bool,
+    /// The new `exp`.
+    pub exp: Option<u64>,
+    /// Registered workspaces the new token no longer allows (left, with `access_revoked`).
+    pub revoked: usize,
 }
 
 /// Payload of `session_invalid`.

@@ -11,6 +11,7 @@ use crate::state::AppState;
 pub mod access;
 pub mod eio3_compat;
 pub mod events;
+mod expiry;
 mod private;
 mod public;
 mod raw_arg;

@@ -13,8 +13,9 @@ use socketioxide::{
 };
 
 use super::{
-    ConnectRefusal, Io,
-    events::{self, ErrorAck, ErrorCode, OkAck, RegisterAck},
+    ConnectRefusal, Io, access,
+    events::{self, ErrorAck, ErrorCode, OkAck, RefreshAck, RegisterAck},
+    expiry::{self, ExpiryHandle},
     reply::{Reply, truncate},
     rooms,
     sequencer::{Sequencer, Ticket},
@@ -46,6 +47,7 @@ async fn admit(
     let mut own_rooms = vec![rooms::user_room(&session.principal.user)];
     own_rooms.extend(session.principal.groups.iter().map(rooms::group_room));
     socket.join(own_rooms);
+    start_expiry(socket, &session, state.cfg.auth.jwt.expiry_warning);
     socket.extensions.insert(Arc::new(session));
     socket.extensions.insert(Sequencer::new());
     add_handlers(socket, state);
@@ -88,15 +90,30 @@ async fn on_connect(socket: SocketRef) {
     tracing::debug!(sid = %socket.id, transport = ?socket.transport_type(), "browser connected");
 }
 
+/// Starts the socket's expiry timer (JWT mode) and stops it on disconnect.
+fn start_expiry(socket: &SocketRef, session: &Session, warning: std::time::Duration) {
+    let Some(exp) = session.principal.expires_at else {
+        return;
+    };
+    socket
+        .extensions
+        .insert(Arc::new(expiry::watch(socket.clone(), exp, warning)));
+    socket.on_disconnect(async |socket: SocketRef| {
+        if let Some(expiry) = socket.extensions.get::<Arc<ExpiryHandle>>() {
+            expiry.stop();
+        }
+    });
+}
+
 fn add_handlers(socket: &SocketRef, state: &AppState) {
-    let state = state.clone();
+    let st = state.clone();
     socket.on(
         events::REGISTER,
         move |socket: SocketRef,
               ticket: Ticket,
               TryData(data): TryData<serde_json::Value>,
               ack: AckSender| {
-            let state = state.clone();
+            let state = st.clone();
             async move {
                 let _turn = ticket.turn().await;
                 let reply = on_register(&state, &socket, data).await;
@@ -114,6 +131,19 @@ fn add_handlers(socket: &SocketRef, state: &AppState) {
             on_unregister(&socket, data).send(ack);
         },
     );
+    socket.on(events::REFRESH, {
+        let state = state.clone();
+        move |socket: SocketRef,
+              ticket: Ticket,
+              TryData(data): TryData<serde_json::Value>,
+              ack: AckSender| {
+            let state = state.clone();
+            async move {
+                let _turn = ticket.turn().await;
+                on_refresh(&state, &socket, data).await.send(ack);
+            }
+        }
+    });
     socket.on_fallback(
         async |socket: SocketRef, Event(event): Event, ack: AckSender| {
             tracing::debug!(sid = %socket.id, event = %truncate(&event), "unknown event");
@@ -167,6 +197,53 @@ async fn on_register(
             Reply::error(&ErrorAck::new(ErrorCode::Unavailable))
         }
     }
+}
+
+/// `refresh {"token"}`: a new token for the same user replaces the session (JWT mode).
+async fn on_refresh(
+    state: &AppState,
+    socket: &SocketRef,
+    data: Result<serde_json::Value, ParserError>,
+) -> Reply {
+    let token = data
+        .ok()
+        .and_then(|value| value.get("token")?.as_str().map(str::to_owned));
+    let Some(token) = token else {
+        return Reply::error(&ErrorAck::with_message(
+            ErrorCode::BadRequest,
+            "expected {\"token\": \"<jwt>\"}",
+        ));
+    };
+    let Authenticator::Jwt(verifier) = &*state.auth else {
+        return Reply::error(&ErrorAck::with_message(
+            ErrorCode::BadRequest,
+            "refresh applies to auth.mode = \"jwt\"",
+        ));
+    };
+    let Some(session) = socket.extensions.get::<Arc<Session>>() else {
+        return Reply::error(&ErrorAck::new(ErrorCode::Unauthorized));
+    };
+    let principal = match verifier.verify(&token) {
+        Ok(principal) if principal.user == session.principal.user => principal,
+        Ok(_) => {
+            tracing::debug!(sid = %socket.id, "refresh with another user's token");
+            return Reply::error(&ErrorAck::new(ErrorCode::Forbidden));
+        }
+        Err(error) => {
+            tracing::debug!(sid = %socket.id, %error, "refresh refused");
+            return Reply::error(&ErrorAck::new(ErrorCode::Unauthorized));
+        }
+    };
+    let exp = principal.expires_at;
+    let revoked = access::adopt(state, socket, &session, principal).await;
+    if let (Some(expiry), Some(exp)) = (socket.extensions.get::<Arc<ExpiryHandle>>(), exp) {
+        expiry.extend(exp);
+    }
+    Reply::ok(&RefreshAck {
+        ok: true,
+        exp,
+        revoked,
+    })
 }
 
 fn on_unregister(socket: &SocketRef, data: Result<serde_json::Value, ParserError>) -> Reply {

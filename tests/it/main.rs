@@ -14,6 +14,7 @@ mod connect_race;
 mod delivery;
 mod dev_mode;
 mod disconnect_user;
+mod expiry;
 mod http_api;
 mod origins;
 mod private_access;
