@@ -70,6 +70,8 @@ pub struct Config {
     pub engine: EngineConfig,
     /// Publishing limits.
     pub publish: PublishConfig,
+    /// Merging of keyed events.
+    pub coalesce: CoalesceConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -192,6 +194,20 @@ pub struct PublishConfig {
     pub max_body_bytes: usize,
     /// Most target rooms in one publish.
     pub max_targets: usize,
+}
+
+/// `[coalesce]`: merging of events that carry a `coalesce_key`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoalesceConfig {
+    /// Quiet time after the latest merged event before the delivery.
+    #[serde(with = "humantime_serde")]
+    pub delay: Duration,
+    /// Longest a delivery may wait after the first merged event.
+    #[serde(with = "humantime_serde")]
+    pub max_delay: Duration,
+    /// Most distinct (targets, event, key) held at once; beyond, events go out unmerged.
+    pub max_pending: usize,
 }
 
 /// `[log]`.

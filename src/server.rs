@@ -59,7 +59,7 @@ pub fn build(cfg: &Arc<Config>) -> Result<(Router, AppState), ServerError> {
         .build_layer();
     let state = AppState {
         private: Arc::new(PrivateAccess::from_config(cfg)),
-        publisher: Publisher::new(io.clone(), &cfg.public.path),
+        publisher: Publisher::new(io.clone(), &cfg.public.path, &cfg.coalesce),
         auth,
         io: io.clone(),
         started: Instant::now(),
@@ -135,6 +135,7 @@ pub async fn run(
         // Close the transports, as npm's io.close() does: clients see "transport close" and
         // reconnect (to another node, or to this one once it is back). A DISCONNECT packet
         // would tell socket.io-client to stay disconnected until the page is reloaded.
+        state.publisher.flush().await;
         state.io.close().await;
         flatten(server.await)
     };

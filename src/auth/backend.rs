@@ -88,6 +88,7 @@ impl BackendAuth {
             grants: Cache::builder()
                 .max_capacity(cfg.cache_capacity)
                 .time_to_live(cfg.cache_ttl)
+                .support_invalidation_closures()
                 .build(),
         })
     }
@@ -130,10 +131,20 @@ impl BackendAuth {
     }
 
     /// Asks the backend again, ignoring and then replacing the cached answer (access changed).
+    /// The per-workspace grants cached for these credentials are forgotten too: a later
+    /// `register` asks the backend again.
     ///
     /// # Errors
     /// As [`Self::authenticate`].
     pub async fn reauthenticate(&self, credentials: &Credentials) -> Result<Principal, AuthError> {
+        let stale = credentials.clone();
+        if let Err(error) = self
+            .grants
+            .invalidate_entries_if(move |(held, _), ()| *held == stale)
+        {
+            // Only when the cache was built without invalidation closures: a bug, not input.
+            tracing::error!(%error, "cached grants could not be invalidated");
+        }
         self.principals.invalidate(credentials).await;
         self.authenticate(credentials).await
     }

@@ -33,6 +33,7 @@ impl Config {
             ("publish.max_body_bytes", self.publish.max_body_bytes as u64),
             ("publish.max_targets", self.publish.max_targets as u64),
             ("engine.max_buffer_size", self.engine.max_buffer_size as u64),
+            ("coalesce.max_pending", self.coalesce.max_pending as u64),
         ] {
             if value == 0 {
                 return Err(ConfigError::Invalid {
@@ -42,6 +43,12 @@ impl Config {
             }
         }
 
+        if self.coalesce.max_delay < self.coalesce.delay {
+            return Err(ConfigError::Invalid {
+                key: "coalesce.max_delay",
+                reason: "must not be shorter than coalesce.delay".into(),
+            });
+        }
         for origin in &mut self.allowed_origins {
             *origin = normalize_origin(origin)?;
         }

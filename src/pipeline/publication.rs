@@ -13,6 +13,8 @@ use crate::{
 
 /// Longest event name, in bytes.
 pub const MAX_EVENT_BYTES: usize = 128;
+/// Longest coalescing key, in bytes.
+pub const MAX_COALESCE_KEY_BYTES: usize = 256;
 
 /// Why a publish request was refused. Each has a stable code and a message for the publisher.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -68,10 +70,12 @@ struct RawPublish {
     users: Vec<UserId>,
     #[serde(default)]
     group: Option<GroupPath>,
+    #[serde(default)]
+    coalesce_key: Option<String>,
 }
 
 /// Where an event goes: the union of these rooms, each socket once.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Targets {
     /// Workspace rooms, in the publisher's order, without duplicates.
     pub workspaces: Vec<WorkspaceId>,
@@ -102,6 +106,8 @@ pub struct Publication {
     pub data: Box<RawValue>,
     /// Where it goes.
     pub targets: Targets,
+    /// Events with the same targets, event name and key are merged (see the coalescer).
+    pub coalesce_key: Option<String>,
 }
 
 /// Drops repeated items, keeping the first occurrence and the order.
@@ -140,6 +146,15 @@ impl Publication {
         if targets.len() > max_targets {
             return Err(PublishError::TooManyTargets(max_targets));
         }
+        if let Some(key) = &raw.coalesce_key
+            && (key.is_empty()
+                || key.len() > MAX_COALESCE_KEY_BYTES
+                || key.chars().any(char::is_control))
+        {
+            return Err(PublishError::BadRequest(format!(
+                "`coalesce_key` must be 1 to {MAX_COALESCE_KEY_BYTES} bytes without control characters"
+            )));
+        }
         let data = match raw.data {
             Some(data) => data,
             None => null(),
@@ -148,6 +163,7 @@ impl Publication {
             event,
             data,
             targets,
+            coalesce_key: raw.coalesce_key,
         })
     }
 }
@@ -239,6 +255,22 @@ mod tests {
             )),
             "too_many_targets"
         );
+    }
+
+    #[test]
+    fn coalesce_keys_are_checked() {
+        let p = parse(r#"{"event":"e","workspace":"w","coalesce_key":"node-1"}"#).unwrap();
+        assert_eq!(p.coalesce_key.as_deref(), Some("node-1"));
+        assert_eq!(
+            parse(r#"{"event":"e","workspace":"w"}"#)
+                .unwrap()
+                .coalesce_key,
+            None
+        );
+        for bad in [r#""""#, "5", &format!(r#""{}""#, "k".repeat(257))] {
+            let json = format!(r#"{{"event":"e","workspace":"w","coalesce_key":{bad}}}"#);
+            assert_eq!(parse(&json).unwrap_err().code(), "bad_request", "{bad}");
+        }
     }
 
     #[test]

@@ -7,9 +7,11 @@
 
 mod support;
 
+mod access;
 mod auth_backend;
 mod auth_jwt;
 mod auth_keys;
+mod coalesce;
 mod connect_race;
 mod delivery;
 mod dev_mode;

@@ -10,8 +10,15 @@
 //! Base paths: `/auth` (the above), `/slow` (never answers), `/broken` (always 500),
 //! `/redirect` (302 to `/auth`), `/garbled` (200 with a body that is not JSON). Every call is
 //! counted by path and its `Cookie` / `Authorization` headers are recorded.
+//!
+//! A test can change the answers of `/auth` while herald runs (access that changed in the
+//! application): [`MockBackend::answer_principal`], [`MockBackend::refuse_principal`] and
+//! [`MockBackend::answer_grant`] override the defaults above for one user, and
+//! [`MockBackend::hold_grants`] keeps per-workspace checks of a workspace waiting until
+//! [`MockBackend::release_grants`].
 
 use std::{
+    collections::{HashMap, HashSet},
     net::SocketAddr,
     sync::{Arc, Mutex},
 };
@@ -23,8 +30,8 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
-use serde_json::json;
-use tokio::task::JoinHandle;
+use serde_json::{Value, json};
+use tokio::{sync::watch, task::JoinHandle};
 
 /// The headers of one call.
 #[derive(Debug, Clone)]
@@ -37,6 +44,34 @@ pub(crate) struct Call {
 #[derive(Debug, Default)]
 struct Log {
     calls: Mutex<Vec<Call>>,
+    overrides: Mutex<Overrides>,
+    /// Workspaces whose per-workspace checks wait until released.
+    held: watch::Sender<HashSet<String>>,
+}
+
+/// Answers set by the test, taking precedence over the defaults.
+#[derive(Debug, Default)]
+struct Overrides {
+    /// user → answer of `/auth`.
+    principals: HashMap<String, Canned>,
+    /// (user, workspace) → status of `/auth/workspaces/<workspace>`.
+    grants: HashMap<(String, String), StatusCode>,
+}
+
+/// A canned answer: 200 with a JSON body, or a bare status.
+#[derive(Debug, Clone)]
+enum Canned {
+    Json(Value),
+    Status(StatusCode),
+}
+
+impl Canned {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Json(body) => Json(body).into_response(),
+            Self::Status(status) => status.into_response(),
+        }
+    }
 }
 
 /// The running mock; stops when dropped.
@@ -57,8 +92,8 @@ impl MockBackend {
     pub(crate) async fn start() -> Self {
         let log = Arc::new(Log::default());
         let app = Router::new()
-            .route("/auth", get(principal))
-            .route("/auth/workspaces/{id}", get(grant))
+            .route("/auth", get(principal).with_state(log.clone()))
+            .route("/auth/workspaces/{id}", get(grant).with_state(log.clone()))
             .route("/slow", get(never))
             .route("/slow/workspaces/{id}", get(never))
             .route("/broken", get(broken))
@@ -98,6 +133,46 @@ impl MockBackend {
     /// Every call so far.
     pub(crate) fn all_calls(&self) -> Vec<Call> {
         self.log.calls.lock().expect("log lock").clone()
+    }
+
+    /// From now on `/auth` answers 200 with `body` for `user`'s credentials.
+    pub(crate) fn answer_principal(&self, user: &str, body: Value) {
+        self.overrides()
+            .principals
+            .insert(user.to_owned(), Canned::Json(body));
+    }
+
+    /// From now on `/auth` answers `status` (and no body) for `user`'s credentials.
+    pub(crate) fn refuse_principal(&self, user: &str, status: StatusCode) {
+        self.overrides()
+            .principals
+            .insert(user.to_owned(), Canned::Status(status));
+    }
+
+    /// From now on `/auth/workspaces/<workspace>` answers `status` for `user`'s credentials.
+    pub(crate) fn answer_grant(&self, user: &str, workspace: &str, status: StatusCode) {
+        self.overrides()
+            .grants
+            .insert((user.to_owned(), workspace.to_owned()), status);
+    }
+
+    /// Per-workspace checks of `workspace` wait (already recorded) until
+    /// [`Self::release_grants`].
+    pub(crate) fn hold_grants(&self, workspace: &str) {
+        self.log.held.send_modify(|held| {
+            held.insert(workspace.to_owned());
+        });
+    }
+
+    /// Lets waiting and later checks of `workspace` answer.
+    pub(crate) fn release_grants(&self, workspace: &str) {
+        self.log.held.send_modify(|held| {
+            held.remove(workspace);
+        });
+    }
+
+    fn overrides(&self) -> std::sync::MutexGuard<'_, Overrides> {
+        self.log.overrides.lock().expect("overrides lock")
     }
 }
 
@@ -139,7 +214,14 @@ fn who(headers: &HeaderMap) -> Option<&'static str> {
     }
 }
 
-async fn principal(headers: HeaderMap) -> Response {
+async fn principal(State(log): State<Arc<Log>>, headers: HeaderMap) -> Response {
+    let canned = who(&headers).and_then(|user| {
+        let overrides = log.overrides.lock().expect("overrides lock");
+        overrides.principals.get(user).cloned()
+    });
+    if let Some(canned) = canned {
+        return canned.into_response();
+    }
     match who(&headers) {
         Some("alice") => {
             Json(json!({"user": "alice", "groups": ["/staff"], "workspaces": ["ws-a"]}))
@@ -151,7 +233,24 @@ async fn principal(headers: HeaderMap) -> Response {
     }
 }
 
-async fn grant(headers: HeaderMap, Path(id): Path<String>) -> Response {
+async fn grant(
+    State(log): State<Arc<Log>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let mut held = log.held.subscribe();
+    // The sender lives in `log`, which this handler holds: the wait cannot see it closed.
+    let _ = held.wait_for(|held| !held.contains(&id)).await;
+    let status = who(&headers).and_then(|user| {
+        let overrides = log.overrides.lock().expect("overrides lock");
+        overrides
+            .grants
+            .get(&(user.to_owned(), id.clone()))
+            .copied()
+    });
+    if let Some(status) = status {
+        return status.into_response();
+    }
     match (who(&headers), id.as_str()) {
         (Some("bob"), "ws-b") => Json(json!({})).into_response(),
         (Some("bob"), "ws-down") => StatusCode::INTERNAL_SERVER_ERROR.into_response(),

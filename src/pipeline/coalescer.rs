@@ -1,0 +1,316 @@
+//! Coalescing (Pydio Cells' NodeEventsBatcher, Open-Xchange's remote-message buffer): bursts of
+//! events about the same thing become one delivery.
+//!
+//! A publication with a `coalesce_key` is held under (targets, event, key). Another one with the
+//! same triple replaces its data (the last one wins: id, ts and data), and the delivery moves to
+//! `coalesce.delay` after it, but never later than `coalesce.max_delay` after the first. Events
+//! without a key never come here. At most `coalesce.max_pending` triples are held; past that an
+//! event goes out at once rather than grow memory.
+//!
+//! [`Coalescer`] is the pure part (no I/O, tested with tokio's paused clock); [`spawn`] runs it
+//! as one task fed by a bounded channel, handing due events to the [`Deliverer`].
+
+use std::{collections::HashMap, future::poll_fn, time::Duration};
+
+use tokio::{
+    sync::{mpsc, oneshot},
+    time::Instant,
+};
+use tokio_util::time::{DelayQueue, delay_queue};
+
+use super::{Stamped, Targets, delivery::Deliverer};
+
+/// Publications waiting to enter the coalescer; a full queue makes publishers wait.
+const QUEUE: usize = 1024;
+
+/// The coalescing settings (`[coalesce]`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Windows {
+    pub(crate) delay: Duration,
+    pub(crate) max_delay: Duration,
+    pub(crate) max_pending: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Key {
+    targets: Targets,
+    event: String,
+    coalesce_key: String,
+}
+
+#[derive(Debug)]
+struct Held {
+    latest: Stamped,
+    first_at: Instant,
+    slot: delay_queue::Key,
+    merged: u64,
+}
+
+/// The held events and their deadlines.
+#[derive(Debug)]
+pub(crate) struct Coalescer {
+    windows: Windows,
+    held: HashMap<Key, Held>,
+    due: DelayQueue<Key>,
+}
+
+impl Coalescer {
+    pub(crate) fn new(windows: Windows) -> Self {
+        Self {
+            windows,
+            held: HashMap::new(),
+            due: DelayQueue::new(),
+        }
+    }
+
+    /// Takes a publication; returns it back when it must go out now (no key, or full).
+    pub(crate) fn offer(&mut self, stamped: Stamped) -> Option<Stamped> {
+        let Some(coalesce_key) = stamped.publication.coalesce_key.clone() else {
+            return Some(stamped);
+        };
+        let key = Key {
+            targets: stamped.publication.targets.clone(),
+            event: stamped.publication.event.clone(),
+            coalesce_key,
+        };
+        let now = Instant::now();
+        if let Some(held) = self.held.get_mut(&key) {
+            held.latest = stamped;
+            held.merged += 1;
+            let deadline = (now + self.windows.delay).min(held.first_at + self.windows.max_delay);
+            self.due.reset_at(&held.slot, deadline);
+            return None;
+        }
+        if self.held.len() >= self.windows.max_pending {
+            return Some(stamped);
+        }
+        let deadline = now + self.windows.delay.min(self.windows.max_delay);
+        let slot = self.due.insert_at(key.clone(), deadline);
+        self.held.insert(
+            key,
+            Held {
+                latest: stamped,
+                first_at: now,
+                slot,
+                merged: 0,
+            },
+        );
+        None
+    }
+
+    /// Whether nothing is held.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.held.is_empty()
+    }
+
+    /// Waits for the next held event to come due. Pending forever when nothing is held.
+    pub(crate) async fn next_due(&mut self) -> Stamped {
+        loop {
+            if self.held.is_empty() {
+                std::future::pending::<()>().await;
+            }
+            let Some(expired) = poll_fn(|cx| self.due.poll_expired(cx)).await else {
+                continue;
+            };
+            if let Some(held) = self.held.remove(expired.get_ref()) {
+                if held.merged > 0 {
+                    tracing::debug!(event = %held.latest.publication.event, merged = held.merged, "coalesced");
+                }
+                return held.latest;
+            }
+        }
+    }
+
+    /// Everything held, oldest first (for a flush on shutdown).
+    pub(crate) fn drain(&mut self) -> Vec<Stamped> {
+        self.due.clear();
+        let mut held: Vec<Held> = self.held.drain().map(|(_, held)| held).collect();
+        held.sort_by_key(|held| held.first_at);
+        held.into_iter().map(|held| held.latest).collect()
+    }
+}
+
+enum Command {
+    Offer(Stamped),
+    Flush(oneshot::Sender<()>),
+}
+
+/// Handle to the coalescing task.
+#[derive(Debug, Clone)]
+pub(crate) struct CoalescerHandle {
+    tx: mpsc::Sender<Command>,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Offer(_) => "Offer",
+            Self::Flush(_) => "Flush",
+        })
+    }
+}
+
+impl CoalescerHandle {
+    /// Hands a keyed publication to the task; `false` when the task is gone.
+    pub(crate) async fn offer(&self, stamped: Stamped) -> bool {
+        self.tx.send(Command::Offer(stamped)).await.is_ok()
+    }
+
+    /// Delivers everything held now and waits until it is out.
+    pub(crate) async fn flush(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Command::Flush(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+}
+
+/// Runs the coalescer as a task; it ends, flushing, when every handle is dropped.
+pub(crate) fn spawn(windows: Windows, deliverer: Deliverer) -> CoalescerHandle {
+    let (tx, mut rx) = mpsc::channel(QUEUE);
+    tokio::spawn(async move {
+        let mut coalescer = Coalescer::new(windows);
+        loop {
+            tokio::select! {
+                command = rx.recv() => match command {
+                    Some(Command::Offer(stamped)) => {
+                        if let Some(now) = coalescer.offer(stamped) {
+                            deliver(&deliverer, &now).await;
+                        }
+                    }
+                    Some(Command::Flush(done)) => {
+                        for stamped in coalescer.drain() {
+                            deliver(&deliverer, &stamped).await;
+                        }
+                        let _ = done.send(());
+                    }
+                    None => break,
+                },
+                stamped = coalescer.next_due(), if !coalescer.is_empty() => {
+                    deliver(&deliverer, &stamped).await;
+                }
+            }
+        }
+        for stamped in coalescer.drain() {
+            deliver(&deliverer, &stamped).await;
+        }
+    });
+    CoalescerHandle { tx }
+}
+
+async fn deliver(deliverer: &Deliverer, stamped: &Stamped) {
+    if let Err(error) = deliverer.deliver(stamped).await {
+        tracing::warn!(event_id = %stamped.id, %error, "coalesced event not delivered");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::Publication;
+
+    fn windows() -> Windows {
+        Windows {
+            delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(3),
+            max_pending: 2,
+        }
+    }
+
+    fn stamped(ws: &str, key: Option<&str>, data: &str) -> Stamped {
+        let key = key.map_or(String::new(), |k| format!(r#","coalesce_key":"{k}""#));
+        let json = format!(r#"{{"event":"tree_changes","workspace":"{ws}","data":{data}{key}}}"#);
+        Stamped::new(Publication::parse(&json, 10).unwrap())
+    }
+
+    async fn due_after(c: &mut Coalescer, start: Instant) -> (String, Duration) {
+        let s = c.next_due().await;
+        (s.publication.data.get().to_owned(), start.elapsed())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unkeyed_events_go_out_at_once() {
+        let mut c = Coalescer::new(windows());
+        assert!(c.offer(stamped("w", None, "1")).is_some());
+        assert!(c.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_becomes_one_delivery_of_the_last_data_after_the_quiet_delay() {
+        let mut c = Coalescer::new(windows());
+        let start = Instant::now();
+        assert!(c.offer(stamped("w", Some("n1"), "1")).is_none());
+        tokio::time::advance(Duration::from_millis(500)).await;
+        assert!(c.offer(stamped("w", Some("n1"), "2")).is_none());
+        let (data, at) = due_after(&mut c, start).await;
+        assert_eq!(data, "2");
+        assert_eq!(at, Duration::from_millis(1500));
+        assert!(c.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_steady_stream_is_released_by_max_delay() {
+        let mut c = Coalescer::new(windows());
+        let start = Instant::now();
+        // One event every 400 ms, each within `delay` of the previous: only max_delay ends it.
+        let step = Duration::from_millis(400);
+        for i in 0.. {
+            assert!(c.offer(stamped("w", Some("n1"), &i.to_string())).is_none());
+            if start.elapsed() + step >= Duration::from_secs(3) {
+                break;
+            }
+            tokio::time::advance(step).await;
+        }
+        let (data, at) = due_after(&mut c, start).await;
+        assert_eq!(at, Duration::from_secs(3), "released at {at:?}");
+        assert_eq!(data, "7", "the last offered before the deadline");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn keys_events_and_targets_are_separate() {
+        let mut c = Coalescer::new(Windows {
+            max_pending: 10,
+            ..windows()
+        });
+        assert!(c.offer(stamped("w", Some("n1"), "1")).is_none());
+        assert!(c.offer(stamped("w", Some("n2"), "2")).is_none());
+        assert!(c.offer(stamped("other", Some("n1"), "3")).is_none());
+        let start = Instant::now();
+        let mut out = Vec::new();
+        for _ in 0..3 {
+            out.push(due_after(&mut c, start).await.0);
+        }
+        out.sort();
+        assert_eq!(out, ["1", "2", "3"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn past_max_pending_events_go_out_at_once() {
+        let mut c = Coalescer::new(windows());
+        assert!(c.offer(stamped("w", Some("a"), "1")).is_none());
+        assert!(c.offer(stamped("w", Some("b"), "2")).is_none());
+        assert!(
+            c.offer(stamped("w", Some("c"), "3")).is_some(),
+            "a third key over max_pending"
+        );
+        assert!(
+            c.offer(stamped("w", Some("a"), "4")).is_none(),
+            "held keys still merge"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn drain_returns_everything_oldest_first() {
+        let mut c = Coalescer::new(windows());
+        assert!(c.offer(stamped("w", Some("a"), "1")).is_none());
+        tokio::time::advance(Duration::from_millis(10)).await;
+        assert!(c.offer(stamped("w", Some("b"), "2")).is_none());
+        let drained: Vec<String> = c
+            .drain()
+            .iter()
+            .map(|s| s.publication.data.get().to_owned())
+            .collect();
+        assert_eq!(drained, ["1", "2"]);
+        assert!(c.is_empty());
+    }
+}
