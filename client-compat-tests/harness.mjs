@@ -3,6 +3,7 @@
 // message saying what did not happen. There are no bare sleeps: every wait is an awaited event
 // with a timeout, or a bounded poll.
 
+import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { once as onceEvent } from "node:events";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync, createWriteStream } from "node:fs";
@@ -551,6 +552,18 @@ export function refused(socket, what = "socket") {
 }
 
 /** Emits with an ack callback (works for v4 and v2) and resolves with the ack's first argument. */
+/**
+ * A `register` ack without its `offset` and `epoch`, after checking their types: what tests
+ * that are not about the event log compare.
+ */
+export function withoutPosition(reply) {
+  if (reply?.ok !== true || !("workspace" in reply)) return reply;
+  const { offset, epoch, ...rest } = reply;
+  assert.ok(Number.isSafeInteger(offset) && offset >= 0, `register ack offset: ${JSON.stringify(reply)}`);
+  assert.ok(typeof epoch === "string" && epoch.length > 0, `register ack epoch: ${JSON.stringify(reply)}`);
+  return rest;
+}
+
 export function ack(socket, event, args = [], ms = WAIT_MS) {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(

@@ -5,14 +5,14 @@
 import { after, afterEach, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 
-import { UUID_RE, ack, flush, once, publish, record, startHerald, uid } from "./harness.mjs";
+import { UUID_RE, ack, flush, once, publish, record, startHerald, uid, withoutPosition } from "./harness.mjs";
 
 /** Asserts the (data, meta) arguments of one delivery. */
 function assertDelivery(args, { data, id, workspace, before: t0, after: t1 }, what = "delivery") {
   assert.equal(args.length, 2, `${what}: expected exactly (data, meta), got ${args.length} args`);
   const [got, meta] = args;
   assert.deepEqual(got, data, `${what}: data`);
-  assert.deepEqual(Object.keys(meta).sort(), ["id", "ts", "workspace"], `${what}: meta keys ${JSON.stringify(meta)}`);
+  assert.deepEqual(Object.keys(meta).sort(), ["epoch", "id", "offset", "ts", "workspace"], `${what}: meta keys ${JSON.stringify(meta)}`);
   assert.match(meta.id, UUID_RE, `${what}: meta.id`);
   if (id !== undefined) assert.equal(meta.id, id, `${what}: meta.id is the id acked to the publisher`);
   assert.equal(meta.workspace, workspace, `${what}: meta.workspace`);

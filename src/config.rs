@@ -72,6 +72,8 @@ pub struct Config {
     pub publish: PublishConfig,
     /// Merging of keyed events.
     pub coalesce: CoalesceConfig,
+    /// The per-room event log.
+    pub history: HistoryConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -208,6 +210,17 @@ pub struct CoalesceConfig {
     pub max_delay: Duration,
     /// Most distinct (targets, event, key) held at once; beyond, events go out unmerged.
     pub max_pending: usize,
+}
+
+/// `[history]`: the per-room event log that `since` replays from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryConfig {
+    /// Events kept per room.
+    pub size: usize,
+    /// How long an event is kept.
+    #[serde(with = "humantime_serde")]
+    pub ttl: Duration,
 }
 
 /// `[log]`.

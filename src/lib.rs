@@ -11,14 +11,18 @@
 //! - [`ids`]: validated identifiers (workspace, user, group) parsed at the edge.
 //! - [`auth`]: browser authentication (JWT or backend) and backend admission (key + hosts).
 //! - [`realtime`]: the Socket.IO namespaces, handshakes, event handlers and room names.
-//! - [`pipeline`]: publish validation and delivery to the union of target rooms.
+//! - [`pipeline`]: publish validation, coalescing and delivery to the union of target rooms.
+//! - [`history`]: the per-room event log (offsets, epochs) that `since` replays from.
+//! - [`connection`]: accepted connections that can be cut off one by one (slow consumers).
 //! - [`http`]: health, status and HTTP publishing.
 //! - [`server`]: wires it all up and serves with graceful shutdown.
 //! - [`state`], [`error`], [`shutdown`], [`telemetry`]: shared plumbing.
 
 pub mod auth;
 pub mod config;
+pub mod connection;
 pub mod error;
+pub mod history;
 pub mod http;
 pub mod ids;
 pub mod pipeline;

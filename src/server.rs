@@ -4,9 +4,12 @@
 //! on `127.0.0.1:0`). On cancellation it stops accepting, closes every connection (clients
 //! reconnect, as after npm's `io.close()`) and waits for them to end, all within `shutdown_timeout`.
 
-use std::{net::SocketAddr, sync::Arc, time::Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
-use axum::{Router, http::StatusCode, serve::ListenerExt};
+use axum::{Router, http::StatusCode};
 use socketioxide::{SocketIo, TransportType};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -15,6 +18,8 @@ use tower_http::{timeout::TimeoutLayer, trace::TraceLayer};
 use crate::{
     auth::{AuthSetupError, Authenticator, private::PrivateAccess},
     config::{AuthMode, Config},
+    connection::{self, Connections, Peer, SeverableListener},
+    history::MemoryLog,
     http::{
         self,
         origin::{self, OriginPolicy},
@@ -28,7 +33,7 @@ use crate::{
 };
 
 /// How long a plain HTTP request may take.
-const HTTP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why the server could not start or stopped abnormally.
 #[derive(Debug, thiserror::Error)]
@@ -57,9 +62,18 @@ pub fn build(cfg: &Arc<Config>) -> Result<(Router, AppState), ServerError> {
         .max_buffer_size(engine.max_buffer_size)
         .transports([TransportType::Polling, TransportType::Websocket])
         .build_layer();
+    let connections = Connections::default();
+    let log = Arc::new(MemoryLog::new(cfg.history.size, cfg.history.ttl));
+    spawn_history_sweep(&log, &io, &cfg.public.path, cfg.history.ttl);
     let state = AppState {
         private: Arc::new(PrivateAccess::from_config(cfg)),
-        publisher: Publisher::new(io.clone(), &cfg.public.path, &cfg.coalesce),
+        publisher: Publisher::new(
+            io.clone(),
+            &cfg.public.path,
+            &cfg.coalesce,
+            log,
+            connections.clone(),
+        ),
         auth,
         io: io.clone(),
         started: Instant::now(),
@@ -89,8 +103,36 @@ pub fn build(cfg: &Arc<Config>) -> Result<(Router, AppState), ServerError> {
             origins.clone(),
             origin::guard,
         ))
-        .layer(origins.cors_layer());
+        .layer(origins.cors_layer())
+        .layer(axum::middleware::from_fn_with_state(
+            connections,
+            connection::expose,
+        ));
     Ok((app, state))
+}
+
+/// Sweeps the event log periodically (expired events, forgotten rooms), while the namespace
+/// lives; a room counts as occupied while it has sockets on this node.
+fn spawn_history_sweep(log: &Arc<MemoryLog>, io: &Io, public_ns: &str, ttl: Duration) {
+    let period = (ttl / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
+    let log = Arc::downgrade(log);
+    let (io, public_ns) = (io.clone(), public_ns.to_owned());
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let (Some(log), Some(ns)) = (log.upgrade(), io.of(&public_ns)) else {
+                return;
+            };
+            let forgotten =
+                log.sweep(|room| !ns.clone().within(room.to_owned()).sockets().is_empty());
+            if forgotten > 0 {
+                tracing::debug!(forgotten, rooms = log.rooms(), "event log swept");
+            }
+        }
+    });
 }
 
 /// Serves until `shutdown` is cancelled, then drains within `shutdown_timeout`.
@@ -112,16 +154,10 @@ pub async fn run(
         );
     }
 
-    // Push traffic is small frames that must leave at once: no Nagle delay.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(error) = tcp.set_nodelay(true) {
-            tracing::debug!(%error, "TCP_NODELAY not set");
-        }
-    });
     let stop_accepting = shutdown.clone();
     let serve = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
+        SeverableListener(listener),
+        app.into_make_service_with_connect_info::<Peer>(),
     )
     .with_graceful_shutdown(async move { stop_accepting.cancelled().await });
     let mut server = tokio::spawn(serve.into_future());

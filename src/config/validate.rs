@@ -34,6 +34,8 @@ impl Config {
             ("publish.max_targets", self.publish.max_targets as u64),
             ("engine.max_buffer_size", self.engine.max_buffer_size as u64),
             ("coalesce.max_pending", self.coalesce.max_pending as u64),
+            ("history.size", self.history.size as u64),
+            ("history.ttl", u64::from(!self.history.ttl.is_zero())),
         ] {
             if value == 0 {
                 return Err(ConfigError::Invalid {

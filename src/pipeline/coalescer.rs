@@ -175,32 +175,33 @@ pub(crate) fn spawn(windows: Windows, deliverer: Deliverer) -> CoalescerHandle {
                 command = rx.recv() => match command {
                     Some(Command::Offer(stamped)) => {
                         if let Some(now) = coalescer.offer(stamped) {
-                            deliver(&deliverer, &now).await;
+                            deliver(&deliverer, now).await;
                         }
                     }
                     Some(Command::Flush(done)) => {
                         for stamped in coalescer.drain() {
-                            deliver(&deliverer, &stamped).await;
+                            deliver(&deliverer, stamped).await;
                         }
                         let _ = done.send(());
                     }
                     None => break,
                 },
                 stamped = coalescer.next_due(), if !coalescer.is_empty() => {
-                    deliver(&deliverer, &stamped).await;
+                    deliver(&deliverer, stamped).await;
                 }
             }
         }
         for stamped in coalescer.drain() {
-            deliver(&deliverer, &stamped).await;
+            deliver(&deliverer, stamped).await;
         }
     });
     CoalescerHandle { tx }
 }
 
-async fn deliver(deliverer: &Deliverer, stamped: &Stamped) {
+async fn deliver(deliverer: &Deliverer, stamped: Stamped) {
+    let id = stamped.id.clone();
     if let Err(error) = deliverer.deliver(stamped).await {
-        tracing::warn!(event_id = %stamped.id, %error, "coalesced event not delivered");
+        tracing::warn!(event_id = %id, %error, "coalesced event not delivered");
     }
 }
 

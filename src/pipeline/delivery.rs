@@ -1,17 +1,30 @@
-//! [`Deliverer`]: emits a stamped event on `/public` to the union of its target rooms, each
-//! socket once, with `meta.workspace` naming the workspace through which the socket was reached
-//! (`null` when reached through its user or group room only).
+//! [`Deliverer`]: logs a stamped event in its target rooms and emits it on `/public` to the
+//! union of those rooms, each socket once; and [`Deliverer::join`], the other side of the seam,
+//! which puts a socket in a room after replaying what it missed there.
+//!
+//! Both run under one lock, so no event falls between a replay and the live stream and none
+//! is sent twice: an event is either logged before the join (and replayed) or delivered after
+//! it (and live). Within the lock, each socket's events leave in offset order.
+//!
+//! Each socket gets `meta` for the room through which it was reached: workspace rooms first,
+//! then user rooms, then groups (a socket in several targeted rooms is reached through the
+//! first). Workspace and user rooms are logged (`meta.offset`, `meta.epoch`); group rooms are
+//! not (both `null`). Emits go socket by socket so that a socket whose queue is full is known
+//! and cut off as a slow consumer instead of silently missing events.
 
 use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::value::RawValue;
-use socketioxide::BroadcastError;
+use socketioxide::{SendError, SocketError, extract::SocketRef};
+use tokio::sync::Mutex;
 
 use super::{PublishError, Stamped};
 use crate::{
-    ids::WorkspaceId,
-    realtime::{Io, rooms},
+    connection::Connections,
+    history::{EventLog, HistoryError, Position, Resume},
+    ids::{UserId, WorkspaceId},
+    realtime::{Io, events, rooms, slow},
 };
 
 /// Second argument of every delivered event.
@@ -23,95 +36,256 @@ pub struct Meta<'a> {
     pub workspace: Option<&'a WorkspaceId>,
     /// Publish time, milliseconds since the epoch.
     pub ts: u64,
+    /// The event's offset in the room through which the socket was reached (null: a group).
+    pub offset: Option<u64>,
+    /// That room's epoch (null: a group).
+    pub epoch: Option<&'a str>,
 }
 
-/// Emits events on the browsers' namespace; cheap to clone.
+/// A logged room a socket can join from a position.
+#[derive(Debug, Clone, Copy)]
+pub enum LoggedRoom<'a> {
+    /// A workspace room (`register`).
+    Workspace(&'a WorkspaceId),
+    /// The socket's own user room (`auth.since.user`).
+    User(&'a UserId),
+}
+
+impl LoggedRoom<'_> {
+    fn name(self) -> String {
+        match self {
+            Self::Workspace(id) => rooms::workspace_room(id),
+            Self::User(id) => rooms::user_room(id),
+        }
+    }
+}
+
+/// How a join went.
+#[derive(Debug)]
+pub enum Joined {
+    /// Joined; the missed events (if a position was given) were sent. The room's head.
+    Live {
+        /// The room's position, to resume from later.
+        head: Position,
+        /// How many events were replayed.
+        replayed: usize,
+    },
+    /// Joined, but the position could not be served: `resync` was sent. The room's head.
+    Resync(Position),
+    /// Not joined: the offset is beyond the head of that epoch.
+    Beyond(Position),
+    /// Not joined: the socket's queue filled up during the replay; it was cut off as slow.
+    Slow,
+}
+
+/// Payload of `resync`.
+#[derive(Debug, Serialize)]
+struct ResyncPayload<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    workspace: Option<&'a WorkspaceId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<&'a UserId>,
+    epoch: &'a str,
+    offset: u64,
+}
+
+/// Logs and emits events on the browsers' namespace; cheap to clone.
 #[derive(Clone)]
 pub(crate) struct Deliverer {
     io: Io,
     public_ns: Arc<str>,
+    log: Arc<dyn EventLog>,
+    connections: Connections,
+    /// Held around append + emit and around replay + join: the seam.
+    order: Arc<Mutex<()>>,
+}
+
+/// One target room, in delivery order, with its position when it is logged.
+struct Target<'a> {
+    room: String,
+    workspace: Option<&'a WorkspaceId>,
+    position: Option<Position>,
 }
 
 impl Deliverer {
-    pub(crate) fn new(io: Io, public_ns: &str) -> Self {
+    pub(crate) fn new(
+        io: Io,
+        public_ns: &str,
+        log: Arc<dyn EventLog>,
+        connections: Connections,
+    ) -> Self {
         Self {
             io,
             public_ns: public_ns.into(),
+            log,
+            connections,
+            order: Arc::new(Mutex::new(())),
         }
     }
 
-    /// Delivers to the target rooms, each socket once.
+    /// Logs the event in its workspace and user rooms and delivers it to every target room,
+    /// each socket once.
     ///
     /// # Errors
-    /// [`PublishError::Unavailable`] when the namespace is gone (shutting down).
+    /// [`PublishError::Unavailable`] when the namespace is gone (shutting down) or the log
+    /// cannot be written.
     #[tracing::instrument(level = "debug", skip_all, fields(event = %stamped.publication.event, id = %stamped.id))]
-    pub(crate) async fn deliver(&self, stamped: &Stamped) -> Result<(), PublishError> {
+    pub(crate) async fn deliver(&self, stamped: Stamped) -> Result<(), PublishError> {
+        let stamped = Arc::new(stamped);
+        let targets = &stamped.publication.targets;
+        let _order = self.order.lock().await;
         let ns = self
             .io
             .of(&*self.public_ns)
             .ok_or(PublishError::Unavailable)?;
-        let Stamped {
-            id,
-            ts,
-            publication,
-        } = stamped;
-        let (event, targets) = (&publication.event, &publication.targets);
-        let data: &RawValue = &publication.data;
 
-        // Workspace rooms first, each excluding the rooms already served, so a socket in
-        // several targeted rooms gets the event once, tagged with the first workspace.
-        let mut served: Vec<String> = Vec::with_capacity(targets.len());
-        let mut dropped = 0usize;
-        for workspace in &targets.workspaces {
-            let room = rooms::workspace_room(workspace);
-            let meta = Meta {
-                id,
-                workspace: Some(workspace),
-                ts: *ts,
-            };
-            let result = ns
-                .clone()
-                .to(room.clone())
-                .except(served.clone())
-                .emit(event, &(data, &meta))
-                .await;
-            dropped += count_dropped(result)?;
-            served.push(room);
-        }
-        let others: Vec<String> = targets
-            .users
+        let logged: Vec<String> = targets
+            .workspaces
             .iter()
-            .map(rooms::user_room)
-            .chain(targets.groups.iter().map(rooms::group_room))
+            .map(rooms::workspace_room)
+            .chain(targets.users.iter().map(rooms::user_room))
             .collect();
-        if !others.is_empty() {
+        let positions = self.log.append(&logged, &stamped).await.map_err(|error| {
+            tracing::error!(%error, "event not logged");
+            PublishError::Unavailable
+        })?;
+        let workspaces = targets.workspaces.iter().map(Some);
+        let users = targets.users.iter().map(|_| None);
+        let mut plan: Vec<Target<'_>> = logged
+            .into_iter()
+            .zip(workspaces.chain(users))
+            .zip(positions)
+            .map(|((room, workspace), position)| Target {
+                room,
+                workspace,
+                position: Some(position),
+            })
+            .collect();
+        plan.extend(targets.groups.iter().map(|group| Target {
+            room: rooms::group_room(group),
+            workspace: None,
+            position: None,
+        }));
+
+        let data: &RawValue = &stamped.publication.data;
+        let event = &stamped.publication.event;
+        let mut served: Vec<String> = Vec::with_capacity(plan.len());
+        let mut slow_sockets = Vec::new();
+        for target in plan {
             let meta = Meta {
-                id,
-                workspace: None,
-                ts: *ts,
+                id: &stamped.id,
+                workspace: target.workspace,
+                ts: stamped.ts,
+                offset: target.position.as_ref().map(|p| p.offset),
+                epoch: target.position.as_ref().map(|p| p.epoch.as_str()),
             };
-            let result = ns
-                .to(others)
-                .except(served)
-                .emit(event, &(data, &meta))
-                .await;
-            dropped += count_dropped(result)?;
+            let sockets = ns
+                .clone()
+                .to(target.room.clone())
+                .except(served.clone())
+                .sockets();
+            for socket in sockets {
+                if let Sent::Full = send(&socket, event, &(data, &meta)) {
+                    slow_sockets.push(socket);
+                }
+            }
+            served.push(target.room);
         }
-        if dropped > 0 {
-            tracing::warn!(event_id = %id, dropped, "event dropped for sockets whose send buffer is full");
+        for socket in slow_sockets {
+            slow::cut_off(&self.connections, &socket, "queue full during delivery");
         }
         Ok(())
     }
+
+    /// The current position of a logged room.
+    pub(crate) async fn head(&self, room: LoggedRoom<'_>) -> Result<Position, HistoryError> {
+        self.log.head(&room.name()).await
+    }
+
+    /// Puts `socket` in `room`. With a position, first sends what it missed there (in order,
+    /// with the meta they were delivered with) or, when that cannot be served, `resync`.
+    ///
+    /// # Errors
+    /// The log cannot be read.
+    pub(crate) async fn join(
+        &self,
+        socket: &SocketRef,
+        room: LoggedRoom<'_>,
+        since: Option<&Position>,
+    ) -> Result<Joined, HistoryError> {
+        let name = room.name();
+        let _order = self.order.lock().await;
+        let Some(since) = since else {
+            let head = self.log.head(&name).await?;
+            socket.join(name);
+            return Ok(Joined::Live { head, replayed: 0 });
+        };
+        match self.log.resume(&name, since).await? {
+            Resume::Beyond(head) => Ok(Joined::Beyond(head)),
+            Resume::Resync(head) => {
+                socket.join(name);
+                let (workspace, user) = match room {
+                    LoggedRoom::Workspace(id) => (Some(id), None),
+                    LoggedRoom::User(id) => (None, Some(id)),
+                };
+                let payload = ResyncPayload {
+                    workspace,
+                    user,
+                    epoch: head.epoch.as_str(),
+                    offset: head.offset,
+                };
+                if let Sent::Full = send(socket, events::RESYNC, &payload) {
+                    slow::cut_off(&self.connections, socket, "queue full on resync");
+                    return Ok(Joined::Slow);
+                }
+                Ok(Joined::Resync(head))
+            }
+            Resume::Replay { events, head } => {
+                socket.join(name);
+                let workspace = match room {
+                    LoggedRoom::Workspace(id) => Some(id),
+                    LoggedRoom::User(_) => None,
+                };
+                for logged in &events {
+                    let meta = Meta {
+                        id: &logged.event.id,
+                        workspace,
+                        ts: logged.event.ts,
+                        offset: Some(logged.offset),
+                        epoch: Some(head.epoch.as_str()),
+                    };
+                    let publication = &logged.event.publication;
+                    let data: &RawValue = &publication.data;
+                    if let Sent::Full = send(socket, &publication.event, &(data, &meta)) {
+                        slow::cut_off(&self.connections, socket, "queue full during replay");
+                        return Ok(Joined::Slow);
+                    }
+                }
+                Ok(Joined::Live {
+                    head,
+                    replayed: events.len(),
+                })
+            }
+        }
+    }
 }
 
-/// Sockets whose buffer was full lose this event (counted); anything else is an outage.
-fn count_dropped(result: Result<(), BroadcastError>) -> Result<usize, PublishError> {
-    match result {
-        Ok(()) => Ok(0),
-        Err(BroadcastError::Socket(errors)) => Ok(errors.len()),
-        Err(e) => {
-            tracing::error!(error = %e, "broadcast failed");
-            Err(PublishError::Unavailable)
+/// What became of one emit.
+enum Sent {
+    /// Queued for the socket (or the socket is going away, so nothing is owed to it).
+    Done,
+    /// The socket's queue is full.
+    Full,
+}
+
+fn send<T: ?Sized + Serialize>(socket: &SocketRef, event: &str, data: &T) -> Sent {
+    match socket.emit(event, data) {
+        Ok(()) | Err(SendError::Socket(SocketError::Closed)) => Sent::Done,
+        Err(SendError::Socket(SocketError::InternalChannelFull)) => Sent::Full,
+        Err(error) => {
+            // Encoding a RawValue and a struct of strings and numbers cannot fail.
+            tracing::error!(sid = %socket.id, %error, event, "event not encoded");
+            Sent::Done
         }
     }
 }

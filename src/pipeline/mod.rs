@@ -2,21 +2,32 @@
 //!
 //! [`Publisher`] is the one handle both publishing doors (`/private` and HTTP) call. It stamps
 //! the event (`id`, `ts`); events with a `coalesce_key` go through the coalescer
-//! (`coalescer.rs`), the others straight to the deliverer (`delivery.rs`), which emits to the
-//! union of the target rooms, each socket once. Later stages (event log with offsets, cluster
-//! fan-out) slot in between stamping and delivery.
+//! (`coalescer.rs`), the others straight to the deliverer (`delivery.rs`), which gives the event
+//! its offsets in the event log ([`crate::history`]) and emits it to the union of the target
+//! rooms, each socket once. [`Publisher::join`] is the replaying side of the same seam, used
+//! by `register` and `auth.since`. Cluster fan-out slots in between stamping and delivery.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::{
+    sync::Arc,
+    time::{SystemTime, UNIX_EPOCH},
+};
 
 use serde::Serialize;
 
-use crate::{config::CoalesceConfig, realtime::Io};
+use socketioxide::extract::SocketRef;
+
+use crate::{
+    config::CoalesceConfig,
+    connection::Connections,
+    history::{EventLog, HistoryError, Position},
+    realtime::Io,
+};
 
 mod coalescer;
 mod delivery;
 pub mod publication;
 
-pub use delivery::Meta;
+pub use delivery::{Joined, LoggedRoom, Meta};
 pub use publication::{Publication, PublishError, Targets};
 
 use coalescer::{CoalescerHandle, Windows};
@@ -67,10 +78,17 @@ pub struct Receipt {
 }
 
 impl Publisher {
-    /// A publisher emitting on the namespace `public_ns` of `io`, coalescing keyed events as
-    /// `coalesce` says. Spawns the coalescing task: call from within a tokio runtime.
-    pub fn new(io: Io, public_ns: &str, coalesce: &CoalesceConfig) -> Self {
-        let deliverer = Deliverer::new(io, public_ns);
+    /// A publisher emitting on the namespace `public_ns` of `io`, logging in `log`, coalescing
+    /// keyed events as `coalesce` says, and cutting off slow sockets through `connections`.
+    /// Spawns the coalescing task: call from within a tokio runtime.
+    pub fn new(
+        io: Io,
+        public_ns: &str,
+        coalesce: &CoalesceConfig,
+        log: Arc<dyn EventLog>,
+        connections: Connections,
+    ) -> Self {
+        let deliverer = Deliverer::new(io, public_ns, log, connections);
         let windows = Windows {
             delay: coalesce.delay,
             max_delay: coalesce.max_delay,
@@ -97,9 +115,31 @@ impl Publisher {
                 return Err(PublishError::Unavailable);
             }
         } else {
-            self.deliverer.deliver(&stamped).await?;
+            self.deliverer.deliver(stamped).await?;
         }
         Ok(receipt)
+    }
+
+    /// Puts `socket` in a logged room, first replaying what it missed since `since` (or
+    /// sending `resync` when that cannot be served). See [`Joined`].
+    ///
+    /// # Errors
+    /// The event log cannot be read.
+    pub async fn join(
+        &self,
+        socket: &SocketRef,
+        room: LoggedRoom<'_>,
+        since: Option<&Position>,
+    ) -> Result<Joined, HistoryError> {
+        self.deliverer.join(socket, room, since).await
+    }
+
+    /// The current position of a logged room.
+    ///
+    /// # Errors
+    /// The event log cannot be read.
+    pub async fn head(&self, room: LoggedRoom<'_>) -> Result<Position, HistoryError> {
+        self.deliverer.head(room).await
     }
 
     /// Delivers every held (coalesced) event now; for shutdown.

@@ -5,7 +5,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::reply;
 use crate::{
+    history::{Epoch, MAX_EPOCH_BYTES, Position},
     ids::{IdError, UserId, WorkspaceId},
     pipeline::PublishError,
 };
@@ -28,6 +30,10 @@ pub const ACCESS_REVOKED: &str = "access_revoked";
 pub const TOKEN_EXPIRING: &str = "token_expiring";
 /// Browser → server: a new token for the same user.
 pub const REFRESH: &str = "refresh";
+/// Server → browser: a `since` position cannot be served; reload that room's state.
+pub const RESYNC: &str = "resync";
+/// Server → browser: the user room's position after a handshake with `auth.since`.
+pub const USER_POSITION: &str = "user_position";
 
 /// Names a publisher may not use: Socket.IO and EventEmitter reserve them on the client.
 pub const RESERVED_EVENTS: [&str; 6] = [
@@ -119,6 +125,19 @@ pub struct RegisterAck<'a> {
     pub ok: bool,
     /// The workspace now registered.
     pub workspace: &'a WorkspaceId,
+    /// The workspace room's latest offset: resume from here with `since`.
+    pub offset: u64,
+    /// The workspace room's epoch.
+    pub epoch: &'a str,
+}
+
+/// Payload of `user_position`: where the user room stands after a handshake with `auth.since`.
+#[derive(Debug, Serialize)]
+pub struct UserPosition<'a> {
+    /// The user room's latest offset.
+    pub offset: u64,
+    /// The user room's epoch.
+    pub epoch: &'a str,
 }
 
 /// Ack of a successful `unregister` (and other calls with nothing to report).
@@ -155,6 +174,78 @@ pub fn parse_workspace_arg(value: serde_json::Value) -> Result<WorkspaceId, Stri
         Err(_) => return Err("expected {\"workspace\": \"<id>\"} or a workspace id string".into()),
     };
     WorkspaceId::parse(raw).map_err(|e: IdError| format!("`workspace` {e}"))
+}
+
+/// Parses the argument of `register`: a workspace, and with the object form an optional
+/// `since` position (`null` means none).
+///
+/// # Errors
+/// A message for the client, as [`parse_workspace_arg`] and [`parse_position`].
+pub fn parse_register_arg(
+    value: serde_json::Value,
+) -> Result<(WorkspaceId, Option<Position>), String> {
+    let since = match &value {
+        serde_json::Value::Object(fields) => fields
+            .get("since")
+            .filter(|since| !since.is_null())
+            .map(|since| parse_position(since).map_err(|e| format!("`since` {e}")))
+            .transpose()?,
+        _ => None,
+    };
+    Ok((parse_workspace_arg(value)?, since))
+}
+
+/// Parses the handshake's `auth.since`: `{"user": <position> | null}`; absent is `None`.
+/// Any other room is refused: only the user room is resumed at the handshake.
+///
+/// # Errors
+/// A message for the client.
+pub fn parse_handshake_since(
+    auth: Option<&serde_json::Value>,
+) -> Result<Option<Option<Position>>, String> {
+    let Some(since) = auth.and_then(|auth| auth.get("since")) else {
+        return Ok(None);
+    };
+    let Some(rooms) = since.as_object() else {
+        return Err(
+            "`auth.since` must be an object such as {\"user\": {\"offset\", \"epoch\"}}".into(),
+        );
+    };
+    if let Some(unknown) = rooms.keys().find(|key| *key != "user") {
+        return Err(format!(
+            "`auth.since` names an unknown room {:?}: only \"user\"",
+            reply::truncate(unknown)
+        ));
+    }
+    match rooms.get("user") {
+        None | Some(serde_json::Value::Null) => Ok(Some(None)),
+        Some(position) => parse_position(position)
+            .map(|p| Some(Some(p)))
+            .map_err(|e| format!("`auth.since.user` {e}")),
+    }
+}
+
+/// Parses a client's position `{"offset": <u64>, "epoch": "<string>"}`.
+///
+/// # Errors
+/// What is wrong with it, for the client.
+pub fn parse_position(value: &serde_json::Value) -> Result<Position, String> {
+    const SHAPE: &str = "must be {\"offset\": <non-negative integer>, \"epoch\": \"<string>\"}";
+    let fields = value.as_object().ok_or(SHAPE)?;
+    if fields.len() != 2 {
+        return Err(SHAPE.into());
+    }
+    let offset = fields
+        .get("offset")
+        .and_then(serde_json::Value::as_u64)
+        .ok_or(SHAPE)?;
+    let epoch = fields
+        .get("epoch")
+        .and_then(serde_json::Value::as_str)
+        .ok_or(SHAPE)?;
+    let epoch =
+        Epoch::parse(epoch).ok_or_else(|| format!("epoch must be 1 to {MAX_EPOCH_BYTES} bytes"))?;
+    Ok(Position { offset, epoch })
 }
 
 /// The payload of `disconnect_user`.
@@ -249,6 +340,65 @@ mod tests {
             "a"
         );
         assert_eq!(parse_workspace_arg(json!("b")).unwrap().as_str(), "b");
+    }
+
+    #[test]
+    fn register_takes_an_optional_since() {
+        let (ws, since) = parse_register_arg(json!("a")).unwrap();
+        assert_eq!((ws.as_str(), since), ("a", None));
+        let (_, since) = parse_register_arg(json!({"workspace": "a", "since": null})).unwrap();
+        assert_eq!(since, None);
+        let (_, since) =
+            parse_register_arg(json!({"workspace": "a", "since": {"offset": 7, "epoch": "e"}}))
+                .unwrap();
+        let since = since.unwrap();
+        assert_eq!((since.offset, since.epoch.as_str()), (7, "e"));
+    }
+
+    #[test]
+    fn positions_of_the_wrong_shape_are_refused() {
+        for bad in [
+            json!(7),
+            json!({}),
+            json!({"offset": 1}),
+            json!({"offset": -1, "epoch": "e"}),
+            json!({"offset": 1.5, "epoch": "e"}),
+            json!({"offset": "1", "epoch": "e"}),
+            json!({"offset": 1, "epoch": 2}),
+            json!({"offset": 1, "epoch": ""}),
+            json!({"offset": 1, "epoch": "e".repeat(10_000)}),
+            json!({"offset": 1, "epoch": "e", "more": true}),
+        ] {
+            let arg = json!({"workspace": "a", "since": bad});
+            assert!(parse_register_arg(arg).is_err(), "accepted since {bad}");
+        }
+    }
+
+    #[test]
+    fn handshake_since_names_the_user_room_only() {
+        assert_eq!(parse_handshake_since(None).unwrap(), None);
+        assert_eq!(
+            parse_handshake_since(Some(&json!({"token": "t"}))).unwrap(),
+            None
+        );
+        assert_eq!(
+            parse_handshake_since(Some(&json!({"since": {}}))).unwrap(),
+            Some(None)
+        );
+        let since = parse_handshake_since(Some(
+            &json!({"since": {"user": {"offset": 3, "epoch": "e"}}}),
+        ))
+        .unwrap()
+        .unwrap()
+        .unwrap();
+        assert_eq!(since.offset, 3);
+        for bad in [
+            json!({"since": 1}),
+            json!({"since": {"workspace:a": {"offset": 1, "epoch": "e"}}}),
+            json!({"since": {"user": {"offset": 1}}}),
+        ] {
+            assert!(parse_handshake_since(Some(&bad)).is_err(), "accepted {bad}");
+        }
     }
 
     #[test]

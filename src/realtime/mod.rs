@@ -18,17 +18,21 @@ mod raw_arg;
 mod reply;
 pub mod rooms;
 mod sequencer;
+pub(crate) mod slow;
 
 /// The Socket.IO server handle herald uses (one adapter type, chosen here).
 pub type Io = socketioxide::SocketIo;
 
 /// Why a handshake was refused. The message is what `connect_error` carries: stable and
 /// meaningful, never the underlying reason (that is logged).
-#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ConnectRefusal {
     /// Credentials missing, invalid, or not accepted.
     #[error("unauthorized")]
     Unauthorized,
+    /// The handshake's other fields are unusable (`auth.since`); says what is wrong.
+    #[error("bad_request: {0}")]
+    BadRequest(String),
 }
 
 /// Declares the namespaces and their handlers.

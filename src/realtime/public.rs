@@ -14,7 +14,7 @@ use socketioxide::{
 
 use super::{
     ConnectRefusal, Io, access,
-    events::{self, ErrorAck, ErrorCode, OkAck, RefreshAck, RegisterAck},
+    events::{self, ErrorAck, ErrorCode, OkAck, RefreshAck, RegisterAck, UserPosition},
     expiry::{self, ExpiryHandle},
     reply::{Reply, truncate},
     rooms,
@@ -22,17 +22,30 @@ use super::{
 };
 use crate::{
     auth::{AuthError, Authenticator, Credentials, Session},
+    history::Position,
+    pipeline::{Joined, LoggedRoom},
     state::AppState,
 };
 
 pub(super) fn register(io: &Io, state: AppState) {
     let path = state.cfg.public.path.clone();
+    let connected = {
+        let state = state.clone();
+        move |socket: SocketRef| {
+            let state = state.clone();
+            async move { on_connect(&state, socket).await }
+        }
+    };
     let admit = move |socket: SocketRef, TryData(data): TryData<serde_json::Value>| {
         let state = state.clone();
         async move { admit(&state, &socket, data).await }
     };
-    io.ns(path, on_connect.with(admit));
+    io.ns(path, connected.with(admit));
 }
+
+/// The handshake asked to resume the user room (`auth.since`): the socket joins that room in
+/// the connect handler, after the replay, instead of in the middleware.
+struct ResumeUser(Option<Position>);
 
 /// Connect middleware: authenticates, then prepares the socket. Everything happens here, before
 /// socketioxide sends the CONNECT packet: its connect handler runs only afterwards, in another
@@ -43,9 +56,28 @@ async fn admit(
     socket: &SocketRef,
     data: Result<serde_json::Value, ParserError>,
 ) -> Result<(), ConnectRefusal> {
+    let since = events::parse_handshake_since(data.as_ref().ok());
     let session = authenticate(&state.auth, socket, data).await?;
-    let mut own_rooms = vec![rooms::user_room(&session.principal.user)];
-    own_rooms.extend(session.principal.groups.iter().map(rooms::group_room));
+    let since = since.map_err(|message| {
+        tracing::debug!(sid = %socket.id, %message, "handshake refused: bad auth.since");
+        ConnectRefusal::BadRequest(message)
+    })?;
+    let user = &session.principal.user;
+    if let Some(Some(position)) = &since {
+        check_not_beyond(state, user, position).await?;
+    }
+    let mut own_rooms: Vec<String> = session
+        .principal
+        .groups
+        .iter()
+        .map(rooms::group_room)
+        .collect();
+    match since {
+        Some(since) => {
+            socket.extensions.insert(Arc::new(ResumeUser(since)));
+        }
+        None => own_rooms.push(rooms::user_room(user)),
+    }
     socket.join(own_rooms);
     start_expiry(socket, &session, state.cfg.auth.jwt.expiry_warning);
     socket.extensions.insert(Arc::new(session));
@@ -86,8 +118,63 @@ async fn authenticate(
     }
 }
 
-async fn on_connect(socket: SocketRef) {
+/// Refuses a handshake whose `auth.since.user` is ahead of the user room (same epoch).
+async fn check_not_beyond(
+    state: &AppState,
+    user: &crate::ids::UserId,
+    since: &Position,
+) -> Result<(), ConnectRefusal> {
+    match state.publisher.head(LoggedRoom::User(user)).await {
+        Ok(head) if head.epoch == since.epoch && since.offset > head.offset => {
+            Err(ConnectRefusal::BadRequest(format!(
+                "`auth.since.user` offset {} is beyond the room's latest offset {}",
+                since.offset, head.offset
+            )))
+        }
+        Ok(_) => Ok(()),
+        Err(error) => {
+            // Resuming needs the log; without it, the join in the connect handler says resync.
+            tracing::warn!(sid = ?user, %error, "handshake: event log unavailable");
+            Ok(())
+        }
+    }
+}
+
+async fn on_connect(state: &AppState, socket: SocketRef) {
     tracing::debug!(sid = %socket.id, transport = ?socket.transport_type(), "browser connected");
+    let (Some(resume), Some(session)) = (
+        socket.extensions.get::<Arc<ResumeUser>>(),
+        socket.extensions.get::<Arc<Session>>(),
+    ) else {
+        return;
+    };
+    let user = LoggedRoom::User(&session.principal.user);
+    let head = match state.publisher.join(&socket, user, resume.0.as_ref()).await {
+        Ok(Joined::Live { head, replayed }) => {
+            tracing::debug!(sid = %socket.id, replayed, "user room resumed");
+            head
+        }
+        Ok(Joined::Resync(_) | Joined::Slow) => return,
+        Ok(Joined::Beyond(head)) => {
+            // Checked in the middleware; the log moved since (it only moves forward, so this
+            // is a new epoch): resume from nothing rather than leave the socket outside.
+            tracing::debug!(sid = %socket.id, "user room: position beyond the head");
+            socket.join(rooms::user_room(&session.principal.user));
+            head
+        }
+        Err(error) => {
+            tracing::warn!(sid = %socket.id, %error, "user room not resumed: event log unavailable");
+            socket.join(rooms::user_room(&session.principal.user));
+            return;
+        }
+    };
+    let position = UserPosition {
+        offset: head.offset,
+        epoch: head.epoch.as_str(),
+    };
+    if let Err(error) = socket.emit(events::USER_POSITION, &position) {
+        tracing::debug!(sid = %socket.id, %error, "user_position not sent");
+    }
 }
 
 /// Starts the socket's expiry timer (JWT mode) and stops it on disconnect.
@@ -161,16 +248,43 @@ async fn on_register(
     socket: &SocketRef,
     data: Result<serde_json::Value, ParserError>,
 ) -> Reply {
-    let workspace = match parse_arg(data) {
-        Ok(workspace) => workspace,
-        Err(reply) => return reply,
+    let parsed = data
+        .map_err(|_| "expected a JSON argument".to_owned())
+        .and_then(events::parse_register_arg);
+    let (workspace, since) = match parsed {
+        Ok(parsed) => parsed,
+        Err(message) => {
+            return Reply::error(&ErrorAck::with_message(ErrorCode::BadRequest, message));
+        }
     };
     let Some(session) = socket.extensions.get::<Arc<Session>>() else {
         return Reply::error(&ErrorAck::new(ErrorCode::Forbidden));
     };
     match state.auth.can_read(&session, &workspace).await {
         Ok(true) => {
-            socket.join(rooms::workspace_room(&workspace));
+            let room = LoggedRoom::Workspace(&workspace);
+            let head = match state.publisher.join(socket, room, since.as_ref()).await {
+                Ok(Joined::Live { head, .. } | Joined::Resync(head)) => head,
+                Ok(Joined::Beyond(head)) => {
+                    return Reply::error(&ErrorAck::with_message(
+                        ErrorCode::BadRequest,
+                        format!(
+                            "`since` offset is beyond the workspace's latest offset {}",
+                            head.offset
+                        ),
+                    ));
+                }
+                Ok(Joined::Slow) => {
+                    return Reply::error(&ErrorAck::with_message(
+                        ErrorCode::Unavailable,
+                        "too much to replay at once: reconnect and resume from the last offset received",
+                    ));
+                }
+                Err(error) => {
+                    tracing::warn!(sid = %socket.id, %error, "register: event log unavailable");
+                    return Reply::error(&ErrorAck::new(ErrorCode::Unavailable));
+                }
+            };
             // Disconnected while the check ran: socketioxide has already dropped its rooms, so
             // this join would leave a stale entry. (Not `socket.connected()`: that flag is set
             // only after CONNECT is sent, and a register can arrive before it is.)
@@ -186,6 +300,8 @@ async fn on_register(
             Reply::ok(&RegisterAck {
                 ok: true,
                 workspace: &workspace,
+                offset: head.offset,
+                epoch: head.epoch.as_str(),
             })
         }
         Ok(false) => {

@@ -44,7 +44,7 @@ async fn meta_carries_id_workspace_and_time() {
     assert_eq!(event.args[0], json!({"path": "/x"}));
     let meta = &event.args[1];
     let keys: Vec<&String> = meta.as_object().expect("meta object").keys().collect();
-    assert_eq!(keys, ["id", "workspace", "ts"]);
+    assert_eq!(keys, ["id", "workspace", "ts", "offset", "epoch"]);
     assert_eq!(meta["id"], json!(id));
     assert_eq!(meta["workspace"], json!("ws-a"));
     let ts = meta["ts"].as_i64().expect("ts in ms");

@@ -27,6 +27,7 @@ use tokio_tungstenite::{
 };
 
 use super::{Eio3Compat, strip_query};
+use crate::connection::Severer;
 
 /// Buffer of the in-process connection, each way.
 const DUPLEX_BUFFER: usize = 64 * 1024;
@@ -41,6 +42,7 @@ const FORWARDED: [header::HeaderName; 4] = [
 
 /// Answers the upgrade and spawns the bridge. Anything unusable gets a 400.
 pub(super) fn bridge(compat: Eio3Compat, peer: SocketAddr, mut request: Request) -> Response {
+    let severer = request.extensions().get::<Severer>().cloned();
     let Some(accept) = request
         .headers()
         .get(header::SEC_WEBSOCKET_KEY)
@@ -71,7 +73,7 @@ pub(super) fn bridge(compat: Eio3Compat, peer: SocketAddr, mut request: Request)
         };
         let config = ws_config(compat.max_payload);
         let client = WebSocketStream::from_raw_socket(client, Role::Server, Some(config)).await;
-        match connect_inner(&compat, peer, path_and_query.as_str(), forwarded).await {
+        match connect_inner(&compat, (peer, severer), path_and_query.as_str(), forwarded).await {
             Ok(inner) => pump(client, inner).await,
             Err(error) => tracing::debug!(%error, "EIO3 bridge: inner connection failed"),
         }
@@ -95,7 +97,7 @@ fn ws_config(max_payload: usize) -> WebSocketConfig {
 /// Serves the application on an in-process connection and opens a WebSocket through it.
 async fn connect_inner(
     compat: &Eio3Compat,
-    peer: SocketAddr,
+    (peer, severer): (SocketAddr, Option<Severer>),
     path_and_query: &str,
     forwarded: Vec<(header::HeaderName, HeaderValue)>,
 ) -> Result<
@@ -106,6 +108,10 @@ async fn connect_inner(
     let app = tower::ServiceBuilder::new()
         .map_request(move |mut request: Request<hyper::body::Incoming>| {
             request.extensions_mut().insert(ConnectInfo(peer));
+            // Cutting off a slow bridged socket cuts the client's own connection.
+            if let Some(severer) = &severer {
+                request.extensions_mut().insert(severer.clone());
+            }
             request
         })
         .service(compat.inner.clone());
