@@ -73,6 +73,7 @@ pub fn build(cfg: &Arc<Config>) -> Result<(Router, AppState), ServerError> {
             &cfg.coalesce,
             log,
             connections.clone(),
+            cfg.history.size,
         ),
         auth,
         io: io.clone(),

@@ -2,9 +2,12 @@
 //! union of those rooms, each socket once; and [`Deliverer::join`], the other side of the seam,
 //! which puts a socket in a room after replaying what it missed there.
 //!
-//! Both run under one lock, so no event falls between a replay and the live stream and none
-//! is sent twice: an event is either logged before the join (and replayed) or delivered after
-//! it (and live). Within the lock, each socket's events leave in offset order.
+//! Both take one lock, so no event falls between a replay and the live stream and none is sent
+//! twice: an event is either logged before the join (and replayed) or delivered after it (and
+//! live). A replay can be longer than a socket's queue, so it is paced by the socket (it waits
+//! for room, and a socket that makes no room for `REPLAY_STALL` is cut off as slow), outside
+//! the lock; live events for a socket whose replay is under way are kept aside for it, in
+//! order, and sent after the replay. Each socket's events leave in offset order.
 //!
 //! Each socket gets `meta` for the room through which it was reached: workspace rooms first,
 //! then user rooms, then groups (a socket in several targeted rooms is reached through the
@@ -12,11 +15,11 @@
 //! not (both `null`). Emits go socket by socket so that a socket whose queue is full is known
 //! and cut off as a slow consumer instead of silently missing events.
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use serde::Serialize;
 use serde_json::value::RawValue;
-use socketioxide::{SendError, SocketError, extract::SocketRef};
+use socketioxide::{SendError, SocketError, extract::SocketRef, socket::Sid};
 use tokio::sync::Mutex;
 
 use super::{PublishError, Stamped};
@@ -96,8 +99,45 @@ pub(crate) struct Deliverer {
     public_ns: Arc<str>,
     log: Arc<dyn EventLog>,
     connections: Connections,
-    /// Held around append + emit and around replay + join: the seam.
-    order: Arc<Mutex<()>>,
+    /// Held around append + emit and around resume + join: the seam. Holds the live events
+    /// kept aside for sockets whose replay is under way.
+    order: Arc<Mutex<Replays>>,
+    /// Most live events kept aside for one replaying socket before it is cut off as slow.
+    aside_limit: usize,
+}
+
+/// Sockets whose replay is under way, with the live events kept aside for each.
+type Replays = HashMap<Sid, Vec<Pending>>;
+
+/// How long a replay waits for room in a socket's queue before cutting it off as slow.
+const REPLAY_STALL: Duration = Duration::from_secs(10);
+/// How often a paced replay looks for room again.
+const REPLAY_RETRY: Duration = Duration::from_millis(5);
+
+/// An event owed to one socket, with the meta it is to carry.
+#[derive(Debug, Clone)]
+struct Pending {
+    event: Arc<Stamped>,
+    workspace: Option<WorkspaceId>,
+    position: Option<Position>,
+}
+
+impl Pending {
+    fn meta(&self) -> Meta<'_> {
+        Meta {
+            id: &self.event.id,
+            workspace: self.workspace.as_ref(),
+            ts: self.event.ts,
+            offset: self.position.as_ref().map(|p| p.offset),
+            epoch: self.position.as_ref().map(|p| p.epoch.as_str()),
+        }
+    }
+
+    fn send(&self, socket: &SocketRef) -> Sent {
+        let publication = &self.event.publication;
+        let data: &RawValue = &publication.data;
+        send(socket, &publication.event, &(data, &self.meta()))
+    }
 }
 
 /// One target room, in delivery order, with its position when it is logged.
@@ -113,13 +153,15 @@ impl Deliverer {
         public_ns: &str,
         log: Arc<dyn EventLog>,
         connections: Connections,
+        aside_limit: usize,
     ) -> Self {
         Self {
             io,
             public_ns: public_ns.into(),
             log,
             connections,
-            order: Arc::new(Mutex::new(())),
+            order: Arc::new(Mutex::new(HashMap::new())),
+            aside_limit,
         }
     }
 
@@ -133,7 +175,7 @@ impl Deliverer {
     pub(crate) async fn deliver(&self, stamped: Stamped) -> Result<(), PublishError> {
         let stamped = Arc::new(stamped);
         let targets = &stamped.publication.targets;
-        let _order = self.order.lock().await;
+        let mut replays = self.order.lock().await;
         let ns = self
             .io
             .of(&*self.public_ns)
@@ -185,7 +227,17 @@ impl Deliverer {
                 .except(served.clone())
                 .sockets();
             for socket in sockets {
-                if let Sent::Full = send(&socket, event, &(data, &meta)) {
+                if let Some(aside) = replays.get_mut(&socket.id) {
+                    if aside.len() >= self.aside_limit {
+                        slow_sockets.push(socket);
+                    } else {
+                        aside.push(Pending {
+                            event: stamped.clone(),
+                            workspace: target.workspace.cloned(),
+                            position: target.position.clone(),
+                        });
+                    }
+                } else if let Sent::Full = send(&socket, event, &(data, &meta)) {
                     slow_sockets.push(socket);
                 }
             }
@@ -203,7 +255,8 @@ impl Deliverer {
     }
 
     /// Puts `socket` in `room`. With a position, first sends what it missed there (in order,
-    /// with the meta they were delivered with) or, when that cannot be served, `resync`.
+    /// with the meta they were delivered with, paced by the socket) or, when that cannot be
+    /// served, `resync`.
     ///
     /// # Errors
     /// The log cannot be read.
@@ -214,73 +267,118 @@ impl Deliverer {
         since: Option<&Position>,
     ) -> Result<Joined, HistoryError> {
         let name = room.name();
-        let _order = self.order.lock().await;
-        let Some(since) = since else {
-            let head = self.log.head(&name).await?;
-            socket.join(name);
-            return Ok(Joined::Live { head, replayed: 0 });
+        let workspace = match room {
+            LoggedRoom::Workspace(id) => Some(id.clone()),
+            LoggedRoom::User(_) => None,
         };
-        match self.log.resume(&name, since).await? {
-            Resume::Beyond(head) => Ok(Joined::Beyond(head)),
-            Resume::Resync(head) => {
+        let (events, head) = {
+            let mut replays = self.order.lock().await;
+            let Some(since) = since else {
+                let head = self.log.head(&name).await?;
                 socket.join(name);
-                let (workspace, user) = match room {
-                    LoggedRoom::Workspace(id) => (Some(id), None),
-                    LoggedRoom::User(id) => (None, Some(id)),
-                };
-                let payload = ResyncPayload {
-                    workspace,
-                    user,
-                    epoch: head.epoch.as_str(),
-                    offset: head.offset,
-                };
-                if let Sent::Full = send(socket, events::RESYNC, &payload) {
-                    slow::cut_off(&self.connections, socket, "queue full on resync");
-                    return Ok(Joined::Slow);
-                }
-                Ok(Joined::Resync(head))
-            }
-            Resume::Replay { events, head } => {
-                socket.join(name);
-                let workspace = match room {
-                    LoggedRoom::Workspace(id) => Some(id),
-                    LoggedRoom::User(_) => None,
-                };
-                for logged in &events {
-                    let meta = Meta {
-                        id: &logged.event.id,
-                        workspace,
-                        ts: logged.event.ts,
-                        offset: Some(logged.offset),
-                        epoch: Some(head.epoch.as_str()),
+                return Ok(Joined::Live { head, replayed: 0 });
+            };
+            match self.log.resume(&name, since).await? {
+                Resume::Beyond(head) => return Ok(Joined::Beyond(head)),
+                Resume::Resync(head) => {
+                    socket.join(name);
+                    let (workspace, user) = match room {
+                        LoggedRoom::Workspace(id) => (Some(id), None),
+                        LoggedRoom::User(id) => (None, Some(id)),
                     };
-                    let publication = &logged.event.publication;
-                    let data: &RawValue = &publication.data;
-                    if let Sent::Full = send(socket, &publication.event, &(data, &meta)) {
-                        slow::cut_off(&self.connections, socket, "queue full during replay");
+                    let payload = ResyncPayload {
+                        workspace,
+                        user,
+                        epoch: head.epoch.as_str(),
+                        offset: head.offset,
+                    };
+                    if let Sent::Full = send(socket, events::RESYNC, &payload) {
+                        slow::cut_off(&self.connections, socket, "queue full on resync");
+                        return Ok(Joined::Slow);
+                    }
+                    return Ok(Joined::Resync(head));
+                }
+                Resume::Replay { events, head } => {
+                    socket.join(name);
+                    if !events.is_empty() {
+                        // From now on, live events for this socket wait for the replay.
+                        replays.entry(socket.id).or_default();
+                    }
+                    (events, head)
+                }
+            }
+        };
+        let replayed = events.len();
+        if replayed == 0 {
+            return Ok(Joined::Live { head, replayed });
+        }
+        let mut owed: Vec<Pending> = events
+            .into_iter()
+            .map(|logged| Pending {
+                event: logged.event,
+                workspace: workspace.clone(),
+                position: Some(Position {
+                    offset: logged.offset,
+                    epoch: head.epoch.clone(),
+                }),
+            })
+            .collect();
+        loop {
+            for pending in &owed {
+                match send_paced(socket, pending).await {
+                    Sent::Done => {}
+                    Sent::Gone => {
+                        self.order.lock().await.remove(&socket.id);
+                        return Ok(Joined::Live { head, replayed });
+                    }
+                    Sent::Full => {
+                        self.order.lock().await.remove(&socket.id);
+                        slow::cut_off(&self.connections, socket, "no room for the replay");
                         return Ok(Joined::Slow);
                     }
                 }
-                Ok(Joined::Live {
-                    head,
-                    replayed: events.len(),
-                })
             }
+            let mut replays = self.order.lock().await;
+            let aside = replays
+                .get_mut(&socket.id)
+                .map(std::mem::take)
+                .unwrap_or_default();
+            if aside.is_empty() {
+                replays.remove(&socket.id);
+                return Ok(Joined::Live { head, replayed });
+            }
+            owed = aside;
+        }
+    }
+}
+
+/// Sends one owed event, waiting up to [`REPLAY_STALL`] for room in the socket's queue.
+async fn send_paced(socket: &SocketRef, pending: &Pending) -> Sent {
+    let deadline = tokio::time::Instant::now() + REPLAY_STALL;
+    loop {
+        match pending.send(socket) {
+            Sent::Full if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(REPLAY_RETRY).await;
+            }
+            sent => return sent,
         }
     }
 }
 
 /// What became of one emit.
 enum Sent {
-    /// Queued for the socket (or the socket is going away, so nothing is owed to it).
+    /// Queued for the socket.
     Done,
+    /// The socket is gone: nothing more is owed to it.
+    Gone,
     /// The socket's queue is full.
     Full,
 }
 
 fn send<T: ?Sized + Serialize>(socket: &SocketRef, event: &str, data: &T) -> Sent {
     match socket.emit(event, data) {
-        Ok(()) | Err(SendError::Socket(SocketError::Closed)) => Sent::Done,
+        Ok(()) => Sent::Done,
+        Err(SendError::Socket(SocketError::Closed)) => Sent::Gone,
         Err(SendError::Socket(SocketError::InternalChannelFull)) => Sent::Full,
         Err(error) => {
             // Encoding a RawValue and a struct of strings and numbers cannot fail.

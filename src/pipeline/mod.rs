@@ -79,7 +79,8 @@ pub struct Receipt {
 
 impl Publisher {
     /// A publisher emitting on the namespace `public_ns` of `io`, logging in `log`, coalescing
-    /// keyed events as `coalesce` says, and cutting off slow sockets through `connections`.
+    /// keyed events as `coalesce` says, and cutting off slow sockets through `connections`
+    /// (among them a socket that falls `history_size` live events behind during a replay).
     /// Spawns the coalescing task: call from within a tokio runtime.
     pub fn new(
         io: Io,
@@ -87,8 +88,9 @@ impl Publisher {
         coalesce: &CoalesceConfig,
         log: Arc<dyn EventLog>,
         connections: Connections,
+        history_size: usize,
     ) -> Self {
-        let deliverer = Deliverer::new(io, public_ns, log, connections);
+        let deliverer = Deliverer::new(io, public_ns, log, connections, history_size);
         let windows = Windows {
             delay: coalesce.delay,
             max_delay: coalesce.max_delay,

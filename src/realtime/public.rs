@@ -148,6 +148,15 @@ async fn on_connect(state: &AppState, socket: SocketRef) {
     ) else {
         return;
     };
+    // In turn with `register`s: one replay at a time per socket keeps each room in order.
+    let ticket = socket
+        .extensions
+        .get::<Arc<Sequencer>>()
+        .map(|sequencer| sequencer.ticket());
+    let _turn = match ticket {
+        Some(ticket) => Some(ticket.turn().await),
+        None => None,
+    };
     let user = LoggedRoom::User(&session.principal.user);
     let head = match state.publisher.join(&socket, user, resume.0.as_ref()).await {
         Ok(Joined::Live { head, replayed }) => {
