@@ -1,0 +1,171 @@
+//! `bench`: herald against the npm socket.io reference server, side by side in one run
+//! (docs/benchmarks.md).
+//!
+//! - `bench all [--quick]` is the driver: it runs every scenario against both servers
+//!   alternately and prints the results table (Markdown) on stdout, progress on stderr;
+//! - `bench load` is a load generator and `bench publish` the publisher; the driver starts them
+//!   (pinned to the load core) and talks to them over their stdin/stdout ([`control`]).
+//!
+//! # Layout
+//! - [`ws`], [`sio`]: a minimal WebSocket client and the Engine.IO / Socket.IO packets on it;
+//! - [`client`], [`load`], [`publisher`], [`token`], [`clock`], [`histogram`]: the load side;
+//! - [`servers`], [`fleet`], [`proc_stats`], [`scenarios`], [`report`]: the driver side.
+
+mod client;
+mod clock;
+mod control;
+mod fleet;
+mod histogram;
+mod load;
+mod proc_stats;
+mod publisher;
+mod report;
+mod scenarios;
+mod servers;
+mod sio;
+mod token;
+mod ws;
+
+use std::{io::Write as _, path::PathBuf};
+
+use anyhow::{Context as _, bail};
+use clap::{Parser, Subcommand};
+
+/// herald against the npm socket.io reference server.
+#[derive(Debug, Parser)]
+#[command(about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Run the scenarios against both servers and print the table.
+    All(AllArgs),
+    /// A load generator (started by the driver).
+    Load(load::LoadArgs),
+    /// The publisher (started by the driver).
+    Publish(publisher::PublishArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct AllArgs {
+    /// Small sizes and short steps: a smoke test of the harness (seconds per run).
+    #[arg(long)]
+    quick: bool,
+    /// Runs per server and scenario (alternating herald, reference).
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Only these scenarios (S1S2, S3, S4), comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// The herald binary.
+    #[arg(long, default_value = "target/release/herald")]
+    herald: PathBuf,
+    /// The reference server script.
+    #[arg(long, default_value = "js-fixtures/reference-server.js")]
+    reference: PathBuf,
+    /// Node.js.
+    #[arg(long, default_value = "node")]
+    node: PathBuf,
+    /// CPU the server is pinned to.
+    #[arg(long, default_value = "0")]
+    server_cpu: String,
+    /// CPU(s) the load generators and the publisher are pinned to.
+    #[arg(long, default_value = "1")]
+    load_cpu: String,
+    /// Where server logs and results.json go.
+    #[arg(long, default_value = "target/bench")]
+    out: PathBuf,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Cmd::All(args) => all(args),
+        Cmd::Load(args) => load::main(args),
+        Cmd::Publish(args) => publisher::main(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            log(&format!("bench: {error:#}"));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// One progress line on stderr.
+pub(crate) fn log(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+fn all(args: &AllArgs) -> anyhow::Result<()> {
+    for (what, path) in [
+        ("herald binary", &args.herald),
+        ("reference server", &args.reference),
+    ] {
+        if !path.exists() {
+            bail!(
+                "{what} not found at {} (run from the repository root)",
+                path.display()
+            );
+        }
+    }
+    let secret = |tag: &str| format!("bench-{tag}-{}-{}", std::process::id(), clock::now_us());
+    let setup = servers::Setup {
+        herald_bin: args.herald.clone(),
+        reference_js: args.reference.clone(),
+        node: args.node.clone(),
+        server_cpu: args.server_cpu.clone(),
+        logs: args.out.join("logs"),
+        jwt_secret: secret("jwt"),
+        private_key: secret("key"),
+        ticks_per_s: proc_stats::clock_ticks(),
+    };
+    let spawner = fleet::Spawner {
+        exe: std::env::current_exe().context("own path")?,
+        load_cpu: args.load_cpu.clone(),
+    };
+    let ctx = scenarios::Ctx {
+        setup,
+        spawner,
+        quick: args.quick,
+    };
+    log(&format!(
+        "bench: {} mode, {} round(s), server on CPU {}, load on CPU {}",
+        if args.quick { "quick" } else { "full" },
+        args.rounds,
+        args.server_cpu,
+        args.load_cpu
+    ));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let results = runtime.block_on(scenarios::run_all(&ctx, &args.only, args.rounds));
+    std::fs::create_dir_all(&args.out)?;
+    std::fs::write(
+        args.out.join("results.json"),
+        serde_json::to_vec_pretty(&results)?,
+    )?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}", results.table())?;
+    for failure in &results.failures {
+        writeln!(out, "FAILED: {failure}")?;
+    }
+    let selected: Vec<&str> = scenarios::ALL
+        .iter()
+        .copied()
+        .filter(|s| args.only.is_empty() || args.only.iter().any(|o| o.eq_ignore_ascii_case(s)))
+        .map(|s| match s {
+            "S1S2" => "S1",
+            other => other,
+        })
+        .collect();
+    let missing = results.incomplete(&selected);
+    if !missing.is_empty() {
+        bail!("no numbers for: {}", missing.join(", "));
+    }
+    Ok(())
+}

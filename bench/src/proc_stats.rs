@@ -1,0 +1,62 @@
+//! What the kernel says about a process: CPU time from `/proc/<pid>/stat` (user + system, all
+//! threads) and resident memory from `/proc/<pid>/status` (`VmRSS`).
+
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+
+/// Clock ticks per second of `/proc/<pid>/stat` times (`getconf CLK_TCK`, 100 on Linux).
+pub(crate) fn clock_ticks() -> u64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100)
+}
+
+/// CPU time used so far by process `pid` (all threads).
+///
+/// # Errors
+/// The process is gone or the file is unreadable.
+pub(crate) fn cpu_time(pid: u32, ticks_per_s: u64) -> anyhow::Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).context("read stat")?;
+    // Fields after the command name (which may contain spaces) start at the last ')'.
+    let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+        bail!("unreadable /proc/{pid}/stat");
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of stat(5); `rest` starts at field 3.
+    let tick = |i: usize| -> anyhow::Result<u64> {
+        Ok(fields.get(i).context("short stat")?.parse::<u64>()?)
+    };
+    let ticks = tick(11)? + tick(12)?;
+    Ok(Duration::from_micros(ticks * 1_000_000 / ticks_per_s))
+}
+
+/// Resident memory of process `pid`, in KiB.
+///
+/// # Errors
+/// The process is gone or the file is unreadable.
+pub(crate) fn rss_kb(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).context("read status")?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .context("no VmRSS")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_this_process() {
+        let pid = std::process::id();
+        assert!(rss_kb(pid).unwrap() > 0);
+        cpu_time(pid, clock_ticks()).unwrap();
+    }
+}
