@@ -75,6 +75,8 @@ export function renderConfig({
   audience,
   privateKey = PRIVATE_KEY,
   jwtSecret = JWT_SECRET,
+  expiryWarning,
+  coalesce,
 } = {}) {
   const lines = [];
   if (enginePath !== undefined) lines.push(`engine_path = ${tomlString(enginePath)}`);
@@ -87,6 +89,12 @@ export function renderConfig({
   lines.push("", "[auth.jwt]", `secret = ${tomlString(jwtSecret)}`);
   if (issuer !== undefined) lines.push(`issuer = ${tomlString(issuer)}`);
   if (audience !== undefined) lines.push(`audience = ${tomlString(audience)}`);
+  if (expiryWarning !== undefined) lines.push(`expiry_warning = ${tomlString(expiryWarning)}`);
+  if (coalesce !== undefined) {
+    lines.push("", "[coalesce]");
+    if (coalesce.delay !== undefined) lines.push(`delay = ${tomlString(coalesce.delay)}`);
+    if (coalesce.maxDelay !== undefined) lines.push(`max_delay = ${tomlString(coalesce.maxDelay)}`);
+  }
   return lines.join("\n") + "\n";
 }
 
@@ -418,6 +426,11 @@ export class Herald {
   publishHttp(body, { key = PRIVATE_KEY, headers } = {}) {
     return this.http("POST", "/api/v1/publish", { body, key, headers });
   }
+
+  /** POST /api/v1/access with the private key. */
+  accessHttp(body, { key = PRIVATE_KEY, headers } = {}) {
+    return this.http("POST", "/api/v1/access", { body, key, headers });
+  }
 }
 
 /** Closes a v4 or v2 socket and its manager's engine. */
@@ -490,6 +503,18 @@ export function once(emitter, event, ms = WAIT_MS, what = "") {
     }, ms);
     emitter.on(event, listener);
   });
+}
+
+/**
+ * Bounded poll: resolves once `condition()` is true, checking every 50 ms; rejects after `ms`
+ * with a message naming what did not happen.
+ */
+export async function eventually(condition, ms = WAIT_MS, what = "condition") {
+  const deadline = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() >= deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await delay(50); // poll interval of a bounded poll
+  }
 }
 
 /** Waits for `connect`; rejects with the connect_error / error message otherwise. */
