@@ -77,6 +77,7 @@ export function renderConfig({
   jwtSecret = JWT_SECRET,
   expiryWarning,
   coalesce,
+  recovery,
 } = {}) {
   const lines = [];
   if (enginePath !== undefined) lines.push(`engine_path = ${tomlString(enginePath)}`);
@@ -94,6 +95,12 @@ export function renderConfig({
     lines.push("", "[coalesce]");
     if (coalesce.delay !== undefined) lines.push(`delay = ${tomlString(coalesce.delay)}`);
     if (coalesce.maxDelay !== undefined) lines.push(`max_delay = ${tomlString(coalesce.maxDelay)}`);
+  }
+  if (recovery !== undefined) {
+    lines.push("", "[recovery]", `enabled = ${recovery.enabled === false ? "false" : "true"}`);
+    if (recovery.maxDisconnection !== undefined) {
+      lines.push(`max_disconnection = ${tomlString(recovery.maxDisconnection)}`);
+    }
   }
   return lines.join("\n") + "\n";
 }

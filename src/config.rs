@@ -74,6 +74,8 @@ pub struct Config {
     pub coalesce: CoalesceConfig,
     /// The per-room event log.
     pub history: HistoryConfig,
+    /// Socket.IO connection state recovery.
+    pub recovery: RecoveryConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -221,6 +223,17 @@ pub struct HistoryConfig {
     /// How long an event is kept.
     #[serde(with = "humantime_serde")]
     pub ttl: Duration,
+}
+
+/// `[recovery]`: Socket.IO connection state recovery for socket.io-client >= 4.6.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecoveryConfig {
+    /// Whether CONNECT answers carry a `pid` and events a string offset as their last argument.
+    pub enabled: bool,
+    /// How long a dropped socket's session may be recovered.
+    #[serde(with = "humantime_serde")]
+    pub max_disconnection: Duration,
 }
 
 /// `[log]`.

@@ -9,13 +9,19 @@
 //! Requests carry their connection's [`Severer`] (and the usual `ConnectInfo<SocketAddr>`).
 //! A socket that started on long-polling and upgraded lives on the connection of its upgrade
 //! request, not of its handshake: [`Connections`] remembers those by Engine.IO session id.
+//!
+//! With connection state recovery on, a connection that is upgraded to a WebSocket also runs
+//! its first frames through a [`FrameRewriter`], which adds the `pid` to the CONNECT answer.
 
 use std::{
     collections::HashMap,
     io,
     net::SocketAddr,
     pin::Pin,
-    sync::{Arc, Mutex, Weak},
+    sync::{
+        Arc, Mutex, Weak,
+        atomic::{AtomicBool, Ordering},
+    },
     task::{Context, Poll},
 };
 
@@ -31,41 +37,105 @@ use tokio::{
 };
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
+use crate::recovery::ws_frames::{FrameRewriter, RewriteContext};
+
+/// What a connection shares with its handles.
+#[derive(Debug, Default)]
+struct Shared {
+    token: CancellationToken,
+    /// Set when a WebSocket upgrade was requested on this connection.
+    upgrading: AtomicBool,
+}
+
 /// Cuts off one connection; cheap to clone.
 #[derive(Debug, Clone)]
-pub struct Severer(Arc<CancellationToken>);
+pub struct Severer(Arc<Shared>);
 
 impl Severer {
     /// Ends the connection: reads see EOF, writes fail.
     pub fn sever(&self) {
-        self.0.cancel();
+        self.0.token.cancel();
+    }
+
+    /// Marks the connection as being upgraded to a WebSocket (its next write is the `101`).
+    fn upgrading(&self) {
+        self.0.upgrading.store(true, Ordering::Release);
     }
 }
 
 /// A connection that a [`Severer`] can end.
 pub struct Severable<T> {
     inner: T,
-    token: Arc<CancellationToken>,
+    shared: Arc<Shared>,
     // One per direction: the reader and the writer may be polled by different tasks.
     read_cut: Pin<Box<WaitForCancellationFutureOwned>>,
     write_cut: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// Recovery on: the context for a rewriter, made when the connection is upgraded.
+    rewrite: Option<RewriteContext>,
+    rewriter: Option<Box<FrameRewriter>>,
+    /// Rewritten bytes not yet written.
+    out: Vec<u8>,
 }
 
 impl<T> Severable<T> {
     /// Wraps a connection.
     pub fn new(inner: T) -> Self {
-        let token = CancellationToken::new();
+        let shared = Arc::new(Shared::default());
         Self {
             inner,
-            read_cut: Box::pin(token.clone().cancelled_owned()),
-            write_cut: Box::pin(token.clone().cancelled_owned()),
-            token: Arc::new(token),
+            read_cut: Box::pin(shared.token.clone().cancelled_owned()),
+            write_cut: Box::pin(shared.token.clone().cancelled_owned()),
+            shared,
+            rewrite: None,
+            rewriter: None,
+            out: Vec::new(),
+        }
+    }
+
+    /// Wraps a connection whose WebSocket CONNECT answers get their recovery `pid`.
+    pub fn with_recovery(inner: T, rewrite: Option<RewriteContext>) -> Self {
+        Self {
+            rewrite,
+            ..Self::new(inner)
         }
     }
 
     /// The handle that ends this connection.
     pub fn severer(&self) -> Severer {
-        Severer(self.token.clone())
+        Severer(self.shared.clone())
+    }
+}
+
+impl<T: AsyncWrite + Unpin> Severable<T> {
+    /// Writes out what the rewriter produced; ready when all of it is written.
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.out.is_empty() {
+            match Pin::new(&mut self.inner).poll_write(cx, &self.out) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => {
+                    self.out.drain(..n);
+                }
+                Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        if self.rewriter.as_ref().is_some_and(|r| r.is_done()) {
+            self.rewriter = None;
+            self.out = Vec::new();
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Whether writes go through the rewriter (starting it when the upgrade was just asked).
+    fn rewriting(&mut self) -> bool {
+        if self.rewriter.is_none()
+            && let Some(context) = &self.rewrite
+            && self.shared.upgrading.load(Ordering::Acquire)
+        {
+            self.rewriter = Some(Box::new(FrameRewriter::new(context.clone())));
+            self.rewrite = None;
+        }
+        self.rewriter.is_some()
     }
 }
 
@@ -95,7 +165,20 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Severable<T> {
         if self.write_cut.as_mut().poll(cx).is_ready() {
             return Poll::Ready(Err(severed()));
         }
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        if !self.rewriting() {
+            return Pin::new(&mut self.inner).poll_write(cx, buf);
+        }
+        let this = &mut *self;
+        if this.poll_drain(cx)?.is_pending() {
+            return Poll::Pending;
+        }
+        match this.rewriter.as_mut() {
+            Some(rewriter) => rewriter.feed(buf, &mut this.out),
+            None => return Pin::new(&mut this.inner).poll_write(cx, buf),
+        }
+        // Taken: what cannot be written now goes out with the next write or flush.
+        let _ = this.poll_drain(cx)?;
+        Poll::Ready(Ok(buf.len()))
     }
 
     fn poll_write_vectored(
@@ -105,6 +188,13 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Severable<T> {
     ) -> Poll<io::Result<usize>> {
         if self.write_cut.as_mut().poll(cx).is_ready() {
             return Poll::Ready(Err(severed()));
+        }
+        if self.rewriting() {
+            let first = bufs
+                .iter()
+                .find(|b| !b.is_empty())
+                .map_or(&[][..], |b| &**b);
+            return self.poll_write(cx, first);
         }
         Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
     }
@@ -117,10 +207,16 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Severable<T> {
         if self.write_cut.as_mut().poll(cx).is_ready() {
             return Poll::Ready(Err(severed()));
         }
+        if self.poll_drain(cx)?.is_pending() {
+            return Poll::Pending;
+        }
         Pin::new(&mut self.inner).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.poll_drain(cx)?.is_pending() {
+            return Poll::Pending;
+        }
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
@@ -135,28 +231,33 @@ pub struct Peer {
 }
 
 /// A TCP listener whose connections are [`Severable`], with `TCP_NODELAY` set (push traffic is
-/// small frames that must leave at once).
+/// small frames that must leave at once), and, with recovery on, the pid rewrite.
 #[derive(Debug)]
-pub struct SeverableListener(pub TcpListener);
+pub struct SeverableListener {
+    /// The bound listener.
+    pub listener: TcpListener,
+    /// Recovery on: what the rewriters of upgraded connections need.
+    pub rewrite: Option<RewriteContext>,
+}
 
 impl Listener for SeverableListener {
     type Io = Severable<TcpStream>;
     type Addr = Peer;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        let (tcp, addr) = Listener::accept(&mut self.0).await;
+        let (tcp, addr) = Listener::accept(&mut self.listener).await;
         if let Err(error) = tcp.set_nodelay(true) {
             tracing::debug!(%error, "TCP_NODELAY not set");
         }
-        let io = Severable::new(tcp);
+        let io = Severable::with_recovery(tcp, self.rewrite.clone());
         let severer = io.severer();
         (io, Peer { addr, severer })
     }
 
     fn local_addr(&self) -> io::Result<Self::Addr> {
         Ok(Peer {
-            addr: self.0.local_addr()?,
-            severer: Severer(Arc::new(CancellationToken::new())),
+            addr: self.listener.local_addr()?,
+            severer: Severer(Arc::new(Shared::default())),
         })
     }
 }
@@ -174,7 +275,7 @@ pub struct Connections(Arc<Mutex<Registry>>);
 
 #[derive(Debug, Default)]
 struct Registry {
-    by_sid: HashMap<String, Weak<CancellationToken>>,
+    by_sid: HashMap<String, Weak<Shared>>,
     purge_at: usize,
 }
 
@@ -216,6 +317,7 @@ pub async fn expose(
 ) -> Response {
     if let Some(ConnectInfo(peer)) = request.extensions_mut().remove::<ConnectInfo<Peer>>() {
         if request.headers().contains_key(axum::http::header::UPGRADE) {
+            peer.severer.upgrading();
             let sid = request.uri().query().and_then(|query| {
                 query
                     .split('&')

@@ -14,6 +14,7 @@
 //! - [`pipeline`]: publish validation, coalescing and delivery to the union of target rooms.
 //! - [`history`]: the per-room event log (offsets, epochs) that `since` replays from.
 //! - [`connection`]: accepted connections that can be cut off one by one (slow consumers).
+//! - [`recovery`]: Socket.IO connection state recovery (`pid`, offsets, saved sessions).
 //! - [`http`]: health, status and HTTP publishing.
 //! - [`server`]: wires it all up and serves with graceful shutdown.
 //! - [`state`], [`error`], [`shutdown`], [`telemetry`]: shared plumbing.
@@ -27,6 +28,7 @@ pub mod http;
 pub mod ids;
 pub mod pipeline;
 pub mod realtime;
+pub mod recovery;
 pub mod server;
 pub mod shutdown;
 pub mod state;

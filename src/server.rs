@@ -29,6 +29,11 @@ use crate::{
         self, Io,
         eio3_compat::{self, Eio3Compat},
     },
+    recovery::{
+        Recovery,
+        polling::{self, PollingRewrite},
+        ws_frames::RewriteContext,
+    },
     state::AppState,
 };
 
@@ -74,7 +79,9 @@ pub fn build(cfg: &Arc<Config>) -> Result<(Router, AppState), ServerError> {
             log,
             connections.clone(),
             cfg.history.size,
+            cfg.recovery.enabled,
         ),
+        recovery: Arc::new(Recovery::new(cfg.recovery.max_disconnection)),
         auth,
         io: io.clone(),
         started: Instant::now(),
@@ -99,6 +106,15 @@ pub fn build(cfg: &Arc<Config>) -> Result<(Router, AppState), ServerError> {
         .layer(axum::middleware::from_fn_with_state(
             compat,
             eio3_compat::strip_namespace_query,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            PollingRewrite {
+                recovery: state.recovery.clone(),
+                engine_path: cfg.engine_path.clone(),
+                public_ns: cfg.public.path.clone(),
+                max_payload: usize::try_from(engine.max_payload_bytes).unwrap_or(usize::MAX),
+            },
+            polling::add_pid,
         ))
         .layer(axum::middleware::from_fn_with_state(
             origins.clone(),
@@ -156,8 +172,12 @@ pub async fn run(
     }
 
     let stop_accepting = shutdown.clone();
+    let rewrite = cfg.recovery.enabled.then(|| RewriteContext {
+        recovery: state.recovery.clone(),
+        public_ns: cfg.public.path.as_str().into(),
+    });
     let serve = axum::serve(
-        SeverableListener(listener),
+        SeverableListener { listener, rewrite },
         app.into_make_service_with_connect_info::<Peer>(),
     )
     .with_graceful_shutdown(async move { stop_accepting.cancelled().await });

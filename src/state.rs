@@ -7,6 +7,7 @@ use crate::{
     config::Config,
     pipeline::Publisher,
     realtime::Io,
+    recovery::Recovery,
 };
 
 /// Shared state of the HTTP routes and Socket.IO handlers.
@@ -22,6 +23,8 @@ pub struct AppState {
     pub publisher: Publisher,
     /// The Socket.IO server.
     pub io: Io,
+    /// Socket.IO connection state recovery: saved sessions, pids to announce.
+    pub recovery: Arc<Recovery>,
     /// When the server started, for `/status` uptime.
     pub started: Instant,
 }

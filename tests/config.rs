@@ -99,6 +99,18 @@ fn unusable_values_are_named() {
             "publish.max_body_bytes",
         ),
         (&format!("{KEYS}[public]\npath = \"/a b\""), "public.path"),
+        (
+            &format!("{KEYS}[coalesce]\ndelay = \"5s\"\nmax_delay = \"1s\""),
+            "coalesce.max_delay",
+        ),
+        (&format!("{KEYS}[history]\nsize = 0"), "history.size"),
+        (&format!("{KEYS}[history]\nttl = \"0s\""), "history.ttl"),
+        (
+            &format!(
+                "{KEYS}[history]\nttl = \"1m\"\n[recovery]\nenabled = true\nmax_disconnection = \"2m\""
+            ),
+            "recovery.max_disconnection",
+        ),
     ];
     for (toml, key) in cases {
         let err = error(toml);

@@ -51,6 +51,13 @@ impl Config {
                 reason: "must not be shorter than coalesce.delay".into(),
             });
         }
+        if self.recovery.enabled && self.recovery.max_disconnection > self.history.ttl {
+            // A session is recovered from the event log: it must outlive no event it needs.
+            return Err(ConfigError::Invalid {
+                key: "recovery.max_disconnection",
+                reason: "must not be longer than history.ttl".into(),
+            });
+        }
         for origin in &mut self.allowed_origins {
             *origin = normalize_origin(origin)?;
         }

@@ -15,7 +15,7 @@ use std::{
 use futures_util::future::{BoxFuture, FutureExt};
 use tokio::time::Instant;
 
-use super::{Epoch, EventLog, HistoryError, Logged, Position, Resume};
+use super::{Epoch, EventLog, HistoryError, Logged, Missed, Position, Resume};
 use crate::pipeline::Stamped;
 
 /// The in-memory logs of every room.
@@ -31,6 +31,8 @@ struct RoomLog {
     epoch: Epoch,
     head: u64,
     entries: VecDeque<Entry>,
+    /// The highest sequence number dropped from `entries` (expired or over the size).
+    dropped_through: u64,
     /// Last append, read, or sweep that found members.
     seen: Instant,
 }
@@ -38,6 +40,7 @@ struct RoomLog {
 #[derive(Debug)]
 struct Entry {
     offset: u64,
+    seq: u64,
     at: Instant,
     event: Arc<Stamped>,
 }
@@ -48,6 +51,7 @@ impl RoomLog {
             epoch: Epoch::generate(),
             head: 0,
             entries: VecDeque::new(),
+            dropped_through: 0,
             seen: now,
         }
     }
@@ -65,7 +69,13 @@ impl RoomLog {
             .front()
             .is_some_and(|entry| now.duration_since(entry.at) >= ttl)
         {
-            self.entries.pop_front();
+            self.drop_oldest();
+        }
+    }
+
+    fn drop_oldest(&mut self) {
+        if let Some(entry) = self.entries.pop_front() {
+            self.dropped_through = self.dropped_through.max(entry.seq);
         }
     }
 }
@@ -120,7 +130,7 @@ impl MemoryLog {
         log
     }
 
-    fn append_now(&self, rooms: &[String], event: &Arc<Stamped>) -> Vec<Position> {
+    fn append_now(&self, rooms: &[String], event: &Arc<Stamped>, seq: u64) -> Vec<Position> {
         let now = Instant::now();
         let mut logs = self.lock();
         rooms
@@ -131,11 +141,12 @@ impl MemoryLog {
                 log.head += 1;
                 log.entries.push_back(Entry {
                     offset: log.head,
+                    seq,
                     at: now,
                     event: event.clone(),
                 });
                 if log.entries.len() > self.size {
-                    log.entries.pop_front();
+                    log.drop_oldest();
                 }
                 log.position()
             })
@@ -170,10 +181,42 @@ impl MemoryLog {
             .filter(|entry| entry.offset > since.offset)
             .map(|entry| Logged {
                 offset: entry.offset,
+                seq: entry.seq,
                 event: entry.event.clone(),
             })
             .collect();
         Resume::Replay { events, head }
+    }
+
+    fn missed_now(&self, rooms: &[(String, u64)]) -> Option<Vec<Missed>> {
+        let now = Instant::now();
+        let mut logs = self.lock();
+        let mut missed: Vec<Missed> = Vec::new();
+        for (room, after) in rooms {
+            let log = Self::room(&mut logs, room, now);
+            log.expire(now, self.ttl);
+            if log.dropped_through > *after {
+                return None;
+            }
+            missed.extend(
+                log.entries
+                    .iter()
+                    .filter(|entry| entry.seq > *after)
+                    .map(|entry| Missed {
+                        room: room.clone(),
+                        position: Position {
+                            offset: entry.offset,
+                            epoch: log.epoch.clone(),
+                        },
+                        seq: entry.seq,
+                        event: entry.event.clone(),
+                    }),
+            );
+        }
+        // Stable: for an event in several rooms, the first room listed stays first.
+        missed.sort_by_key(|m| m.seq);
+        missed.dedup_by_key(|m| m.seq);
+        Some(missed)
     }
 }
 
@@ -182,9 +225,18 @@ impl EventLog for MemoryLog {
         &'a self,
         rooms: &'a [String],
         event: &'a Arc<Stamped>,
+        seq: u64,
     ) -> BoxFuture<'a, Result<Vec<Position>, HistoryError>> {
-        let positions = self.append_now(rooms, event);
+        let positions = self.append_now(rooms, event, seq);
         async move { Ok(positions) }.boxed()
+    }
+
+    fn missed<'a>(
+        &'a self,
+        rooms: &'a [(String, u64)],
+    ) -> BoxFuture<'a, Result<Option<Vec<Missed>>, HistoryError>> {
+        let missed = self.missed_now(rooms);
+        async move { Ok(missed) }.boxed()
     }
 
     fn head<'a>(&'a self, room: &'a str) -> BoxFuture<'a, Result<Position, HistoryError>> {
@@ -212,6 +264,12 @@ mod tests {
         Arc::new(Stamped::new(Publication::parse(&json, 10).unwrap()))
     }
 
+    fn next_seq() -> u64 {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static SEQ: AtomicU64 = AtomicU64::new(0);
+        SEQ.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
     fn rooms(names: &[&str]) -> Vec<String> {
         names.iter().map(|s| (*s).to_owned()).collect()
     }
@@ -226,9 +284,9 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn offsets_are_contiguous_per_room() {
         let log = MemoryLog::new(100, Duration::from_secs(600));
-        let a = log.append_now(&rooms(&["a", "b"]), &event(1));
-        let b = log.append_now(&rooms(&["a"]), &event(2));
-        let c = log.append_now(&rooms(&["b", "a"]), &event(3));
+        let a = log.append_now(&rooms(&["a", "b"]), &event(1), next_seq());
+        let b = log.append_now(&rooms(&["a"]), &event(2), next_seq());
+        let c = log.append_now(&rooms(&["b", "a"]), &event(3), next_seq());
         assert_eq!(
             [
                 a[0].offset,
@@ -249,7 +307,7 @@ mod tests {
         let start = log.head_now("a");
         assert_eq!(start.offset, 0);
         for n in 1..=5 {
-            log.append_now(&rooms(&["a"]), &event(n));
+            log.append_now(&rooms(&["a"]), &event(n), next_seq());
         }
         assert_eq!(replayed(log.resume_now("a", &start)), [1, 2, 3, 4, 5]);
         let at3 = Position {
@@ -266,7 +324,7 @@ mod tests {
         let log = MemoryLog::new(3, Duration::from_secs(600));
         let start = log.head_now("a");
         for n in 1..=5 {
-            log.append_now(&rooms(&["a"]), &event(n));
+            log.append_now(&rooms(&["a"]), &event(n), next_seq());
         }
         // Held: 3, 4, 5. A client at 2 misses nothing that was dropped; at 1 it missed 2.
         let at = |offset| Position {
@@ -287,9 +345,9 @@ mod tests {
     async fn events_expire_after_the_ttl() {
         let log = MemoryLog::new(100, Duration::from_secs(60));
         let start = log.head_now("a");
-        log.append_now(&rooms(&["a"]), &event(1));
+        log.append_now(&rooms(&["a"]), &event(1), next_seq());
         tokio::time::advance(Duration::from_secs(30)).await;
-        log.append_now(&rooms(&["a"]), &event(2));
+        log.append_now(&rooms(&["a"]), &event(2), next_seq());
         tokio::time::advance(Duration::from_secs(31)).await;
         assert!(
             matches!(log.resume_now("a", &start), Resume::Resync(p) if p.offset == 2),
@@ -300,11 +358,36 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn missed_events_merge_rooms_in_sequence_order_once_each() {
+        let log = MemoryLog::new(3, Duration::from_secs(600));
+        log.append_now(&rooms(&["a"]), &event(1), 1);
+        log.append_now(&rooms(&["a", "b"]), &event(2), 2);
+        log.append_now(&rooms(&["b"]), &event(3), 3);
+        log.append_now(&rooms(&["c"]), &event(4), 4);
+        log.append_now(&rooms(&["a"]), &event(5), 5);
+        let wanted = [("b".to_owned(), 0), ("a".to_owned(), 1)];
+        let missed = log.missed_now(&wanted).expect("all held");
+        let found: Vec<(u64, &str, u64)> = missed
+            .iter()
+            .map(|m| (m.seq, m.room.as_str(), m.position.offset))
+            .collect();
+        assert_eq!(found, [(2, "b", 1), (3, "b", 2), (5, "a", 3)]);
+
+        // Room a holds 1, 2 and 5 (size 3): a fourth drops 1.
+        log.append_now(&rooms(&["a"]), &event(6), 6);
+        assert!(
+            log.missed_now(&[("a".to_owned(), 0)]).is_none(),
+            "seq 1 was dropped from a"
+        );
+        assert_eq!(log.missed_now(&[("a".to_owned(), 1)]).unwrap().len(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn sweep_forgets_empty_rooms_without_members_after_the_ttl() {
         let log = MemoryLog::new(100, Duration::from_secs(60));
         let kept = log.head_now("occupied");
         let start = log.head_now("empty");
-        log.append_now(&rooms(&["busy"]), &event(1));
+        log.append_now(&rooms(&["busy"]), &event(1), next_seq());
         tokio::time::advance(Duration::from_secs(59)).await;
         assert_eq!(log.sweep(|room| room == "occupied"), 0);
         tokio::time::advance(Duration::from_secs(2)).await;

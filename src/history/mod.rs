@@ -70,6 +70,21 @@ impl fmt::Display for Epoch {
 pub struct Logged {
     /// Its offset in the room.
     pub offset: u64,
+    /// Its node-wide sequence number (the Socket.IO recovery offset).
+    pub seq: u64,
+    /// The event.
+    pub event: Arc<Stamped>,
+}
+
+/// An event a recovering socket missed, found in one of its rooms.
+#[derive(Debug, Clone)]
+pub struct Missed {
+    /// The room it was found in (the first of the socket's rooms that has it).
+    pub room: String,
+    /// Its position in that room.
+    pub position: Position,
+    /// Its node-wide sequence number.
+    pub seq: u64,
     /// The event.
     pub event: Arc<Stamped>,
 }
@@ -101,12 +116,21 @@ pub enum HistoryError {
 
 /// Storage of the per-room logs.
 pub trait EventLog: Send + Sync + fmt::Debug {
-    /// Appends `event` to each of `rooms`; returns each room's new position, in order.
+    /// Appends `event`, numbered `seq` node-wide, to each of `rooms`; returns each room's new
+    /// position, in order.
     fn append<'a>(
         &'a self,
         rooms: &'a [String],
         event: &'a Arc<Stamped>,
+        seq: u64,
     ) -> BoxFuture<'a, Result<Vec<Position>, HistoryError>>;
+
+    /// Every event after a sequence number per room, in sequence order, each once (found in
+    /// the first room listed that has it); `None` when some of them are no longer held.
+    fn missed<'a>(
+        &'a self,
+        rooms: &'a [(String, u64)],
+    ) -> BoxFuture<'a, Result<Option<Vec<Missed>>, HistoryError>>;
 
     /// The room's current position (starting a log for it when it has none).
     fn head<'a>(&'a self, room: &'a str) -> BoxFuture<'a, Result<Position, HistoryError>>;

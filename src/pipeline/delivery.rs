@@ -1,6 +1,7 @@
 //! [`Deliverer`]: logs a stamped event in its target rooms and emits it on `/public` to the
-//! union of those rooms, each socket once; and [`Deliverer::join`], the other side of the seam,
-//! which puts a socket in a room after replaying what it missed there.
+//! union of those rooms, each socket once; and the other side of the seam, which puts a socket
+//! in rooms after sending what it missed there ([`Deliverer::join`] for `since`,
+//! [`Deliverer::recover`] for Socket.IO connection state recovery).
 //!
 //! Both take one lock, so no event falls between a replay and the live stream and none is sent
 //! twice: an event is either logged before the join (and replayed) or delivered after it (and
@@ -11,11 +12,16 @@
 //!
 //! Each socket gets `meta` for the room through which it was reached: workspace rooms first,
 //! then user rooms, then groups (a socket in several targeted rooms is reached through the
-//! first). Workspace and user rooms are logged (`meta.offset`, `meta.epoch`); group rooms are
-//! not (both `null`). Emits go socket by socket so that a socket whose queue is full is known
-//! and cut off as a slow consumer instead of silently missing events.
+//! first). Every event also gets a node-wide sequence number, which is the Socket.IO recovery
+//! offset (the last, string argument) when recovery is on. Emits go socket by socket so that a
+//! socket whose queue is full is known and cut off as a slow consumer instead of silently
+//! missing events.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex as SyncMutex},
+    time::Duration,
+};
 
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -39,10 +45,10 @@ pub struct Meta<'a> {
     pub workspace: Option<&'a WorkspaceId>,
     /// Publish time, milliseconds since the epoch.
     pub ts: u64,
-    /// The event's offset in the room through which the socket was reached (null: a group).
-    pub offset: Option<u64>,
-    /// That room's epoch (null: a group).
-    pub epoch: Option<&'a str>,
+    /// The event's offset in the room through which the socket was reached.
+    pub offset: u64,
+    /// That room's epoch.
+    pub epoch: &'a str,
 }
 
 /// A logged room a socket can join from a position.
@@ -77,8 +83,46 @@ pub enum Joined {
     Resync(Position),
     /// Not joined: the offset is beyond the head of that epoch.
     Beyond(Position),
-    /// Not joined: the socket's queue filled up during the replay; it was cut off as slow.
+    /// The socket's queue stayed full during the replay; it was cut off as slow.
     Slow,
+}
+
+/// The rooms a socket is in, with the sequence number at which it joined each: a recovered
+/// session gets only what happened in a room after it joined.
+#[derive(Debug, Default)]
+pub struct RoomJoins(SyncMutex<HashMap<String, u64>>);
+
+impl RoomJoins {
+    fn note(&self, room: &str, seq: u64) {
+        lock(&self.0).insert(room.to_owned(), seq);
+    }
+
+    /// The sequence number at which the socket joined `room` (0: not known).
+    pub fn joined_at(&self, room: &str) -> u64 {
+        lock(&self.0).get(room).copied().unwrap_or(0)
+    }
+}
+
+fn lock<T>(mutex: &SyncMutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Events owed to a socket whose replay is under way; sent by [`Deliverer::finish`].
+#[derive(Debug, Default)]
+pub struct Owed(Vec<Pending>);
+
+impl Owed {
+    /// How many events.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 /// Payload of `resync`.
@@ -92,6 +136,15 @@ struct ResyncPayload<'a> {
     offset: u64,
 }
 
+/// What the delivery lock guards.
+#[derive(Debug, Default)]
+struct Order {
+    /// The last sequence number given.
+    seq: u64,
+    /// Sockets whose replay is under way, with the live events kept aside for each.
+    replays: HashMap<Sid, Vec<Pending>>,
+}
+
 /// Logs and emits events on the browsers' namespace; cheap to clone.
 #[derive(Clone)]
 pub(crate) struct Deliverer {
@@ -99,15 +152,12 @@ pub(crate) struct Deliverer {
     public_ns: Arc<str>,
     log: Arc<dyn EventLog>,
     connections: Connections,
-    /// Held around append + emit and around resume + join: the seam. Holds the live events
-    /// kept aside for sockets whose replay is under way.
-    order: Arc<Mutex<Replays>>,
+    order: Arc<Mutex<Order>>,
     /// Most live events kept aside for one replaying socket before it is cut off as slow.
     aside_limit: usize,
+    /// Whether events carry the Socket.IO recovery offset as their last argument.
+    recovery_offsets: bool,
 }
-
-/// Sockets whose replay is under way, with the live events kept aside for each.
-type Replays = HashMap<Sid, Vec<Pending>>;
 
 /// How long a replay waits for room in a socket's queue before cutting it off as slow.
 const REPLAY_STALL: Duration = Duration::from_secs(10);
@@ -119,32 +169,24 @@ const REPLAY_RETRY: Duration = Duration::from_millis(5);
 struct Pending {
     event: Arc<Stamped>,
     workspace: Option<WorkspaceId>,
-    position: Option<Position>,
+    position: Position,
+    seq: u64,
 }
 
-impl Pending {
-    fn meta(&self) -> Meta<'_> {
-        Meta {
-            id: &self.event.id,
-            workspace: self.workspace.as_ref(),
-            ts: self.event.ts,
-            offset: self.position.as_ref().map(|p| p.offset),
-            epoch: self.position.as_ref().map(|p| p.epoch.as_str()),
-        }
-    }
-
-    fn send(&self, socket: &SocketRef) -> Sent {
-        let publication = &self.event.publication;
-        let data: &RawValue = &publication.data;
-        send(socket, &publication.event, &(data, &self.meta()))
-    }
-}
-
-/// One target room, in delivery order, with its position when it is logged.
+/// One target room, in delivery order, with its position.
 struct Target<'a> {
-    room: String,
+    room: &'a str,
     workspace: Option<&'a WorkspaceId>,
-    position: Option<Position>,
+    position: Position,
+}
+
+/// The settings of a [`Deliverer`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DeliverySettings {
+    /// Most live events kept aside for a replaying socket.
+    pub(crate) aside_limit: usize,
+    /// Whether events carry the recovery offset.
+    pub(crate) recovery_offsets: bool,
 }
 
 impl Deliverer {
@@ -153,20 +195,20 @@ impl Deliverer {
         public_ns: &str,
         log: Arc<dyn EventLog>,
         connections: Connections,
-        aside_limit: usize,
+        settings: DeliverySettings,
     ) -> Self {
         Self {
             io,
             public_ns: public_ns.into(),
             log,
             connections,
-            order: Arc::new(Mutex::new(HashMap::new())),
-            aside_limit,
+            order: Arc::new(Mutex::new(Order::default())),
+            aside_limit: settings.aside_limit,
+            recovery_offsets: settings.recovery_offsets,
         }
     }
 
-    /// Logs the event in its workspace and user rooms and delivers it to every target room,
-    /// each socket once.
+    /// Logs the event in its target rooms and delivers it to them, each socket once.
     ///
     /// # Errors
     /// [`PublishError::Unavailable`] when the namespace is gone (shutting down) or the log
@@ -175,59 +217,61 @@ impl Deliverer {
     pub(crate) async fn deliver(&self, stamped: Stamped) -> Result<(), PublishError> {
         let stamped = Arc::new(stamped);
         let targets = &stamped.publication.targets;
-        let mut replays = self.order.lock().await;
+        let mut order = self.order.lock().await;
         let ns = self
             .io
             .of(&*self.public_ns)
             .ok_or(PublishError::Unavailable)?;
 
-        let logged: Vec<String> = targets
+        let names: Vec<String> = targets
             .workspaces
             .iter()
             .map(rooms::workspace_room)
             .chain(targets.users.iter().map(rooms::user_room))
+            .chain(targets.groups.iter().map(rooms::group_room))
             .collect();
-        let positions = self.log.append(&logged, &stamped).await.map_err(|error| {
-            tracing::error!(%error, "event not logged");
-            PublishError::Unavailable
-        })?;
+        let seq = order.seq + 1;
+        let positions = self
+            .log
+            .append(&names, &stamped, seq)
+            .await
+            .map_err(|error| {
+                tracing::error!(%error, "event not logged");
+                PublishError::Unavailable
+            })?;
+        order.seq = seq;
         let workspaces = targets.workspaces.iter().map(Some);
-        let users = targets.users.iter().map(|_| None);
-        let mut plan: Vec<Target<'_>> = logged
-            .into_iter()
-            .zip(workspaces.chain(users))
+        let others = std::iter::repeat_n(None, names.len() - targets.workspaces.len());
+        let plan = names
+            .iter()
+            .zip(workspaces.chain(others))
             .zip(positions)
             .map(|((room, workspace), position)| Target {
                 room,
                 workspace,
-                position: Some(position),
-            })
-            .collect();
-        plan.extend(targets.groups.iter().map(|group| Target {
-            room: rooms::group_room(group),
-            workspace: None,
-            position: None,
-        }));
+                position,
+            });
 
         let data: &RawValue = &stamped.publication.data;
         let event = &stamped.publication.event;
-        let mut served: Vec<String> = Vec::with_capacity(plan.len());
+        let offset = self.recovery_offsets.then(|| seq.to_string());
+        let mut served: Vec<String> = Vec::with_capacity(names.len());
         let mut slow_sockets = Vec::new();
         for target in plan {
             let meta = Meta {
                 id: &stamped.id,
                 workspace: target.workspace,
                 ts: stamped.ts,
-                offset: target.position.as_ref().map(|p| p.offset),
-                epoch: target.position.as_ref().map(|p| p.epoch.as_str()),
+                offset: target.position.offset,
+                epoch: target.position.epoch.as_str(),
             };
             let sockets = ns
                 .clone()
-                .to(target.room.clone())
+                .to(target.room.to_owned())
                 .except(served.clone())
                 .sockets();
             for socket in sockets {
-                if let Some(aside) = replays.get_mut(&socket.id) {
+                if let Some(aside) = order.replays.get_mut(&socket.id) {
                     if aside.len() >= self.aside_limit {
                         slow_sockets.push(socket);
                     } else {
@@ -235,13 +279,20 @@ impl Deliverer {
                             event: stamped.clone(),
                             workspace: target.workspace.cloned(),
                             position: target.position.clone(),
+                            seq,
                         });
                     }
-                } else if let Sent::Full = send(&socket, event, &(data, &meta)) {
+                    continue;
+                }
+                let sent = match &offset {
+                    Some(offset) => send(&socket, event, &(data, &meta, offset)),
+                    None => send(&socket, event, &(data, &meta)),
+                };
+                if let Sent::Full = sent {
                     slow_sockets.push(socket);
                 }
             }
-            served.push(target.room);
+            served.push(target.room.to_owned());
         }
         for socket in slow_sockets {
             slow::cut_off(&self.connections, &socket, "queue full during delivery");
@@ -252,6 +303,24 @@ impl Deliverer {
     /// The current position of a logged room.
     pub(crate) async fn head(&self, room: LoggedRoom<'_>) -> Result<Position, HistoryError> {
         self.log.head(&room.name()).await
+    }
+
+    /// Puts a socket that is being admitted in rooms (no replay), noting when it joined them.
+    /// Until it is connected, socketioxide refuses emits to it, so live events for it are kept
+    /// aside until [`Self::finish`] (from the connect handler).
+    pub(crate) async fn enter(&self, socket: &SocketRef, names: Vec<String>) {
+        let mut order = self.order.lock().await;
+        let joins = joins_of(socket);
+        for name in &names {
+            joins.note(name, order.seq);
+        }
+        socket.join(names);
+        order.replays.entry(socket.id).or_default();
+    }
+
+    /// Forgets a socket that went away (what was kept aside for it).
+    pub(crate) async fn forget(&self, sid: Sid) {
+        self.order.lock().await.replays.remove(&sid);
     }
 
     /// Puts `socket` in `room`. With a position, first sends what it missed there (in order,
@@ -272,15 +341,17 @@ impl Deliverer {
             LoggedRoom::User(_) => None,
         };
         let (events, head) = {
-            let mut replays = self.order.lock().await;
+            let mut order = self.order.lock().await;
             let Some(since) = since else {
                 let head = self.log.head(&name).await?;
+                joins_of(socket).note(&name, order.seq);
                 socket.join(name);
                 return Ok(Joined::Live { head, replayed: 0 });
             };
             match self.log.resume(&name, since).await? {
                 Resume::Beyond(head) => return Ok(Joined::Beyond(head)),
                 Resume::Resync(head) => {
+                    joins_of(socket).note(&name, order.seq);
                     socket.join(name);
                     let (workspace, user) = match room {
                         LoggedRoom::Workspace(id) => (Some(id), None),
@@ -299,70 +370,151 @@ impl Deliverer {
                     return Ok(Joined::Resync(head));
                 }
                 Resume::Replay { events, head } => {
+                    joins_of(socket).note(&name, order.seq);
                     socket.join(name);
                     if !events.is_empty() {
                         // From now on, live events for this socket wait for the replay.
-                        replays.entry(socket.id).or_default();
+                        order.replays.entry(socket.id).or_default();
                     }
                     (events, head)
                 }
             }
         };
-        let replayed = events.len();
-        if replayed == 0 {
-            return Ok(Joined::Live { head, replayed });
+        let owed = Owed(
+            events
+                .into_iter()
+                .map(|logged| Pending {
+                    event: logged.event,
+                    workspace: workspace.clone(),
+                    position: Position {
+                        offset: logged.offset,
+                        epoch: head.epoch.clone(),
+                    },
+                    seq: logged.seq,
+                })
+                .collect(),
+        );
+        let replayed = owed.len();
+        if self.finish(socket, owed).await {
+            Ok(Joined::Live { head, replayed })
+        } else {
+            Ok(Joined::Slow)
         }
-        let mut owed: Vec<Pending> = events
-            .into_iter()
-            .map(|logged| Pending {
-                event: logged.event,
-                workspace: workspace.clone(),
-                position: Some(Position {
-                    offset: logged.offset,
-                    epoch: head.epoch.clone(),
-                }),
-            })
-            .collect();
+    }
+
+    /// Socket.IO recovery, first half: when the log still holds every event after the given
+    /// sequence number in each room, puts `socket` back in those rooms and returns what it
+    /// missed (live events for it are kept aside from now on); `None` when it cannot be served.
+    /// The socket need not be connected yet: [`Self::finish`] sends once it is.
+    ///
+    /// # Errors
+    /// The log cannot be read.
+    pub(crate) async fn recover(
+        &self,
+        socket: &SocketRef,
+        rooms_after: &[(String, u64)],
+    ) -> Result<Option<Owed>, HistoryError> {
+        let mut order = self.order.lock().await;
+        let Some(missed) = self.log.missed(rooms_after).await? else {
+            return Ok(None);
+        };
+        let joins = joins_of(socket);
+        for (room, after) in rooms_after {
+            joins.note(room, (*after).min(order.seq));
+        }
+        socket.join(
+            rooms_after
+                .iter()
+                .map(|(room, _)| room.clone())
+                .collect::<Vec<_>>(),
+        );
+        order.replays.entry(socket.id).or_default();
+        Ok(Some(Owed(
+            missed
+                .into_iter()
+                .map(|missed| Pending {
+                    workspace: rooms::workspace_of(&missed.room),
+                    event: missed.event,
+                    position: missed.position,
+                    seq: missed.seq,
+                })
+                .collect(),
+        )))
+    }
+
+    /// Sends what a socket is owed, paced by it, then the live events kept aside meanwhile,
+    /// and returns it to the live stream. `false` when it was cut off as slow.
+    pub(crate) async fn finish(&self, socket: &SocketRef, owed: Owed) -> bool {
+        let mut owed = owed.0;
         loop {
             for pending in &owed {
-                match send_paced(socket, pending).await {
+                match self.send_paced(socket, pending).await {
                     Sent::Done => {}
                     Sent::Gone => {
-                        self.order.lock().await.remove(&socket.id);
-                        return Ok(Joined::Live { head, replayed });
+                        self.order.lock().await.replays.remove(&socket.id);
+                        return true;
                     }
                     Sent::Full => {
-                        self.order.lock().await.remove(&socket.id);
+                        self.order.lock().await.replays.remove(&socket.id);
                         slow::cut_off(&self.connections, socket, "no room for the replay");
-                        return Ok(Joined::Slow);
+                        return false;
                     }
                 }
             }
-            let mut replays = self.order.lock().await;
-            let aside = replays
+            let mut order = self.order.lock().await;
+            let aside = order
+                .replays
                 .get_mut(&socket.id)
                 .map(std::mem::take)
                 .unwrap_or_default();
             if aside.is_empty() {
-                replays.remove(&socket.id);
-                return Ok(Joined::Live { head, replayed });
+                order.replays.remove(&socket.id);
+                return true;
             }
             owed = aside;
         }
     }
-}
 
-/// Sends one owed event, waiting up to [`REPLAY_STALL`] for room in the socket's queue.
-async fn send_paced(socket: &SocketRef, pending: &Pending) -> Sent {
-    let deadline = tokio::time::Instant::now() + REPLAY_STALL;
-    loop {
-        match pending.send(socket) {
-            Sent::Full if tokio::time::Instant::now() < deadline => {
-                tokio::time::sleep(REPLAY_RETRY).await;
+    /// Sends one owed event, waiting up to [`REPLAY_STALL`] for room in the socket's queue.
+    async fn send_paced(&self, socket: &SocketRef, pending: &Pending) -> Sent {
+        let deadline = tokio::time::Instant::now() + REPLAY_STALL;
+        loop {
+            match self.send_pending(socket, pending) {
+                Sent::Full if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(REPLAY_RETRY).await;
+                }
+                sent => return sent,
             }
-            sent => return sent,
         }
     }
+
+    fn send_pending(&self, socket: &SocketRef, pending: &Pending) -> Sent {
+        let publication = &pending.event.publication;
+        let data: &RawValue = &publication.data;
+        let meta = Meta {
+            id: &pending.event.id,
+            workspace: pending.workspace.as_ref(),
+            ts: pending.event.ts,
+            offset: pending.position.offset,
+            epoch: pending.position.epoch.as_str(),
+        };
+        if self.recovery_offsets {
+            let offset = pending.seq.to_string();
+            send(socket, &publication.event, &(data, &meta, offset))
+        } else {
+            send(socket, &publication.event, &(data, &meta))
+        }
+    }
+}
+
+/// The socket's [`RoomJoins`], created on first use.
+fn joins_of(socket: &SocketRef) -> Arc<RoomJoins> {
+    if let Some(joins) = socket.extensions.get::<Arc<RoomJoins>>() {
+        return joins;
+    }
+    let joins = Arc::new(RoomJoins::default());
+    socket.extensions.insert(joins.clone());
+    joins
 }
 
 /// What became of one emit.

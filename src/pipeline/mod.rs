@@ -27,11 +27,11 @@ mod coalescer;
 mod delivery;
 pub mod publication;
 
-pub use delivery::{Joined, LoggedRoom, Meta};
+pub use delivery::{Joined, LoggedRoom, Meta, Owed, RoomJoins};
 pub use publication::{Publication, PublishError, Targets};
 
 use coalescer::{CoalescerHandle, Windows};
-use delivery::Deliverer;
+use delivery::{Deliverer, DeliverySettings};
 
 /// A publication with its identity: the id returned to the publisher and the publish time.
 #[derive(Debug, Clone)]
@@ -80,7 +80,8 @@ pub struct Receipt {
 impl Publisher {
     /// A publisher emitting on the namespace `public_ns` of `io`, logging in `log`, coalescing
     /// keyed events as `coalesce` says, and cutting off slow sockets through `connections`
-    /// (among them a socket that falls `history_size` live events behind during a replay).
+    /// (among them a socket that falls `history_size` live events behind during a replay);
+    /// with `recovery_offsets`, every event carries its Socket.IO recovery offset.
     /// Spawns the coalescing task: call from within a tokio runtime.
     pub fn new(
         io: Io,
@@ -89,8 +90,13 @@ impl Publisher {
         log: Arc<dyn EventLog>,
         connections: Connections,
         history_size: usize,
+        recovery_offsets: bool,
     ) -> Self {
-        let deliverer = Deliverer::new(io, public_ns, log, connections, history_size);
+        let settings = DeliverySettings {
+            aside_limit: history_size,
+            recovery_offsets,
+        };
+        let deliverer = Deliverer::new(io, public_ns, log, connections, settings);
         let windows = Windows {
             delay: coalesce.delay,
             max_delay: coalesce.max_delay,
@@ -134,6 +140,38 @@ impl Publisher {
         since: Option<&Position>,
     ) -> Result<Joined, HistoryError> {
         self.deliverer.join(socket, room, since).await
+    }
+
+    /// Puts a socket being admitted in rooms that need no replay (its user and group rooms),
+    /// noting when; live events for it wait until [`Self::finish`] once it is connected.
+    pub async fn enter(&self, socket: &SocketRef, rooms: Vec<String>) {
+        self.deliverer.enter(socket, rooms).await;
+    }
+
+    /// Forgets what was kept aside for a socket that went away.
+    pub async fn forget(&self, sid: socketioxide::socket::Sid) {
+        self.deliverer.forget(sid).await;
+    }
+
+    /// Socket.IO recovery: puts `socket` back in its rooms and returns what it missed after
+    /// the given sequence number in each, or `None` when the log no longer holds all of it.
+    /// Send it with [`Self::finish`] once the socket is connected.
+    ///
+    /// # Errors
+    /// The event log cannot be read.
+    pub async fn recover(
+        &self,
+        socket: &SocketRef,
+        rooms_after: &[(String, u64)],
+    ) -> Result<Option<Owed>, HistoryError> {
+        self.deliverer.recover(socket, rooms_after).await
+    }
+
+    /// Sends a socket what it is owed (after a recovery; nothing after a plain admission), then
+    /// what was kept aside for it, and returns it to the live stream; `false` when it was cut
+    /// off as slow.
+    pub async fn finish(&self, socket: &SocketRef, owed: Owed) -> bool {
+        self.deliverer.finish(socket, owed).await
     }
 
     /// The current position of a logged room.

@@ -15,6 +15,7 @@ mod expiry;
 mod private;
 mod public;
 mod raw_arg;
+mod recovered;
 mod reply;
 pub mod rooms;
 mod sequencer;

@@ -10,12 +10,14 @@ use socketioxide::{
     ParserError,
     extract::{AckSender, Event, SocketRef, TryData},
     handler::ConnectHandler,
+    socket::DisconnectReason,
 };
 
 use super::{
     ConnectRefusal, Io, access,
     events::{self, ErrorAck, ErrorCode, OkAck, RefreshAck, RegisterAck, UserPosition},
     expiry::{self, ExpiryHandle},
+    recovered,
     reply::{Reply, truncate},
     rooms,
     sequencer::{Sequencer, Ticket},
@@ -23,7 +25,7 @@ use super::{
 use crate::{
     auth::{AuthError, Authenticator, Credentials, Session},
     history::Position,
-    pipeline::{Joined, LoggedRoom},
+    pipeline::{Joined, LoggedRoom, Owed},
     state::AppState,
 };
 
@@ -57,29 +59,40 @@ async fn admit(
     data: Result<serde_json::Value, ParserError>,
 ) -> Result<(), ConnectRefusal> {
     let since = events::parse_handshake_since(data.as_ref().ok());
+    let auth = state
+        .cfg
+        .recovery
+        .enabled
+        .then(|| data.as_ref().ok().cloned())
+        .flatten();
     let session = authenticate(&state.auth, socket, data).await?;
     let since = since.map_err(|message| {
         tracing::debug!(sid = %socket.id, %message, "handshake refused: bad auth.since");
         ConnectRefusal::BadRequest(message)
     })?;
     let user = &session.principal.user;
-    if let Some(Some(position)) = &since {
-        check_not_beyond(state, user, position).await?;
-    }
-    let mut own_rooms: Vec<String> = session
-        .principal
-        .groups
-        .iter()
-        .map(rooms::group_room)
-        .collect();
-    match since {
-        Some(since) => {
-            socket.extensions.insert(Arc::new(ResumeUser(since)));
+    let recovered = state.cfg.recovery.enabled
+        && recovered::admit(state, socket, &session, auth.as_ref()).await;
+    if !recovered {
+        if let Some(Some(position)) = &since {
+            check_not_beyond(state, user, position).await?;
         }
-        None => own_rooms.push(rooms::user_room(user)),
+        let mut own_rooms: Vec<String> = session
+            .principal
+            .groups
+            .iter()
+            .map(rooms::group_room)
+            .collect();
+        match since {
+            Some(since) => {
+                socket.extensions.insert(Arc::new(ResumeUser(since)));
+            }
+            None => own_rooms.push(rooms::user_room(user)),
+        }
+        state.publisher.enter(socket, own_rooms).await;
     }
-    socket.join(own_rooms);
     start_expiry(socket, &session, state.cfg.auth.jwt.expiry_warning);
+    watch_disconnect(socket, state);
     socket.extensions.insert(Arc::new(session));
     socket.extensions.insert(Sequencer::new());
     add_handlers(socket, state);
@@ -142,6 +155,21 @@ async fn check_not_beyond(
 
 async fn on_connect(state: &AppState, socket: SocketRef) {
     tracing::debug!(sid = %socket.id, transport = ?socket.transport_type(), "browser connected");
+    if let Some(recovered) = socket.extensions.get::<Arc<recovered::Recovered>>() {
+        let owed = recovered
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(owed) = owed {
+            state.publisher.finish(&socket, owed).await;
+        }
+        return;
+    }
+    // Live events that came between the joins in `admit` and now were kept aside.
+    if !state.publisher.finish(&socket, Owed::default()).await {
+        return;
+    }
     let (Some(resume), Some(session)) = (
         socket.extensions.get::<Arc<ResumeUser>>(),
         socket.extensions.get::<Arc<Session>>(),
@@ -194,9 +222,23 @@ fn start_expiry(socket: &SocketRef, session: &Session, warning: std::time::Durat
     socket
         .extensions
         .insert(Arc::new(expiry::watch(socket.clone(), exp, warning)));
-    socket.on_disconnect(async |socket: SocketRef| {
-        if let Some(expiry) = socket.extensions.get::<Arc<ExpiryHandle>>() {
-            expiry.stop();
+}
+
+/// On disconnect: stops the expiry timer, and saves the session for recovery when the
+/// transport dropped.
+fn watch_disconnect(socket: &SocketRef, state: &AppState) {
+    let recovery = state.cfg.recovery.enabled.then(|| state.recovery.clone());
+    let publisher = state.publisher.clone();
+    socket.on_disconnect(move |socket: SocketRef, reason: DisconnectReason| {
+        let (recovery, publisher) = (recovery.clone(), publisher.clone());
+        async move {
+            publisher.forget(socket.id).await;
+            if let Some(expiry) = socket.extensions.get::<Arc<ExpiryHandle>>() {
+                expiry.stop();
+            }
+            if let Some(recovery) = recovery {
+                recovered::save(&recovery, &socket, reason);
+            }
         }
     });
 }
