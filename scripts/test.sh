@@ -17,3 +17,9 @@ cargo build --release --locked
 cd client-compat-tests
 npm ci --no-audit --no-fund
 HERALD_BIN="$(cd .. && pwd)/target/release/herald" npm test
+cd ..
+echo "== bench --quick (smoke test of the benchmark harness: herald and the npm reference; no timing assertions)"
+if [ ! -d js-fixtures/node_modules/socket.io ]; then
+  (cd js-fixtures && npm ci --no-audit --no-fund)
+fi
+bench/run --quick

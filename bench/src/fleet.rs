@@ -43,6 +43,7 @@ impl Spawner {
 
 /// One child speaking the control protocol.
 struct Peer {
+    pid: u32,
     _child: Child,
     stdin: ChildStdin,
     lines: Lines<BufReader<ChildStdout>>,
@@ -55,6 +56,7 @@ impl Peer {
         let stdin = child.stdin.take().context("no stdin")?;
         let stdout = child.stdout.take().context("no stdout")?;
         Ok(Self {
+            pid: child.id().context("no pid")?,
             _child: child,
             stdin,
             lines: BufReader::new(stdout).lines(),
@@ -104,6 +106,7 @@ pub(crate) struct Received {
 pub(crate) struct Fleet {
     loads: Vec<Peer>,
     prepared_kb: u64,
+    admitted: u64,
 }
 
 impl Fleet {
@@ -143,7 +146,11 @@ impl Fleet {
                 other => bail!("{}: expected prepared, got {other:?}", load.name),
             }
         }
-        Ok(Self { loads, prepared_kb })
+        Ok(Self {
+            loads,
+            prepared_kb,
+            admitted: 0,
+        })
     }
 
     /// Opens every browser at once and waits until all are admitted or failed.
@@ -174,9 +181,26 @@ impl Fleet {
                 other => bail!("{}: expected ready, got {other:?}", load.name),
             }
         }
+        self.admitted = admission.admitted;
         admission.load_bytes_per_conn = rss_kb.saturating_sub(self.prepared_kb) as f64 * 1024.0
             / admission.admitted.max(1) as f64;
         Ok(admission)
+    }
+
+    /// Browsers admitted by the last `go`.
+    pub(crate) fn admitted(&self) -> u64 {
+        self.admitted
+    }
+
+    /// CPU time the generators have used so far (they share the load core).
+    ///
+    /// # Errors
+    /// A generator is gone.
+    pub(crate) fn cpu(&self, ticks_per_s: u64) -> anyhow::Result<Duration> {
+        self.loads
+            .iter()
+            .map(|l| crate::proc_stats::cpu_time(l.pid, ticks_per_s))
+            .sum()
     }
 
     /// Zeroes the event counters of every generator.

@@ -49,6 +49,25 @@ pub(crate) fn rss_kb(pid: u32) -> anyhow::Result<u64> {
         .context("no VmRSS")
 }
 
+/// The machine's `TcpExt` `ListenOverflows` counter (`/proc/net/netstat`): connections the
+/// kernel could not queue because a listener's accept queue was full.
+///
+/// # Errors
+/// The file is unreadable or lacks the counter.
+pub(crate) fn listen_overflows() -> anyhow::Result<u64> {
+    let netstat = std::fs::read_to_string("/proc/net/netstat").context("read netstat")?;
+    let mut tcp_ext = netstat.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (Some(names), Some(values)) = (tcp_ext.next(), tcp_ext.next()) else {
+        bail!("no TcpExt in /proc/net/netstat");
+    };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(name, _)| *name == "ListenOverflows")
+        .and_then(|(_, value)| value.parse().ok())
+        .context("no ListenOverflows")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,5 +77,6 @@ mod tests {
         let pid = std::process::id();
         assert!(rss_kb(pid).unwrap() > 0);
         cpu_time(pid, clock_ticks()).unwrap();
+        listen_overflows().unwrap();
     }
 }

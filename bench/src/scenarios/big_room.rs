@@ -60,6 +60,12 @@ pub(crate) async fn run(ctx: &Ctx, kind: Kind, label: &str) -> anyhow::Result<Gr
             peak.map(|s| s.cpu_share * 100.0),
         ),
         Metric::maybe(
+            "load generators' CPU there",
+            "%",
+            Better::Neither,
+            peak.map(|s| s.load_share * 100.0),
+        ),
+        Metric::maybe(
             "server CPU per delivery",
             "µs",
             Better::Lower,

@@ -33,8 +33,10 @@ pub(crate) async fn run(ctx: &Ctx, kind: Kind, label: &str) -> anyhow::Result<Gr
     )
     .await?;
     let cpu_before = server.cpu()?;
+    let overflows_before = crate::proc_stats::listen_overflows()?;
     let admission = fleet.go(Duration::from_secs(90)).await?;
     let storm_cpu = server.cpu()?.saturating_sub(cpu_before);
+    let overflows = crate::proc_stats::listen_overflows()?.saturating_sub(overflows_before);
     let admitted = admission.admitted.max(1) as f64;
 
     // The idle window: a measurement interval, not a wait for an event.
@@ -63,6 +65,12 @@ pub(crate) async fn run(ctx: &Ctx, kind: Kind, label: &str) -> anyhow::Result<Gr
             "µs",
             Better::Lower,
             storm_cpu.as_secs_f64() * 1e6 / admitted,
+        ),
+        Metric::new(
+            "accept queue overflows (kernel)",
+            "",
+            Better::Neither,
+            overflows as f64,
         ),
     ];
     let s1 = vec![

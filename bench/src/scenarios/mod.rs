@@ -51,6 +51,17 @@ impl Ctx {
         )
         .await?;
         let admission = fleet.go(Duration::from_secs(90)).await?;
+        crate::log(&format!(
+            "    {} of {browsers} browsers admitted in {:?}, {} failed{}",
+            admission.admitted,
+            admission.elapsed,
+            admission.failed,
+            admission
+                .first_error
+                .as_deref()
+                .map(|e| format!(" (first: {e})"))
+                .unwrap_or_default()
+        ));
         if admission.admitted == 0 {
             anyhow::bail!(
                 "no browser admitted by {}: {}",

@@ -24,6 +24,8 @@ pub(crate) struct Step {
     pub(crate) cpu_us_per_delivery: f64,
     /// Server CPU busy fraction over the step (1.0 = the whole core).
     pub(crate) cpu_share: f64,
+    /// The load generators' CPU share over the step (they share one core with the publisher).
+    pub(crate) load_share: f64,
     pub(crate) latency: Summary,
     pub(crate) saturated: bool,
 }
@@ -61,6 +63,7 @@ pub(crate) async fn run(
         }
         fleet.reset().await?;
         let cpu_before = server.cpu()?;
+        let load_before = fleet.cpu(ctx.setup.ticks_per_s)?;
         let publish_rate = offered / plan.members as f64;
         let published = fleet::publish(
             &ctx.spawner,
@@ -74,9 +77,14 @@ pub(crate) async fn run(
         if published.acked_err > 0 {
             bail!("{} publishes refused", published.acked_err);
         }
-        let expected = published.sent * plan.members;
+        // Every admitted browser gets each publish to its workspace (exact when all were
+        // admitted: the workspaces are then equal in size).
+        let expected = published.sent * fleet.admitted() / plan.rooms;
         let (received, drained) = drain(fleet, expected).await?;
         let cpu = server.cpu()?.saturating_sub(cpu_before);
+        let load_cpu = fleet
+            .cpu(ctx.setup.ticks_per_s)?
+            .saturating_sub(load_before);
         let window_us = received
             .last_rx_us
             .saturating_sub(published.first_send_us)
@@ -87,16 +95,18 @@ pub(crate) async fn run(
             achieved,
             cpu_us_per_delivery: cpu.as_secs_f64() * 1e6 / received.received.max(1) as f64,
             cpu_share: cpu.as_secs_f64() * 1e6 / window_us,
+            load_share: load_cpu.as_secs_f64() * 1e6 / window_us,
             saturated: !drained || achieved < 0.9 * offered || received.dropped > 0,
             latency: received.latency,
         };
         crate::log(&format!(
-            "    offered {offered:.0}/s ({} of {} publishes acked) achieved {achieved:.0}/s cpu {:.2} µs/delivery ({:.0} %) \
+            "    offered {offered:.0}/s ({} of {} publishes acked) achieved {achieved:.0}/s cpu {:.2} µs/delivery ({:.0} %, load {:.0} %) \
              p50 {:?} p99 {:?} µs{}",
             published.acked_ok,
             published.sent,
             step.cpu_us_per_delivery,
             step.cpu_share * 100.0,
+            step.load_share * 100.0,
             step.latency.quantile(0.5),
             step.latency.quantile(0.99),
             if step.saturated { " saturated" } else { "" }
