@@ -14,6 +14,7 @@
 //! - [`pipeline`]: publish validation, coalescing and delivery to the union of target rooms.
 //! - [`history`]: the per-room event log (offsets, epochs) that `since` replays from.
 //! - [`connection`]: accepted connections that can be cut off one by one (slow consumers).
+//! - [`metrics`]: what the server counts, for `GET /metrics`.
 //! - [`recovery`]: Socket.IO connection state recovery (`pid`, offsets, saved sessions).
 //! - [`http`]: health, status and HTTP publishing.
 //! - [`server`]: wires it all up and serves with graceful shutdown.
@@ -26,6 +27,7 @@ pub mod error;
 pub mod history;
 pub mod http;
 pub mod ids;
+pub mod metrics;
 pub mod pipeline;
 pub mod realtime;
 pub mod recovery;

@@ -24,6 +24,7 @@ use crate::{
         self,
         origin::{self, OriginPolicy},
     },
+    metrics::Metrics,
     pipeline::Publisher,
     realtime::{
         self, Io,
@@ -68,19 +69,13 @@ pub fn build(cfg: &Arc<Config>) -> Result<(Router, AppState), ServerError> {
         .transports([TransportType::Polling, TransportType::Websocket])
         .build_layer();
     let connections = Connections::default();
+    let metrics = Metrics::new();
     let log = Arc::new(MemoryLog::new(cfg.history.size, cfg.history.ttl));
     spawn_history_sweep(&log, &io, &cfg.public.path, cfg.history.ttl);
     let state = AppState {
         private: Arc::new(PrivateAccess::from_config(cfg)),
-        publisher: Publisher::new(
-            io.clone(),
-            &cfg.public.path,
-            &cfg.coalesce,
-            log,
-            connections.clone(),
-            cfg.history.size,
-            cfg.recovery.enabled,
-        ),
+        publisher: Publisher::new(io.clone(), cfg, log, connections.clone(), metrics.clone()),
+        metrics,
         recovery: Arc::new(Recovery::new(cfg.recovery.max_disconnection)),
         auth,
         io: io.clone(),

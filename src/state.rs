@@ -5,6 +5,7 @@ use std::{sync::Arc, time::Instant};
 use crate::{
     auth::{Authenticator, private::PrivateAccess},
     config::Config,
+    metrics::Metrics,
     pipeline::Publisher,
     realtime::Io,
     recovery::Recovery,
@@ -23,6 +24,8 @@ pub struct AppState {
     pub publisher: Publisher,
     /// The Socket.IO server.
     pub io: Io,
+    /// What the server counts.
+    pub metrics: Metrics,
     /// Socket.IO connection state recovery: saved sessions, pids to announce.
     pub recovery: Arc<Recovery>,
     /// When the server started, for `/status` uptime.

@@ -1,5 +1,5 @@
-//! The plain HTTP API beside Socket.IO: health, status and publishing for backends without a
-//! Socket.IO client. Each area exposes `router()`; [`router`] merges them.
+//! The plain HTTP API beside Socket.IO: health, status, metrics and publishing for backends
+//! without a Socket.IO client. Each area exposes `router()`; [`router`] merges them.
 
 use std::net::SocketAddr;
 
@@ -14,6 +14,7 @@ use crate::{auth::credentials::bearer, config::Config, error::ApiError, state::A
 
 mod access;
 mod health;
+mod metrics;
 pub mod origin;
 mod publish;
 mod status;
@@ -23,6 +24,7 @@ pub fn router(cfg: &Config) -> Router<AppState> {
     Router::new()
         .merge(health::router())
         .merge(status::router())
+        .merge(metrics::router())
         .merge(publish::router(cfg.publish.max_body_bytes))
         .merge(access::router(cfg.publish.max_body_bytes))
         .fallback(async || ApiError::NotFound)

@@ -12,6 +12,7 @@
 
 use std::{collections::HashMap, future::poll_fn, time::Duration};
 
+use prometheus_client::metrics::counter::Counter;
 use tokio::{
     sync::{mpsc, oneshot},
     time::Instant,
@@ -52,6 +53,8 @@ pub(crate) struct Coalescer {
     windows: Windows,
     held: HashMap<Key, Held>,
     due: DelayQueue<Key>,
+    /// Publications merged into a later one, ever.
+    merged: u64,
 }
 
 impl Coalescer {
@@ -60,7 +63,13 @@ impl Coalescer {
             windows,
             held: HashMap::new(),
             due: DelayQueue::new(),
+            merged: 0,
         }
+    }
+
+    /// How many publications were merged into a later one, ever.
+    pub(crate) fn merged(&self) -> u64 {
+        self.merged
     }
 
     /// Takes a publication; returns it back when it must go out now (no key, or full).
@@ -77,6 +86,7 @@ impl Coalescer {
         if let Some(held) = self.held.get_mut(&key) {
             held.latest = stamped;
             held.merged += 1;
+            self.merged += 1;
             let deadline = (now + self.windows.delay).min(held.first_at + self.windows.max_delay);
             self.due.reset_at(&held.slot, deadline);
             return None;
@@ -166,7 +176,7 @@ impl CoalescerHandle {
 }
 
 /// Runs the coalescer as a task; it ends, flushing, when every handle is dropped.
-pub(crate) fn spawn(windows: Windows, deliverer: Deliverer) -> CoalescerHandle {
+pub(crate) fn spawn(windows: Windows, deliverer: Deliverer, merged: Counter) -> CoalescerHandle {
     let (tx, mut rx) = mpsc::channel(QUEUE);
     tokio::spawn(async move {
         let mut coalescer = Coalescer::new(windows);
@@ -174,7 +184,10 @@ pub(crate) fn spawn(windows: Windows, deliverer: Deliverer) -> CoalescerHandle {
             tokio::select! {
                 command = rx.recv() => match command {
                     Some(Command::Offer(stamped)) => {
-                        if let Some(now) = coalescer.offer(stamped) {
+                        let before = coalescer.merged();
+                        let out = coalescer.offer(stamped);
+                        merged.inc_by(coalescer.merged() - before);
+                        if let Some(now) = out {
                             deliver(&deliverer, now).await;
                         }
                     }
@@ -298,6 +311,7 @@ mod tests {
             c.offer(stamped("w", Some("a"), "4")).is_none(),
             "held keys still merge"
         );
+        assert_eq!(c.merged(), 1);
     }
 
     #[tokio::test(start_paused = true)]

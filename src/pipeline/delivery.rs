@@ -33,6 +33,7 @@ use crate::{
     connection::Connections,
     history::{EventLog, HistoryError, Position, Resume},
     ids::{UserId, WorkspaceId},
+    metrics::Metrics,
     realtime::{Io, events, rooms, slow},
 };
 
@@ -157,6 +158,7 @@ pub(crate) struct Deliverer {
     aside_limit: usize,
     /// Whether events carry the Socket.IO recovery offset as their last argument.
     recovery_offsets: bool,
+    metrics: Metrics,
 }
 
 /// How long a replay waits for room in a socket's queue before cutting it off as slow.
@@ -196,8 +198,10 @@ impl Deliverer {
         log: Arc<dyn EventLog>,
         connections: Connections,
         settings: DeliverySettings,
+        metrics: Metrics,
     ) -> Self {
         Self {
+            metrics,
             io,
             public_ns: public_ns.into(),
             log,
@@ -257,6 +261,7 @@ impl Deliverer {
         let offset = self.recovery_offsets.then(|| seq.to_string());
         let mut served: Vec<String> = Vec::with_capacity(names.len());
         let mut slow_sockets = Vec::new();
+        let mut delivered = 0;
         for target in plan {
             let meta = Meta {
                 id: &stamped.id,
@@ -288,14 +293,20 @@ impl Deliverer {
                     Some(offset) => send(&socket, event, &(data, &meta, offset)),
                     None => send(&socket, event, &(data, &meta)),
                 };
-                if let Sent::Full = sent {
-                    slow_sockets.push(socket);
+                match sent {
+                    Sent::Done => delivered += 1,
+                    Sent::Full => slow_sockets.push(socket),
+                    Sent::Gone => {}
                 }
             }
             served.push(target.room.to_owned());
         }
+        self.metrics.delivered.inc_by(delivered);
+        self.metrics
+            .publish_to_emit
+            .observe(stamped.accepted.elapsed().as_secs_f64());
         for socket in slow_sockets {
-            slow::cut_off(&self.connections, &socket, "queue full during delivery");
+            self.cut_off(&socket, "queue full during delivery");
         }
         Ok(())
     }
@@ -363,8 +374,9 @@ impl Deliverer {
                         epoch: head.epoch.as_str(),
                         offset: head.offset,
                     };
+                    self.metrics.resyncs.inc();
                     if let Sent::Full = send(socket, events::RESYNC, &payload) {
-                        slow::cut_off(&self.connections, socket, "queue full on resync");
+                        self.cut_off(socket, "queue full on resync");
                         return Ok(Joined::Slow);
                     }
                     return Ok(Joined::Resync(head));
@@ -446,17 +458,24 @@ impl Deliverer {
     /// and returns it to the live stream. `false` when it was cut off as slow.
     pub(crate) async fn finish(&self, socket: &SocketRef, owed: Owed) -> bool {
         let mut owed = owed.0;
+        // First the replay, then live events kept aside.
+        let mut replaying = true;
         loop {
             for pending in &owed {
                 match self.send_paced(socket, pending).await {
-                    Sent::Done => {}
+                    Sent::Done if replaying => {
+                        self.metrics.replayed.inc();
+                    }
+                    Sent::Done => {
+                        self.metrics.delivered.inc();
+                    }
                     Sent::Gone => {
                         self.order.lock().await.replays.remove(&socket.id);
                         return true;
                     }
                     Sent::Full => {
                         self.order.lock().await.replays.remove(&socket.id);
-                        slow::cut_off(&self.connections, socket, "no room for the replay");
+                        self.cut_off(socket, "no room for the replay");
                         return false;
                     }
                 }
@@ -472,6 +491,7 @@ impl Deliverer {
                 return true;
             }
             owed = aside;
+            replaying = false;
         }
     }
 
@@ -504,6 +524,13 @@ impl Deliverer {
         } else {
             send(socket, &publication.event, &(data, &meta))
         }
+    }
+}
+
+impl Deliverer {
+    fn cut_off(&self, socket: &SocketRef, why: &'static str) {
+        self.metrics.slow_disconnects.inc();
+        slow::cut_off(&self.connections, socket, why);
     }
 }
 

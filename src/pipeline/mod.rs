@@ -17,9 +17,10 @@ use serde::Serialize;
 use socketioxide::extract::SocketRef;
 
 use crate::{
-    config::CoalesceConfig,
+    config::Config,
     connection::Connections,
     history::{EventLog, HistoryError, Position},
+    metrics::Metrics,
     realtime::Io,
 };
 
@@ -42,6 +43,8 @@ pub struct Stamped {
     pub ts: u64,
     /// What was published.
     pub publication: Publication,
+    /// When it was accepted, for the publish-to-emit latency.
+    pub accepted: std::time::Instant,
 }
 
 impl Stamped {
@@ -53,6 +56,7 @@ impl Stamped {
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
             publication,
+            accepted: std::time::Instant::now(),
         }
     }
 }
@@ -62,6 +66,7 @@ impl Stamped {
 pub struct Publisher {
     deliverer: Deliverer,
     coalescer: CoalescerHandle,
+    metrics: Metrics,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -78,33 +83,39 @@ pub struct Receipt {
 }
 
 impl Publisher {
-    /// A publisher emitting on the namespace `public_ns` of `io`, logging in `log`, coalescing
-    /// keyed events as `coalesce` says, and cutting off slow sockets through `connections`
-    /// (among them a socket that falls `history_size` live events behind during a replay);
-    /// with `recovery_offsets`, every event carries its Socket.IO recovery offset.
+    /// A publisher emitting on the browsers' namespace of `io`, logging in `log`, coalescing
+    /// keyed events as `[coalesce]` says, cutting off slow sockets through `connections`
+    /// (among them a socket that falls `history.size` live events behind during a replay),
+    /// and with `[recovery]` on, giving every event its Socket.IO recovery offset.
     /// Spawns the coalescing task: call from within a tokio runtime.
     pub fn new(
         io: Io,
-        public_ns: &str,
-        coalesce: &CoalesceConfig,
+        cfg: &Config,
         log: Arc<dyn EventLog>,
         connections: Connections,
-        history_size: usize,
-        recovery_offsets: bool,
+        metrics: Metrics,
     ) -> Self {
         let settings = DeliverySettings {
-            aside_limit: history_size,
-            recovery_offsets,
+            aside_limit: cfg.history.size,
+            recovery_offsets: cfg.recovery.enabled,
         };
-        let deliverer = Deliverer::new(io, public_ns, log, connections, settings);
+        let deliverer = Deliverer::new(
+            io,
+            &cfg.public.path,
+            log,
+            connections,
+            settings,
+            metrics.clone(),
+        );
         let windows = Windows {
-            delay: coalesce.delay,
-            max_delay: coalesce.max_delay,
-            max_pending: coalesce.max_pending,
+            delay: cfg.coalesce.delay,
+            max_delay: cfg.coalesce.max_delay,
+            max_pending: cfg.coalesce.max_pending,
         };
         Self {
-            coalescer: coalescer::spawn(windows, deliverer.clone()),
+            coalescer: coalescer::spawn(windows, deliverer.clone(), metrics.coalesced.clone()),
             deliverer,
+            metrics,
         }
     }
 
@@ -115,6 +126,7 @@ impl Publisher {
     /// [`PublishError::Unavailable`] when delivery is shutting down.
     pub async fn publish(&self, publication: Publication) -> Result<Receipt, PublishError> {
         let stamped = Stamped::new(publication);
+        self.metrics.published.inc();
         let receipt = Receipt {
             id: stamped.id.clone(),
         };

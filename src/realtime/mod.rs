@@ -36,6 +36,29 @@ pub enum ConnectRefusal {
     BadRequest(String),
 }
 
+impl ConnectRefusal {
+    /// The outcome label of this refusal in the handshake metrics.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Self::Unauthorized => "unauthorized",
+            Self::BadRequest(_) => "bad_request",
+        }
+    }
+}
+
+/// Counts a handshake's outcome on `namespace` and passes it on.
+fn counted(
+    metrics: &crate::metrics::Metrics,
+    namespace: &'static str,
+    result: Result<(), ConnectRefusal>,
+) -> Result<(), ConnectRefusal> {
+    let outcome = result
+        .as_ref()
+        .map_or_else(ConnectRefusal::outcome, |()| "ok");
+    crate::metrics::Metrics::count(&metrics.handshakes, namespace, outcome);
+    result
+}
+
 /// Declares the namespaces and their handlers.
 pub fn register_namespaces(io: &Io, state: &AppState) {
     io.ns("/", async || {});

@@ -15,6 +15,7 @@ use socketioxide::{
 use super::{
     ConnectRefusal, Io,
     access::{self, AccessError},
+    counted,
     events::{
         self, AccessChange, DisconnectUser, DisconnectUserAck, ErrorAck, ErrorCode, PublishAck,
         SessionInvalid,
@@ -34,10 +35,12 @@ pub(super) fn register(io: &Io, state: AppState) {
     let admit = move |socket: SocketRef, TryData(data): TryData<serde_json::Value>| {
         let state = state.clone();
         async move {
-            check(&state.private, &socket, data)?;
-            // Before the CONNECT packet goes out: see `public::admit`.
-            add_handlers(&socket, &state);
-            Ok::<_, ConnectRefusal>(())
+            let admitted = check(&state.private, &socket, data);
+            if admitted.is_ok() {
+                // Before the CONNECT packet goes out: see `public::admit`.
+                add_handlers(&socket, &state);
+            }
+            counted(&state.metrics, "private", admitted)
         }
     };
     io.ns(path, on_connect.with(admit));

@@ -14,7 +14,7 @@ use socketioxide::{
 };
 
 use super::{
-    ConnectRefusal, Io, access,
+    ConnectRefusal, Io, access, counted,
     events::{self, ErrorAck, ErrorCode, OkAck, RefreshAck, RegisterAck, UserPosition},
     expiry::{self, ExpiryHandle},
     recovered,
@@ -25,6 +25,7 @@ use super::{
 use crate::{
     auth::{AuthError, Authenticator, Credentials, Session},
     history::Position,
+    metrics::Metrics,
     pipeline::{Joined, LoggedRoom, Owed},
     state::AppState,
 };
@@ -40,7 +41,10 @@ pub(super) fn register(io: &Io, state: AppState) {
     };
     let admit = move |socket: SocketRef, TryData(data): TryData<serde_json::Value>| {
         let state = state.clone();
-        async move { admit(&state, &socket, data).await }
+        async move {
+            let admitted = admit(&state, &socket, data).await;
+            counted(&state.metrics, "public", admitted)
+        }
     };
     io.ns(path, connected.with(admit));
 }
@@ -254,7 +258,8 @@ fn add_handlers(socket: &SocketRef, state: &AppState) {
             let state = st.clone();
             async move {
                 let _turn = ticket.turn().await;
-                let reply = on_register(&state, &socket, data).await;
+                let (reply, outcome) = on_register(&state, &socket, data).await;
+                Metrics::count(&state.metrics.registers, "public", outcome);
                 reply.send(ack);
             }
         },
@@ -298,18 +303,22 @@ async fn on_register(
     state: &AppState,
     socket: &SocketRef,
     data: Result<serde_json::Value, ParserError>,
-) -> Reply {
+) -> (Reply, &'static str) {
     let parsed = data
         .map_err(|_| "expected a JSON argument".to_owned())
         .and_then(events::parse_register_arg);
     let (workspace, since) = match parsed {
         Ok(parsed) => parsed,
         Err(message) => {
-            return Reply::error(&ErrorAck::with_message(ErrorCode::BadRequest, message));
+            let reply = Reply::error(&ErrorAck::with_message(ErrorCode::BadRequest, message));
+            return (reply, "bad_request");
         }
     };
     let Some(session) = socket.extensions.get::<Arc<Session>>() else {
-        return Reply::error(&ErrorAck::new(ErrorCode::Forbidden));
+        return (
+            Reply::error(&ErrorAck::new(ErrorCode::Forbidden)),
+            "forbidden",
+        );
     };
     match state.auth.can_read(&session, &workspace).await {
         Ok(true) => {
@@ -317,23 +326,27 @@ async fn on_register(
             let head = match state.publisher.join(socket, room, since.as_ref()).await {
                 Ok(Joined::Live { head, .. } | Joined::Resync(head)) => head,
                 Ok(Joined::Beyond(head)) => {
-                    return Reply::error(&ErrorAck::with_message(
-                        ErrorCode::BadRequest,
-                        format!(
-                            "`since` offset is beyond the workspace's latest offset {}",
-                            head.offset
-                        ),
-                    ));
+                    let message = format!(
+                        "`since` offset is beyond the workspace's latest offset {}",
+                        head.offset
+                    );
+                    let reply =
+                        Reply::error(&ErrorAck::with_message(ErrorCode::BadRequest, message));
+                    return (reply, "bad_request");
                 }
                 Ok(Joined::Slow) => {
-                    return Reply::error(&ErrorAck::with_message(
+                    let reply = Reply::error(&ErrorAck::with_message(
                         ErrorCode::Unavailable,
                         "too much to replay at once: reconnect and resume from the last offset received",
                     ));
+                    return (reply, "slow");
                 }
                 Err(error) => {
                     tracing::warn!(sid = %socket.id, %error, "register: event log unavailable");
-                    return Reply::error(&ErrorAck::new(ErrorCode::Unavailable));
+                    return (
+                        Reply::error(&ErrorAck::new(ErrorCode::Unavailable)),
+                        "unavailable",
+                    );
                 }
             };
             // Disconnected while the check ran: socketioxide has already dropped its rooms, so
@@ -348,20 +361,27 @@ async fn on_register(
                 socket.leave_all();
             }
             tracing::debug!(sid = %socket.id, %workspace, "registered");
-            Reply::ok(&RegisterAck {
+            let reply = Reply::ok(&RegisterAck {
                 ok: true,
                 workspace: &workspace,
                 offset: head.offset,
                 epoch: head.epoch.as_str(),
-            })
+            });
+            (reply, "ok")
         }
         Ok(false) => {
             tracing::debug!(sid = %socket.id, %workspace, "register forbidden");
-            Reply::error(&ErrorAck::new(ErrorCode::Forbidden))
+            (
+                Reply::error(&ErrorAck::new(ErrorCode::Forbidden)),
+                "forbidden",
+            )
         }
         Err(error) => {
             tracing::warn!(sid = %socket.id, %error, "register: access check unavailable");
-            Reply::error(&ErrorAck::new(ErrorCode::Unavailable))
+            (
+                Reply::error(&ErrorAck::new(ErrorCode::Unavailable)),
+                "unavailable",
+            )
         }
     }
 }

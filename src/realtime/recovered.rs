@@ -9,6 +9,7 @@ use socketioxide::{extract::SocketRef, socket::DisconnectReason};
 use super::rooms;
 use crate::{
     auth::{Authenticator, Session},
+    metrics::Metrics,
     pipeline::{Owed, RoomJoins},
     recovery::{Recovery, Saved},
     state::AppState,
@@ -43,7 +44,8 @@ pub(super) async fn admit(
     auth: Option<&serde_json::Value>,
 ) -> bool {
     let recovery = &state.recovery;
-    let recovered = match claimed(auth) {
+    let claim = claimed(auth);
+    let recovered = match claim {
         Some((pid, offset)) => match recovery.claim(pid, &session.principal.user) {
             Some(saved) => restore(state, socket, session, &saved, offset)
                 .await
@@ -52,6 +54,14 @@ pub(super) async fn admit(
         },
         None => None,
     };
+    if claim.is_some() {
+        let outcome = if recovered.is_some() {
+            "recovered"
+        } else {
+            "new"
+        };
+        Metrics::count(&state.metrics.recoveries, "public", outcome);
+    }
     let (pid, was_recovered) = match recovered {
         Some((pid, owed)) => {
             tracing::debug!(sid = %socket.id, missed = owed.len(), "session recovered");

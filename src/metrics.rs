@@ -1,0 +1,193 @@
+//! [`Metrics`]: what herald counts, in one Prometheus registry per server (no global recorder:
+//! several servers in one process, as in the tests, each count their own).
+//!
+//! Counters are cheap handles, cloned into the parts that count; gauges of live state
+//! (connections by namespace and transport) are read from Socket.IO when scraped. `GET /metrics`
+//! (`http/metrics.rs`) renders the registry in the OpenMetrics text format.
+
+use std::sync::Arc;
+
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{
+        counter::Counter,
+        family::Family,
+        gauge::Gauge,
+        histogram::{Histogram, exponential_buckets},
+    },
+    registry::Registry,
+};
+
+/// Labels of handshake and register outcomes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    /// The namespace (`public`, `private`).
+    pub namespace: &'static str,
+    /// `ok`, or why not (`unauthorized`, `bad_request`, `forbidden`, `unavailable`).
+    pub outcome: &'static str,
+}
+
+/// Labels of live connections.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct ConnectionLabels {
+    /// The namespace (`public`, `private`).
+    pub namespace: &'static str,
+    /// `websocket` or `polling`.
+    pub transport: &'static str,
+}
+
+/// Every metric of a server; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Metrics {
+    registry: Arc<Registry>,
+    /// Publishes accepted (both doors).
+    pub published: Counter,
+    /// Events handed to a socket (one per socket per event, replays excluded).
+    pub delivered: Counter,
+    /// Publishes merged into a later one by coalescing.
+    pub coalesced: Counter,
+    /// Events sent again from the log (`since`, recovery).
+    pub replayed: Counter,
+    /// `resync`s sent.
+    pub resyncs: Counter,
+    /// Sockets disconnected as slow consumers.
+    pub slow_disconnects: Counter,
+    /// Handshakes by namespace and outcome.
+    pub handshakes: Family<OutcomeLabels, Counter>,
+    /// `register`s by outcome.
+    pub registers: Family<OutcomeLabels, Counter>,
+    /// Socket.IO recoveries: `recovered` or `new`.
+    pub recoveries: Family<OutcomeLabels, Counter>,
+    /// Live connections (set when scraped).
+    pub connections: Family<ConnectionLabels, Gauge>,
+    /// Seconds from publish to emit (held coalesced events included).
+    pub publish_to_emit: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every metric registered.
+    pub fn new() -> Self {
+        let (published, delivered, coalesced) = Default::default();
+        let (replayed, resyncs, slow_disconnects) = Default::default();
+        let (handshakes, registers, recoveries) = Default::default();
+        let connections = Family::default();
+        // 50 µs to ~3.3 s.
+        let publish_to_emit = Histogram::new(exponential_buckets(0.000_05, 2.0, 17));
+
+        let mut registry = Registry::with_prefix("herald");
+        let counters: [(&str, &str, &Counter); 6] = [
+            ("events_published", "Publishes accepted", &published),
+            (
+                "events_delivered",
+                "Events handed to a socket (one per socket per event)",
+                &delivered,
+            ),
+            (
+                "events_coalesced",
+                "Publishes merged into a later one by coalescing",
+                &coalesced,
+            ),
+            (
+                "events_replayed",
+                "Events sent again from the event log (since, recovery)",
+                &replayed,
+            ),
+            ("resyncs", "resync events sent", &resyncs),
+            (
+                "slow_disconnects",
+                "Sockets disconnected because their queue was full",
+                &slow_disconnects,
+            ),
+        ];
+        for (name, help, counter) in counters {
+            registry.register(name, help, counter.clone());
+        }
+        let families: [(&str, &str, &Family<OutcomeLabels, Counter>); 3] = [
+            (
+                "handshakes",
+                "Handshakes by namespace and outcome",
+                &handshakes,
+            ),
+            ("registers", "register requests by outcome", &registers),
+            (
+                "recoveries",
+                "Handshakes naming a session to recover: recovered or new",
+                &recoveries,
+            ),
+        ];
+        for (name, help, family) in families {
+            registry.register(name, help, family.clone());
+        }
+        registry.register(
+            "connections",
+            "Live connections by namespace and transport",
+            connections.clone(),
+        );
+        registry.register(
+            "publish_to_emit_seconds",
+            "Time from publish to emit",
+            publish_to_emit.clone(),
+        );
+        Self {
+            registry: Arc::new(registry),
+            published,
+            delivered,
+            coalesced,
+            replayed,
+            resyncs,
+            slow_disconnects,
+            handshakes,
+            registers,
+            recoveries,
+            connections,
+            publish_to_emit,
+        }
+    }
+
+    /// Counts one outcome of a family.
+    pub fn count(
+        family: &Family<OutcomeLabels, Counter>,
+        namespace: &'static str,
+        outcome: &'static str,
+    ) {
+        family
+            .get_or_create(&OutcomeLabels { namespace, outcome })
+            .inc();
+    }
+
+    /// The registry in the OpenMetrics text format.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        if let Err(error) = prometheus_client::encoding::text::encode(&mut text, &self.registry) {
+            tracing::error!(%error, "metrics not encoded");
+        }
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_render_with_the_prefix_and_labels() {
+        let metrics = Metrics::new();
+        metrics.published.inc();
+        Metrics::count(&metrics.handshakes, "public", "unauthorized");
+        let text = metrics.render();
+        assert!(text.contains("herald_events_published_total 1"), "{text}");
+        assert!(
+            text.contains(
+                r#"herald_handshakes_total{namespace="public",outcome="unauthorized"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(text.ends_with("# EOF\n"));
+    }
+}
