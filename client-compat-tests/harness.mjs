@@ -70,6 +70,7 @@ function tomlString(s) {
 export function renderConfig({
   enginePath,
   statusPublic,
+  trustedProxies,
   authorizedHosts,
   issuer,
   audience,
@@ -82,6 +83,9 @@ export function renderConfig({
   const lines = [];
   if (enginePath !== undefined) lines.push(`engine_path = ${tomlString(enginePath)}`);
   if (statusPublic !== undefined) lines.push(`status_public = ${statusPublic ? "true" : "false"}`);
+  if (trustedProxies !== undefined) {
+    lines.push(`trusted_proxies = [${trustedProxies.map(tomlString).join(", ")}]`);
+  }
   lines.push("", "[public]", 'host = "127.0.0.1"', "port = 0");
   lines.push("", "[private]", `key = ${tomlString(privateKey)}`);
   if (authorizedHosts !== undefined) {
@@ -310,8 +314,12 @@ export class Herald {
   // -------------------------------------------------------------------------------------------
   // Clients.
 
-  /** A v4 socket on /public (not awaited). `token` goes in auth.token unless told otherwise. */
-  publicV4({ token, auth, query, extraHeaders, transports, path, namespace = "/public", ...rest } = {}) {
+  /**
+   * A v4 socket on /public (not awaited). `token` goes in auth.token unless told otherwise.
+   * `url` replaces this herald's base URL (e.g. an nginx in front of it) for this and the other
+   * client methods.
+   */
+  publicV4({ token, auth, query, extraHeaders, transports, path, url, namespace = "/public", ...rest } = {}) {
     const opts = {
       path: path ?? this.enginePath,
       forceNew: true,
@@ -324,7 +332,7 @@ export class Herald {
     if (query !== undefined) opts.query = query;
     if (extraHeaders !== undefined) opts.extraHeaders = extraHeaders;
     if (transports !== undefined) opts.transports = transports;
-    return this.track(ioV4(this.url + namespace, opts));
+    return this.track(ioV4((url ?? this.url) + namespace, opts));
   }
 
   /**
@@ -332,7 +340,7 @@ export class Herald {
    * `key` is given (`key: undefined` presents no key) or `auth` replaces the whole payload.
    */
   privateV4(options = {}) {
-    const { auth, extraHeaders, transports, path, ...rest } = options;
+    const { auth, extraHeaders, transports, path, url, ...rest } = options;
     delete rest.key;
     const key = Object.hasOwn(options, "key") ? options.key : PRIVATE_KEY;
     const opts = {
@@ -346,11 +354,11 @@ export class Herald {
     else if (key !== undefined) opts.auth = { key };
     if (extraHeaders !== undefined) opts.extraHeaders = extraHeaders;
     if (transports !== undefined) opts.transports = transports;
-    return this.track(ioV4(this.url + "/private", opts));
+    return this.track(ioV4((url ?? this.url) + "/private", opts));
   }
 
   /** A v2 socket on /public with the token in the socket query (not awaited). */
-  publicV2({ token, query, transports, path, ...rest } = {}) {
+  publicV2({ token, query, transports, path, url, ...rest } = {}) {
     const opts = {
       path: path ?? this.enginePath,
       forceNew: true, // v2 caches managers per URL
@@ -361,7 +369,7 @@ export class Herald {
     if (query !== undefined) opts.query = query;
     else if (token !== undefined) opts.query = { token };
     if (transports !== undefined) opts.transports = transports;
-    return this.track(ioV2(this.url + "/public", opts));
+    return this.track(ioV2((url ?? this.url) + "/public", opts));
   }
 
   /** A connected v4 /public socket (rejects with the connect_error message otherwise). */
