@@ -71,6 +71,7 @@ export function renderConfig({
   enginePath,
   statusPublic,
   trustedProxies,
+  allowedOrigins,
   authorizedHosts,
   issuer,
   audience,
@@ -85,6 +86,9 @@ export function renderConfig({
   if (statusPublic !== undefined) lines.push(`status_public = ${statusPublic ? "true" : "false"}`);
   if (trustedProxies !== undefined) {
     lines.push(`trusted_proxies = [${trustedProxies.map(tomlString).join(", ")}]`);
+  }
+  if (allowedOrigins !== undefined) {
+    lines.push(`allowed_origins = [${allowedOrigins.map(tomlString).join(", ")}]`);
   }
   lines.push("", "[public]", 'host = "127.0.0.1"', "port = 0");
   lines.push("", "[private]", `key = ${tomlString(privateKey)}`);
