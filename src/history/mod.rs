@@ -106,6 +106,15 @@ pub enum Resume {
     Beyond(Position),
 }
 
+/// What appending an event gave it.
+#[derive(Debug, Clone)]
+pub struct Appended {
+    /// Its node-wide (cluster-wide in cluster mode) sequence number.
+    pub seq: u64,
+    /// Its position in each room it was appended to, in the order given.
+    pub positions: Vec<Position>,
+}
+
 /// Why the log could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum HistoryError {
@@ -115,30 +124,41 @@ pub enum HistoryError {
 }
 
 /// Storage of the per-room logs.
+///
+/// Reads take `upto`: the last sequence number delivered by this node. In cluster mode the log
+/// can hold events that this node has not delivered yet; they are left out of reads (they
+/// arrive live), so a replay and the live stream meet without a gap or an overlap.
 pub trait EventLog: Send + Sync + fmt::Debug {
-    /// Appends `event`, numbered `seq` node-wide, to each of `rooms`; returns each room's new
-    /// position, in order.
+    /// Appends `event` to each of `rooms`, numbering it; returns its number and its position
+    /// in each room, in order.
     fn append<'a>(
         &'a self,
         rooms: &'a [String],
         event: &'a Arc<Stamped>,
-        seq: u64,
-    ) -> BoxFuture<'a, Result<Vec<Position>, HistoryError>>;
+    ) -> BoxFuture<'a, Result<Appended, HistoryError>>;
 
-    /// Every event after a sequence number per room, in sequence order, each once (found in
-    /// the first room listed that has it); `None` when some of them are no longer held.
-    fn missed<'a>(
+    /// The room's position counting events numbered up to `upto` (starting a log for the room
+    /// when it has none).
+    fn head<'a>(
         &'a self,
-        rooms: &'a [(String, u64)],
-    ) -> BoxFuture<'a, Result<Option<Vec<Missed>>, HistoryError>>;
+        room: &'a str,
+        upto: u64,
+    ) -> BoxFuture<'a, Result<Position, HistoryError>>;
 
-    /// The room's current position (starting a log for it when it has none).
-    fn head<'a>(&'a self, room: &'a str) -> BoxFuture<'a, Result<Position, HistoryError>>;
-
-    /// What a client at `since` missed in `room`.
+    /// What a client at `since` missed in `room`, up to event number `upto`.
     fn resume<'a>(
         &'a self,
         room: &'a str,
         since: &'a Position,
+        upto: u64,
     ) -> BoxFuture<'a, Result<Resume, HistoryError>>;
+
+    /// Every event numbered after a given number per room and up to `upto`, in number order,
+    /// each once (found in the first room listed that has it); `None` when some of them are no
+    /// longer held.
+    fn missed<'a>(
+        &'a self,
+        rooms: &'a [(String, u64)],
+        upto: u64,
+    ) -> BoxFuture<'a, Result<Option<Vec<Missed>>, HistoryError>>;
 }

@@ -31,7 +31,7 @@ use tokio::sync::Mutex;
 use super::{PublishError, Stamped};
 use crate::{
     connection::Connections,
-    history::{EventLog, HistoryError, Position, Resume},
+    history::{Appended, EventLog, HistoryError, Position, Resume},
     ids::{UserId, WorkspaceId},
     metrics::Metrics,
     realtime::{Io, events, rooms, slow},
@@ -110,7 +110,7 @@ fn lock<T>(mutex: &SyncMutex<T>) -> std::sync::MutexGuard<'_, T> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Events owed to a socket whose replay is under way; sent by [`Deliverer::finish`].
+/// Events owed to a socket whose replay is under way; sent by [`super::Publisher::finish`].
 #[derive(Debug, Default)]
 pub struct Owed(Vec<Pending>);
 
@@ -140,7 +140,7 @@ struct ResyncPayload<'a> {
 /// What the delivery lock guards.
 #[derive(Debug, Default)]
 struct Order {
-    /// The last sequence number given.
+    /// The number of the last event delivered here.
     seq: u64,
     /// Sockets whose replay is under way, with the live events kept aside for each.
     replays: HashMap<Sid, Vec<Pending>>,
@@ -234,12 +234,8 @@ impl Deliverer {
             .chain(targets.users.iter().map(rooms::user_room))
             .chain(targets.groups.iter().map(rooms::group_room))
             .collect();
-        let seq = order.seq + 1;
-        let positions = self
-            .log
-            .append(&names, &stamped, seq)
-            .await
-            .map_err(|error| {
+        let Appended { seq, positions } =
+            self.log.append(&names, &stamped).await.map_err(|error| {
                 tracing::error!(%error, "event not logged");
                 PublishError::Unavailable
             })?;
@@ -313,7 +309,8 @@ impl Deliverer {
 
     /// The current position of a logged room.
     pub(crate) async fn head(&self, room: LoggedRoom<'_>) -> Result<Position, HistoryError> {
-        self.log.head(&room.name()).await
+        let upto = self.order.lock().await.seq;
+        self.log.head(&room.name(), upto).await
     }
 
     /// Puts a socket that is being admitted in rooms (no replay), noting when it joined them.
@@ -354,12 +351,12 @@ impl Deliverer {
         let (events, head) = {
             let mut order = self.order.lock().await;
             let Some(since) = since else {
-                let head = self.log.head(&name).await?;
+                let head = self.log.head(&name, order.seq).await?;
                 joins_of(socket).note(&name, order.seq);
                 socket.join(name);
                 return Ok(Joined::Live { head, replayed: 0 });
             };
-            match self.log.resume(&name, since).await? {
+            match self.log.resume(&name, since, order.seq).await? {
                 Resume::Beyond(head) => return Ok(Joined::Beyond(head)),
                 Resume::Resync(head) => {
                     joins_of(socket).note(&name, order.seq);
@@ -427,7 +424,7 @@ impl Deliverer {
         rooms_after: &[(String, u64)],
     ) -> Result<Option<Owed>, HistoryError> {
         let mut order = self.order.lock().await;
-        let Some(missed) = self.log.missed(rooms_after).await? else {
+        let Some(missed) = self.log.missed(rooms_after, order.seq).await? else {
             return Ok(None);
         };
         let joins = joins_of(socket);

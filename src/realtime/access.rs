@@ -1,7 +1,7 @@
 //! Live access changes (Pydio Cells' IDM events): a backend says what a user may now read, and
 //! every socket of that user follows at once, without waiting for the browser to reload.
 //!
-//! Each socket's change waits for its turn in the socket's [`Sequencer`], behind any
+//! Each socket's change waits for its turn in the socket's sequencer (`sequencer.rs`), behind any
 //! `register` still being checked, so a register that raced the change cannot re-join a
 //! workspace that was just taken away. Registered workspaces no longer allowed are left and
 //! announced with `access_revoked`.

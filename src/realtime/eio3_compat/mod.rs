@@ -4,9 +4,9 @@
 //! packet as `40/public?token=...,`. npm socket.io (with `allowEIO3`) strips the query from the
 //! namespace; socketioxide keeps it and answers "Invalid namespace". herald strips it before
 //! socketioxide parses the packet:
-//! - on long-polling, by rewriting the POST body ([`polling`]);
+//! - on long-polling, by rewriting the POST body (`polling.rs`);
 //! - on WebSocket, by terminating the client's WebSocket itself and bridging it to socketioxide
-//!   over an in-process connection, rewriting CONNECT frames on the way ([`websocket`]).
+//!   over an in-process connection, rewriting CONNECT frames on the way (`websocket.rs`).
 //!
 //! The credentials are not lost: 2.x clients also put their `query` on the Engine.IO URL, where
 //! the handshake reads `token`. Engine.IO v4 traffic is never touched.
