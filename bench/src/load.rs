@@ -92,16 +92,25 @@ async fn serve(args: &LoadArgs) -> anyhow::Result<()> {
     }
     // Bounded: each browser is admitted or failed within `admit_within`.
     let settled = || counters.admitted.load(Relaxed) + counters.failed.load(Relaxed);
+    // A browser's own bound starts when its task first runs, which a starved core delays:
+    // past a second bound, the unsettled ones count as failed.
+    let mut unsettled = 0;
     while settled() < args.count {
-        if started.elapsed() > admit_within + Duration::from_secs(5) {
-            bail!("browsers neither admitted nor failed after {admit_within:?}");
+        if started.elapsed() > admit_within * 2 {
+            unsettled = args.count - settled();
+            if let Ok(mut first) = counters.first_error.lock() {
+                first.get_or_insert_with(|| {
+                    format!("{unsettled} not settled in {:?}", admit_within * 2)
+                });
+            }
+            break;
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let elapsed_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
     reply(&Reply::Ready {
         admitted: counters.admitted.load(Relaxed),
-        failed: counters.failed.load(Relaxed),
+        failed: counters.failed.load(Relaxed) + unsettled,
         elapsed_us,
         rss_kb: proc_stats::rss_kb(pid)?,
         first_error: counters.first_error.lock().ok().and_then(|e| e.clone()),
