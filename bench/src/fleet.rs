@@ -3,7 +3,13 @@
 //! Every exchange with a child is bounded in time and fails with a message naming what did not
 //! arrive.
 
-use std::{net::SocketAddr, path::PathBuf, process::Stdio, time::Duration};
+use std::{
+    net::{Ipv4Addr, SocketAddr},
+    path::PathBuf,
+    process::Stdio,
+    sync::atomic::{AtomicU32, Ordering},
+    time::Duration,
+};
 
 use anyhow::{Context as _, bail};
 use tokio::{
@@ -15,6 +21,17 @@ use crate::{
     control::{Command as Ctl, Reply},
     histogram::Summary,
 };
+
+/// Source addresses used so far: every generator connects from a new 127.0.0.x, because the
+/// ports of a previous run's address linger in TIME_WAIT for a minute and a second run of
+/// 9,500 browsers from the same address would run out of ports.
+static NEXT_SOURCE: AtomicU32 = AtomicU32::new(0);
+
+/// The next loopback source address (127.0.0.2 to 127.0.0.254, then over again).
+fn next_source() -> Ipv4Addr {
+    let n = NEXT_SOURCE.fetch_add(1, Ordering::Relaxed) % 253;
+    Ipv4Addr::new(127, 0, 0, 2 + n as u8)
+}
 
 /// At most this many browsers per load generator (one process holds < 20,000 open files).
 pub(crate) const PER_PROCESS: u64 = 9_500;
@@ -94,6 +111,21 @@ pub(crate) struct Admission {
 }
 
 /// Events received since the last reset, over all generators.
+impl Admission {
+    /// One line for the progress log.
+    pub(crate) fn summary(&self, browsers: u64) -> String {
+        let first = self
+            .first_error
+            .as_deref()
+            .map(|e| format!(" (first: {e})"))
+            .unwrap_or_default();
+        format!(
+            "{} of {browsers} browsers admitted in {:?}, {} failed{first}",
+            self.admitted, self.elapsed, self.failed
+        )
+    }
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Received {
     pub(crate) received: u64,
@@ -131,7 +163,7 @@ impl Fleet {
             command
                 .arg("load")
                 .arg(format!("--server={server}"))
-                .arg(format!("--source=127.0.0.{}", 2 + p))
+                .arg(format!("--source={}", next_source()))
                 .arg(format!("--count={count}"))
                 .arg(format!("--first={first}"))
                 .arg(format!("--rooms={rooms}"))

@@ -75,9 +75,19 @@ struct AllArgs {
     /// CPU(s) the load generators and the publisher are pinned to.
     #[arg(long, default_value = "1")]
     load_cpu: String,
+    /// Extra environment for herald, KEY=VALUE, repeatable (experiments: an allocator with
+    /// LD_PRELOAD, HERALD_ENGINE__MAX_BUFFER_SIZE=64, ...).
+    #[arg(long = "herald-env", value_parser = key_value)]
+    herald_env: Vec<(String, String)>,
     /// Where server logs and results.json go.
     #[arg(long, default_value = "target/bench")]
     out: PathBuf,
+}
+
+fn key_value(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("expected KEY=VALUE, got {s:?}"))
 }
 
 fn main() -> std::process::ExitCode {
@@ -116,6 +126,7 @@ fn all(args: &AllArgs) -> anyhow::Result<()> {
     let secret = |tag: &str| format!("bench-{tag}-{}-{}", std::process::id(), clock::now_us());
     let setup = servers::Setup {
         herald_bin: args.herald.clone(),
+        herald_env: args.herald_env.clone(),
         reference_js: args.reference.clone(),
         node: args.node.clone(),
         server_cpu: args.server_cpu.clone(),

@@ -39,6 +39,7 @@ impl Kind {
 #[derive(Debug, Clone)]
 pub(crate) struct Setup {
     pub(crate) herald_bin: PathBuf,
+    pub(crate) herald_env: Vec<(String, String)>,
     pub(crate) reference_js: PathBuf,
     pub(crate) node: PathBuf,
     pub(crate) server_cpu: String,
@@ -81,7 +82,8 @@ impl Server {
                     .env("HERALD_PRIVATE__KEY", &setup.private_key)
                     .env("HERALD_AUTH__JWT__SECRET", &setup.jwt_secret)
                     .env("HERALD_LOG__LEVEL", "warn")
-                    .env("RUST_LOG", "warn");
+                    .env("RUST_LOG", "warn")
+                    .envs(setup.herald_env.iter().cloned());
             }
             Kind::Reference => {
                 command

@@ -36,6 +36,7 @@ pub(crate) async fn run(ctx: &Ctx, kind: Kind, label: &str) -> anyhow::Result<Gr
     let overflows_before = crate::proc_stats::listen_overflows()?;
     let admission = fleet.go(Duration::from_secs(90)).await?;
     let storm_cpu = server.cpu()?.saturating_sub(cpu_before);
+    crate::log(&format!("    {}", admission.summary(browsers)));
     let overflows = crate::proc_stats::listen_overflows()?.saturating_sub(overflows_before);
     let admitted = admission.admitted.max(1) as f64;
 

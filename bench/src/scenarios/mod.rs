@@ -51,17 +51,7 @@ impl Ctx {
         )
         .await?;
         let admission = fleet.go(Duration::from_secs(90)).await?;
-        crate::log(&format!(
-            "    {} of {browsers} browsers admitted in {:?}, {} failed{}",
-            admission.admitted,
-            admission.elapsed,
-            admission.failed,
-            admission
-                .first_error
-                .as_deref()
-                .map(|e| format!(" (first: {e})"))
-                .unwrap_or_default()
-        ));
+        crate::log(&format!("    {}", admission.summary(browsers)));
         if admission.admitted == 0 {
             anyhow::bail!(
                 "no browser admitted by {}: {}",
