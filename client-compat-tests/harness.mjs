@@ -80,6 +80,7 @@ export function renderConfig({
   expiryWarning,
   coalesce,
   recovery,
+  cluster,
 } = {}) {
   const lines = [];
   if (enginePath !== undefined) lines.push(`engine_path = ${tomlString(enginePath)}`);
@@ -103,6 +104,9 @@ export function renderConfig({
     lines.push("", "[coalesce]");
     if (coalesce.delay !== undefined) lines.push(`delay = ${tomlString(coalesce.delay)}`);
     if (coalesce.maxDelay !== undefined) lines.push(`max_delay = ${tomlString(coalesce.maxDelay)}`);
+  }
+  if (cluster !== undefined) {
+    lines.push("", "[cluster]", `redis_url = ${tomlString(cluster.redisUrl)}`, `prefix = ${tomlString(cluster.prefix)}`);
   }
   if (recovery !== undefined) {
     lines.push("", "[recovery]", `enabled = ${recovery.enabled === false ? "false" : "true"}`);

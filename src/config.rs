@@ -76,6 +76,8 @@ pub struct Config {
     pub history: HistoryConfig,
     /// Socket.IO connection state recovery.
     pub recovery: RecoveryConfig,
+    /// Several nodes joined by Redis.
+    pub cluster: ClusterConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -234,6 +236,19 @@ pub struct RecoveryConfig {
     /// How long a dropped socket's session may be recovered.
     #[serde(with = "humantime_serde")]
     pub max_disconnection: Duration,
+}
+
+/// `[cluster]`: several herald nodes sharing events, offsets and epochs through Redis.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// `redis://host:port/db`; unset: a single node.
+    pub redis_url: Option<Secret>,
+    /// Prefix of every Redis key herald writes (one cluster per prefix).
+    pub prefix: String,
+    /// Events kept in the stream every node reads; a node that falls further behind (a long
+    /// Redis outage for it alone) loses events and says so.
+    pub bus_size: usize,
 }
 
 /// `[log]`.

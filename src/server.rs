@@ -17,9 +17,14 @@ use tower_http::{timeout::TimeoutLayer, trace::TraceLayer};
 
 use crate::{
     auth::{AuthSetupError, Authenticator, private::PrivateAccess},
+    cluster::{
+        ClusterError, Redis, bus,
+        log::RedisLog,
+        nodes::{self, NodeInfo},
+    },
     config::{AuthMode, Config},
     connection::{self, Connections, Peer, SeverableListener},
-    history::MemoryLog,
+    history::{EventLog, MemoryLog},
     http::{
         self,
         origin::{self, OriginPolicy},
@@ -47,6 +52,9 @@ pub enum ServerError {
     /// The authenticator could not be built.
     #[error(transparent)]
     Auth(#[from] AuthSetupError),
+    /// Cluster mode could not be set up.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
     /// Serving failed.
     #[error("serving failed: {0}")]
     Io(#[from] std::io::Error),
@@ -70,9 +78,27 @@ pub fn build(cfg: &Arc<Config>) -> Result<(Router, AppState), ServerError> {
         .build_layer();
     let connections = Connections::default();
     let metrics = Metrics::new();
-    let log = Arc::new(MemoryLog::new(cfg.history.size, cfg.history.ttl));
-    spawn_history_sweep(&log, &io, &cfg.public.path, cfg.history.ttl);
+    let cluster = match &cfg.cluster.redis_url {
+        Some(url) => Some(Redis::open(url.expose(), &cfg.cluster.prefix)?),
+        None => None,
+    };
+    let log: Arc<dyn EventLog> = match &cluster {
+        Some(redis) => Arc::new(RedisLog::new(
+            redis.commands.clone(),
+            &redis.prefix,
+            cfg.history.size,
+            cfg.history.ttl,
+            cfg.cluster.bus_size,
+        )),
+        None => {
+            let log = Arc::new(MemoryLog::new(cfg.history.size, cfg.history.ttl));
+            spawn_history_sweep(&log, &io, &cfg.public.path, cfg.history.ttl);
+            log
+        }
+    };
     let state = AppState {
+        cluster,
+        node_id: uuid::Uuid::new_v4().simple().to_string(),
         private: Arc::new(PrivateAccess::from_config(cfg)),
         publisher: Publisher::new(io.clone(), cfg, log, connections.clone(), metrics.clone()),
         metrics,
@@ -123,6 +149,17 @@ pub fn build(cfg: &Arc<Config>) -> Result<(Router, AppState), ServerError> {
     Ok((app, state))
 }
 
+/// What this node says about itself in its heartbeat.
+fn describe_node(state: &AppState, addr: std::net::SocketAddr) -> NodeInfo {
+    let count = |path: &str| state.io.of(path).map_or(0, |ns| ns.sockets().len() as u64);
+    NodeInfo {
+        id: state.node_id.clone(),
+        addr: addr.to_string(),
+        public: count(&state.cfg.public.path),
+        private: count(&state.cfg.private.path),
+    }
+}
+
 /// Sweeps the event log periodically (expired events, forgotten rooms), while the namespace
 /// lives; a room counts as occupied while it has sockets on this node.
 fn spawn_history_sweep(log: &Arc<MemoryLog>, io: &Io, public_ns: &str, ttl: Duration) {
@@ -159,6 +196,15 @@ pub async fn run(
     let (app, state) = build(&cfg)?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, engine_path = %cfg.engine_path, "herald listening");
+    if let Some(redis) = &state.cluster {
+        tracing::info!(node = %state.node_id, prefix = %redis.prefix, "cluster mode");
+        bus::spawn(redis, state.publisher.clone(), shutdown.clone());
+        let describe = {
+            let state = state.clone();
+            move || describe_node(&state, addr)
+        };
+        nodes::spawn_heartbeat(redis, describe, shutdown.clone());
+    }
     if cfg.auth.mode == AuthMode::Backend && cfg.allowed_origins.is_empty() {
         tracing::warn!(
             "auth.mode = \"backend\" without allowed_origins: any web page can open a socket \

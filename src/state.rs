@@ -4,6 +4,7 @@ use std::{sync::Arc, time::Instant};
 
 use crate::{
     auth::{Authenticator, private::PrivateAccess},
+    cluster::Redis,
     config::Config,
     metrics::Metrics,
     pipeline::Publisher,
@@ -28,6 +29,10 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Socket.IO connection state recovery: saved sessions, pids to announce.
     pub recovery: Arc<Recovery>,
+    /// Cluster mode: the node's Redis side.
+    pub cluster: Option<Redis>,
+    /// This node's id (random per process), in heartbeats and `/status`.
+    pub node_id: String,
     /// When the server started, for `/status` uptime.
     pub started: Instant,
 }

@@ -35,6 +35,7 @@ impl Config {
             ("engine.max_buffer_size", self.engine.max_buffer_size as u64),
             ("coalesce.max_pending", self.coalesce.max_pending as u64),
             ("history.size", self.history.size as u64),
+            ("cluster.bus_size", self.cluster.bus_size as u64),
             ("history.ttl", u64::from(!self.history.ttl.is_zero())),
         ] {
             if value == 0 {
@@ -49,6 +50,18 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "coalesce.max_delay",
                 reason: "must not be shorter than coalesce.delay".into(),
+            });
+        }
+        if self.cluster.prefix.is_empty()
+            || !self
+                .cluster
+                .prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(ConfigError::Invalid {
+                key: "cluster.prefix",
+                reason: "must be letters, digits, '-', '_' or '.'".into(),
             });
         }
         if self.recovery.enabled && self.recovery.max_disconnection > self.history.ttl {

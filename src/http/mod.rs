@@ -17,6 +17,7 @@ mod health;
 mod metrics;
 pub mod origin;
 mod publish;
+mod ready;
 mod status;
 
 /// All HTTP routes, with JSON 404 and 405 answers for anything else.
@@ -25,6 +26,7 @@ pub fn router(cfg: &Config) -> Router<AppState> {
         .merge(health::router())
         .merge(status::router())
         .merge(metrics::router())
+        .merge(ready::router())
         .merge(publish::router(cfg.publish.max_body_bytes))
         .merge(access::router(cfg.publish.max_body_bytes))
         .fallback(async || ApiError::NotFound)

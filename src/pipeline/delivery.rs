@@ -158,6 +158,8 @@ pub(crate) struct Deliverer {
     aside_limit: usize,
     /// Whether events carry the Socket.IO recovery offset as their last argument.
     recovery_offsets: bool,
+    /// Whether the log is shared by several nodes (cluster): deliveries come from the bus.
+    shared_log: bool,
     metrics: Metrics,
 }
 
@@ -189,6 +191,8 @@ pub(crate) struct DeliverySettings {
     pub(crate) aside_limit: usize,
     /// Whether events carry the recovery offset.
     pub(crate) recovery_offsets: bool,
+    /// Whether the log is shared by several nodes (cluster): deliveries come from the bus.
+    pub(crate) shared_log: bool,
 }
 
 impl Deliverer {
@@ -209,10 +213,13 @@ impl Deliverer {
             order: Arc::new(Mutex::new(Order::default())),
             aside_limit: settings.aside_limit,
             recovery_offsets: settings.recovery_offsets,
+            shared_log: settings.shared_log,
         }
     }
 
-    /// Logs the event in its target rooms and delivers it to them, each socket once.
+    /// Logs the event in its target rooms and delivers it to them, each socket once. In
+    /// cluster mode (the log is shared) only logs it: every node's bus reader brings it back,
+    /// in the cluster's order, to [`Self::deliver_appended`].
     ///
     /// # Errors
     /// [`PublishError::Unavailable`] when the namespace is gone (shutting down) or the log
@@ -220,26 +227,53 @@ impl Deliverer {
     #[tracing::instrument(level = "debug", skip_all, fields(event = %stamped.publication.event, id = %stamped.id))]
     pub(crate) async fn deliver(&self, stamped: Stamped) -> Result<(), PublishError> {
         let stamped = Arc::new(stamped);
-        let targets = &stamped.publication.targets;
+        let names = room_names(&stamped);
+        let append = |error: HistoryError| {
+            tracing::error!(%error, "event not logged");
+            PublishError::Unavailable
+        };
+        if self.shared_log {
+            self.log.append(&names, &stamped).await.map_err(append)?;
+            return Ok(());
+        }
         let mut order = self.order.lock().await;
+        let appended = self.log.append(&names, &stamped).await.map_err(append)?;
+        self.emit(&mut order, &stamped, &names, appended)
+    }
+
+    /// Delivers an event that the shared log numbered (cluster mode), unless it was already.
+    pub(crate) async fn deliver_appended(&self, stamped: Stamped, appended: Appended) {
+        let stamped = Arc::new(stamped);
+        let names = room_names(&stamped);
+        let mut order = self.order.lock().await;
+        if appended.seq <= order.seq || appended.positions.len() != names.len() {
+            return;
+        }
+        if let Err(error) = self.emit(&mut order, &stamped, &names, appended) {
+            tracing::debug!(%error, "cluster event not delivered here");
+        }
+    }
+
+    /// Sets the number of the last event delivered here (a bus reader starting).
+    pub(crate) async fn start_at(&self, seq: u64) {
+        self.order.lock().await.seq = seq;
+    }
+
+    /// Emits a logged event to the sockets of its rooms, each once.
+    fn emit(
+        &self,
+        order: &mut Order,
+        stamped: &Arc<Stamped>,
+        names: &[String],
+        appended: Appended,
+    ) -> Result<(), PublishError> {
+        let Appended { seq, positions } = appended;
+        order.seq = seq;
         let ns = self
             .io
             .of(&*self.public_ns)
             .ok_or(PublishError::Unavailable)?;
-
-        let names: Vec<String> = targets
-            .workspaces
-            .iter()
-            .map(rooms::workspace_room)
-            .chain(targets.users.iter().map(rooms::user_room))
-            .chain(targets.groups.iter().map(rooms::group_room))
-            .collect();
-        let Appended { seq, positions } =
-            self.log.append(&names, &stamped).await.map_err(|error| {
-                tracing::error!(%error, "event not logged");
-                PublishError::Unavailable
-            })?;
-        order.seq = seq;
+        let targets = &stamped.publication.targets;
         let workspaces = targets.workspaces.iter().map(Some);
         let others = std::iter::repeat_n(None, names.len() - targets.workspaces.len());
         let plan = names
@@ -529,6 +563,18 @@ impl Deliverer {
         self.metrics.slow_disconnects.inc();
         slow::cut_off(&self.connections, socket, why);
     }
+}
+
+/// The rooms of an event, in delivery order: workspaces, users, groups.
+fn room_names(stamped: &Stamped) -> Vec<String> {
+    let targets = &stamped.publication.targets;
+    targets
+        .workspaces
+        .iter()
+        .map(rooms::workspace_room)
+        .chain(targets.users.iter().map(rooms::user_room))
+        .chain(targets.groups.iter().map(rooms::group_room))
+        .collect()
 }
 
 /// The socket's [`RoomJoins`], created on first use.

@@ -19,7 +19,7 @@ use socketioxide::extract::SocketRef;
 use crate::{
     config::Config,
     connection::Connections,
-    history::{EventLog, HistoryError, Position},
+    history::{Appended, EventLog, HistoryError, Position},
     metrics::Metrics,
     realtime::Io,
 };
@@ -98,6 +98,7 @@ impl Publisher {
         let settings = DeliverySettings {
             aside_limit: cfg.history.size,
             recovery_offsets: cfg.recovery.enabled,
+            shared_log: cfg.cluster.redis_url.is_some(),
         };
         let deliverer = Deliverer::new(
             io,
@@ -158,6 +159,16 @@ impl Publisher {
     /// noting when; live events for it wait until [`Self::finish`] once it is connected.
     pub async fn enter(&self, socket: &SocketRef, rooms: Vec<String>) {
         self.deliverer.enter(socket, rooms).await;
+    }
+
+    /// Delivers to this node's sockets an event that the cluster's shared log numbered.
+    pub async fn deliver_appended(&self, stamped: Stamped, appended: Appended) {
+        self.deliverer.deliver_appended(stamped, appended).await;
+    }
+
+    /// Sets the number of the last event delivered on this node (the cluster bus starting).
+    pub async fn start_at(&self, seq: u64) {
+        self.deliverer.start_at(seq).await;
     }
 
     /// Forgets what was kept aside for a socket that went away.

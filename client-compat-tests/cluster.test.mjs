@@ -1,0 +1,173 @@
+// Cluster mode: three herald processes joined by a Redis of the test's own (a unique key prefix
+// per run). A publish accepted by any node, over HTTP or /private, reaches every registered
+// socket on every node exactly once; a client resumes on another node with `since`; /status
+// lists the nodes; and a Redis outage is survived: clean errors while it lasts, delivery across
+// nodes back once Redis returns.
+
+import { after, afterEach, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+
+import { setTimeout as delay } from "node:timers/promises";
+
+import { PRIVATE_KEY, ack, eventually, flush, publish, record, startHerald, uid } from "./harness.mjs";
+import { startRedis } from "./redis.mjs";
+
+/** Awaits `check()` until it returns a truthy value, every 100 ms, for at most `ms`. */
+async function until(check, ms, what) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() >= deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await delay(100); // poll interval of a bounded poll
+  }
+}
+
+describe("cluster of three nodes", () => {
+  let redis;
+  const nodes = [];
+  before(async () => {
+    redis = await startRedis();
+    const cluster = { redisUrl: redis.url, prefix: uid("herald") };
+    for (const n of [1, 2, 3]) nodes.push(await startHerald(`cluster-${n}`, { cluster }));
+  });
+  afterEach((t) => nodes.forEach((node) => node.afterEach(t)));
+  after(async () => {
+    await Promise.all(nodes.map((node) => node.stop()));
+    await redis?.stop();
+  });
+
+  /** Proves every socket has everything published so far (markers through each node's user). */
+  async function settle(sockets) {
+    const backend = await nodes[0].connectPrivate();
+    await flush(backend, sockets);
+  }
+
+  test("every registered socket on every node gets each event once; nobody else does", async () => {
+    const ws = uid("ws");
+    const other = uid("other");
+    const registered = [];
+    const bystanders = [];
+    for (const node of nodes) {
+      registered.push(await node.user({ workspaces: [ws], register: [ws] }));
+      registered.push(await node.user({ workspaces: [ws], register: [ws], transports: ["polling"] }));
+      bystanders.push(await node.user({ workspaces: [ws] })); // may read ws, did not register
+      bystanders.push(await node.user({ workspaces: [other], register: [other] }));
+    }
+    const got = registered.map((socket) => record(socket, "changed"));
+    const leaked = bystanders.map((socket) => record(socket, "changed"));
+
+    const viaHttp = await nodes[0].publishHttp({ event: "changed", workspace: ws, data: "http" });
+    assert.equal(viaHttp.status, 202, viaHttp.text);
+    const backend = await nodes[2].connectPrivate();
+    await publish(backend, { event: "changed", workspace: ws, data: "private" });
+
+    await settle([...registered, ...bystanders]);
+    for (const [i, rec] of got.entries()) {
+      assert.deepEqual(
+        rec.events.map(([data]) => data),
+        ["http", "private"],
+        `registered socket ${i} (node ${Math.floor(i / 2) + 1})`,
+      );
+      const offsets = rec.events.map(([, meta]) => meta.offset);
+      assert.equal(offsets[1], offsets[0] + 1, "offsets are the cluster's, contiguous");
+    }
+    for (const [i, rec] of leaked.entries()) assert.deepEqual(rec.events, [], `bystander ${i}`);
+  });
+
+  test("a client resumes on another node with since: no gap, no duplicate", async () => {
+    const ws = uid("ws");
+    const backend = await nodes[1].connectPrivate();
+    const first = await nodes[0].user({ workspaces: [ws] });
+    const reply = await ack(first, "register", [{ workspace: ws }]);
+    const events = record(first, "tick");
+    await publish(backend, { event: "tick", workspace: ws, data: 1 });
+    await eventually(() => events.events.length === 1, 5000, "tick 1 on node 1");
+    const [, meta] = events.events[0];
+    assert.equal(meta.epoch, reply.epoch);
+    first.disconnect();
+
+    for (const n of [2, 3, 4]) await publish(backend, { event: "tick", workspace: ws, data: n });
+    const again = await nodes[2].user({ sub: first.sub, workspaces: [ws] });
+    const resumed = record(again, "tick");
+    const since = { offset: meta.offset, epoch: meta.epoch };
+    const head = await ack(again, "register", [{ workspace: ws, since }]);
+    assert.equal(head.ok, true, JSON.stringify(head));
+    assert.equal(head.epoch, meta.epoch, "the epoch is the cluster's");
+    await publish(backend, { event: "tick", workspace: ws, data: 5 });
+    await settle([again]);
+    assert.deepEqual(
+      resumed.events.map(([data]) => data),
+      [2, 3, 4, 5],
+    );
+  });
+
+  test("/status lists the live nodes and their connections; /ready is 200", async () => {
+    await nodes[1].user({});
+    // Heartbeats come every 2 s: wait until every node has reported, and node 2's socket.
+    const status = await until(
+      async () => {
+        const res = await nodes[0].http("GET", "/status", { key: PRIVATE_KEY });
+        const cluster = res.json?.cluster;
+        return cluster?.nodes?.length === 3 && cluster.connections.public >= 1 ? res.json : undefined;
+      },
+      8000,
+      "three nodes in /status",
+    );
+    assert.equal(status.cluster.redis, "up");
+    assert.deepEqual(new Set(status.cluster.nodes.map((n) => n.addr)).size, 3);
+    for (const node of nodes) {
+      const ready = await node.http("GET", "/ready");
+      assert.equal(ready.status, 200, ready.text);
+    }
+  });
+});
+
+describe("cluster: a Redis outage", () => {
+  let redis;
+  const nodes = [];
+  before(async () => {
+    redis = await startRedis();
+    const cluster = { redisUrl: redis.url, prefix: uid("herald") };
+    for (const n of [1, 2]) nodes.push(await startHerald(`outage-${n}`, { cluster }));
+  });
+  afterEach((t) => nodes.forEach((node) => node.afterEach(t)));
+  after(async () => {
+    await Promise.all(nodes.map((node) => node.stop()));
+    await redis?.stop();
+  });
+
+  test("clean errors while Redis is away, no crash, delivery across nodes back after", async () => {
+    const ws = uid("ws");
+    const browser = await nodes[1].user({ workspaces: [ws], register: [ws] });
+    const got = record(browser, "news");
+    const backend = await nodes[0].connectPrivate();
+    await publish(backend, { event: "news", workspace: ws, data: "before" });
+    await eventually(() => got.events.length === 1, 5000, "the event before the outage");
+
+    await redis.stop();
+    const started = Date.now();
+    const refused = await nodes[0].publishHttp({ event: "news", workspace: ws, data: "during" });
+    assert.equal(refused.status, 503, refused.text);
+    assert.equal(refused.json?.code, "unavailable", refused.text);
+    assert.ok(Date.now() - started < 5000, `the refusal took ${Date.now() - started} ms`);
+    const reply = await ack(backend, "publish", [{ event: "news", workspace: ws, data: "during" }]);
+    assert.deepEqual([reply.ok, reply.error], [false, "unavailable"], JSON.stringify(reply));
+    for (const node of nodes) {
+      assert.equal((await node.http("GET", "/ready")).status, 503, "ready while Redis is away");
+      assert.equal((await node.http("GET", "/health")).status, 200, "the node died");
+    }
+    assert.ok(browser.connected, "the browser was dropped during the outage");
+
+    await redis.start();
+    // Publish until one goes through (the nodes reconnect by themselves), bounded.
+    await until(
+      async () => (await nodes[0].publishHttp({ event: "news", workspace: ws, data: "after" })).status === 202,
+      10_000,
+      "a publish accepted after Redis came back",
+    );
+    await eventually(() => got.events.some(([data]) => data === "after"), 5000, "the event after the outage on node 2");
+    assert.ok(!got.events.some(([data]) => data === "during"), "a refused publish was delivered");
+    for (const node of nodes) assert.equal((await node.http("GET", "/ready")).status, 200);
+  });
+});

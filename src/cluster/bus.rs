@@ -1,0 +1,155 @@
+//! The bus reader: every node reads the shared stream `<prefix>:bus` in order and delivers each
+//! event to its own sockets. Entry ids are the events' numbers, so the reader knows exactly
+//! where it is: after a Redis outage it resumes from the last number it delivered, and logs
+//! that it is back; events trimmed from the stream meanwhile are reported as lost for this node.
+
+use std::time::Duration;
+
+use redis::{
+    AsyncCommands,
+    streams::{StreamReadOptions, StreamReadReply},
+};
+use tokio_util::sync::CancellationToken;
+
+use super::{Redis, manager, wire};
+use crate::{
+    history::{Appended, Epoch, HistoryError, Position},
+    pipeline::Publisher,
+};
+
+/// How long one read waits for new events.
+const BLOCK: Duration = Duration::from_millis(1000);
+/// Most events read at once.
+const BATCH: usize = 512;
+/// Pause before reading again after a failure.
+const RETRY: Duration = Duration::from_millis(200);
+
+/// Starts the reader; it stops with `shutdown`.
+pub fn spawn(redis: &Redis, publisher: Publisher, shutdown: CancellationToken) {
+    let client = redis.client.clone();
+    let key = format!("{}:bus", redis.prefix);
+    let seq_key = format!("{}:seq", redis.prefix);
+    tokio::spawn(async move {
+        let Ok(mut connection) = manager(&client, BLOCK * 3) else {
+            tracing::error!("cluster bus: no Redis connection could be made");
+            return;
+        };
+        let mut last: Option<u64> = None;
+        let mut down = false;
+        loop {
+            let read = async {
+                let from = match last {
+                    Some(at) if down => {
+                        // Back after an outage: a Redis that restarted empty numbers from 0
+                        // again, and this node must follow or it would wait forever.
+                        let seq: Option<u64> = connection.get(&seq_key).await?;
+                        let seq = seq.unwrap_or(0);
+                        if seq < at {
+                            // Everything in the new stream came after the loss: none of it was
+                            // delivered here.
+                            tracing::warn!(
+                                seq,
+                                was = at,
+                                "cluster bus: Redis lost its data; numbering restarts, epochs are new"
+                            );
+                            publisher.start_at(0).await;
+                            last = Some(0);
+                            0
+                        } else {
+                            at
+                        }
+                    }
+                    Some(at) => at,
+                    None => {
+                        // Start at the cluster's present: what came before went to sockets
+                        // that were not here.
+                        let seq: Option<u64> = connection.get(&seq_key).await?;
+                        let seq = seq.unwrap_or(0);
+                        publisher.start_at(seq).await;
+                        last = Some(seq);
+                        seq
+                    }
+                };
+                let options = StreamReadOptions::default()
+                    .block(usize::try_from(BLOCK.as_millis()).unwrap_or(1000))
+                    .count(BATCH);
+                let reply: Option<StreamReadReply> = connection
+                    .xread_options(&[&key], &[format!("{from}-0")], &options)
+                    .await?;
+                Ok::<_, redis::RedisError>(reply)
+            };
+            let reply = tokio::select! {
+                () = shutdown.cancelled() => return,
+                reply = read => reply,
+            };
+            match reply {
+                Ok(reply) => {
+                    if down {
+                        tracing::info!(
+                            "cluster bus: Redis is back; delivery across nodes restored"
+                        );
+                        down = false;
+                    }
+                    for entry in reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids) {
+                        let at = last.unwrap_or(0);
+                        match deliver(&publisher, &entry, at).await {
+                            Ok(seq) => last = Some(seq),
+                            Err(error) => {
+                                tracing::error!(id = %entry.id, %error, "cluster bus: entry skipped");
+                                if let Ok(seq) = wire::id_number(&entry.id) {
+                                    last = Some(seq);
+                                }
+                            }
+                        }
+                    }
+                }
+                Err(error) => {
+                    if !down {
+                        tracing::warn!(%error, "cluster bus: Redis unreachable; delivering local events only until it is back");
+                        down = true;
+                    }
+                    tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        () = tokio::time::sleep(RETRY) => {}
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Delivers one bus entry locally; returns its number.
+async fn deliver(
+    publisher: &Publisher,
+    entry: &redis::streams::StreamId,
+    last: u64,
+) -> Result<u64, HistoryError> {
+    let seq = wire::id_number(&entry.id)?;
+    if seq > last + 1 {
+        tracing::error!(
+            lost = seq - last - 1,
+            "cluster bus: events were trimmed before this node read them; its sockets miss them (raise cluster.bus_size)"
+        );
+    }
+    let body: String = entry
+        .get("e")
+        .ok_or_else(|| wire::corrupt("bus entry without e"))?;
+    let positions: String = entry.get("p").unwrap_or_default();
+    let positions = positions
+        .split_whitespace()
+        .map(|pair| {
+            let (offset, epoch) = pair
+                .split_once(':')
+                .ok_or_else(|| wire::corrupt("position"))?;
+            Ok(Position {
+                offset: offset.parse().map_err(|_| wire::corrupt("offset"))?,
+                epoch: Epoch::parse(epoch).ok_or_else(|| wire::corrupt("epoch"))?,
+            })
+        })
+        .collect::<Result<Vec<_>, HistoryError>>()?;
+    let stamped = wire::decode(&body)?.into_stamped();
+    publisher
+        .deliver_appended(stamped, Appended { seq, positions })
+        .await;
+    Ok(seq)
+}
