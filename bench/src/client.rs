@@ -12,6 +12,7 @@ use std::{
 };
 
 use anyhow::{Context as _, bail};
+use tokio::sync::Semaphore;
 
 use crate::{
     clock::now_us,
@@ -66,9 +67,20 @@ pub(crate) struct Plan {
     pub(crate) secret: Arc<str>,
 }
 
-/// Runs one browser until the server closes it; counts it admitted or failed first.
-pub(crate) async fn run(plan: Plan, counters: Arc<Counters>, admit_within: Duration) {
+/// Runs one browser until the server closes it; counts it admitted or failed first. With a
+/// `gate`, the handshake waits for a permit (a paced setup instead of a storm).
+pub(crate) async fn run(
+    plan: Plan,
+    counters: Arc<Counters>,
+    admit_within: Duration,
+    gate: Option<Arc<Semaphore>>,
+) {
+    let permit = match &gate {
+        Some(gate) => gate.acquire().await.ok(),
+        None => None,
+    };
     let admitted = tokio::time::timeout(admit_within, admit(&plan)).await;
+    drop(permit);
     let mut conn = match admitted {
         Ok(Ok(conn)) => conn,
         Ok(Err(error)) => return fail(&counters, &error),

@@ -143,7 +143,8 @@ pub(crate) struct Fleet {
 
 impl Fleet {
     /// Starts enough generators for `browsers` browsers spread over `rooms` workspaces and waits
-    /// until each is prepared.
+    /// until each is prepared. `concurrency`: handshakes in flight per generator (`None`: all
+    /// browsers at once, a storm).
     ///
     /// # Errors
     /// A generator did not start or prepare within 10 s.
@@ -153,6 +154,7 @@ impl Fleet {
         secret: &str,
         browsers: u64,
         rooms: u64,
+        concurrency: Option<usize>,
     ) -> anyhow::Result<Self> {
         let processes = browsers.div_ceil(PER_PROCESS).max(1);
         let mut loads = Vec::new();
@@ -167,7 +169,8 @@ impl Fleet {
                 .arg(format!("--count={count}"))
                 .arg(format!("--first={first}"))
                 .arg(format!("--rooms={rooms}"))
-                .arg(format!("--secret={secret}"));
+                .arg(format!("--secret={secret}"))
+                .arg(format!("--concurrency={}", concurrency.unwrap_or(0)));
             loads.push(Peer::spawn(command, format!("load generator {p}"))?);
             first += count;
         }

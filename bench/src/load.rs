@@ -11,7 +11,10 @@ use std::{
 };
 
 use anyhow::{Context as _, bail};
-use tokio::io::{AsyncBufReadExt as _, BufReader, Lines, Stdin};
+use tokio::{
+    io::{AsyncBufReadExt as _, BufReader, Lines, Stdin},
+    sync::Semaphore,
+};
 
 use crate::{
     client::{self, Counters, Plan},
@@ -43,6 +46,9 @@ pub(crate) struct LoadArgs {
     /// Bound on one browser's admission, in seconds.
     #[arg(long, default_value_t = 30)]
     pub(crate) admit_timeout: u64,
+    /// Browsers in their handshake at once; 0: all at once (a storm).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) concurrency: usize,
     /// The process exits after this many seconds whatever happens.
     #[arg(long, default_value_t = 900)]
     pub(crate) lifetime: u64,
@@ -80,6 +86,7 @@ async fn serve(args: &LoadArgs) -> anyhow::Result<()> {
     let secret: Arc<str> = args.secret.as_str().into();
     let admit_within = Duration::from_secs(args.admit_timeout);
     let started = Instant::now();
+    let gate = (args.concurrency > 0).then(|| Arc::new(Semaphore::new(args.concurrency)));
     for i in args.first..args.first + args.count {
         let plan = Plan {
             source: args.source,
@@ -88,20 +95,24 @@ async fn serve(args: &LoadArgs) -> anyhow::Result<()> {
             workspace: format!("w{}", i % args.rooms.max(1)),
             secret: secret.clone(),
         };
-        tokio::spawn(client::run(plan, counters.clone(), admit_within));
+        tokio::spawn(client::run(
+            plan,
+            counters.clone(),
+            admit_within,
+            gate.clone(),
+        ));
     }
     // Bounded: each browser is admitted or failed within `admit_within`.
     let settled = || counters.admitted.load(Relaxed) + counters.failed.load(Relaxed);
-    // A browser's own bound starts when its task first runs, which a starved core delays:
-    // past a second bound, the unsettled ones count as failed.
+    // A browser's own bound starts when its task first runs (and it has a permit), which a
+    // starved core or the gate delays: past a second bound, the unsettled ones count as failed.
+    let overall = admit_within * 2 + Duration::from_secs(60) * u32::from(gate.is_some());
     let mut unsettled = 0;
     while settled() < args.count {
-        if started.elapsed() > admit_within * 2 {
+        if started.elapsed() > overall {
             unsettled = args.count - settled();
             if let Ok(mut first) = counters.first_error.lock() {
-                first.get_or_insert_with(|| {
-                    format!("{unsettled} not settled in {:?}", admit_within * 2)
-                });
+                first.get_or_insert_with(|| format!("{unsettled} not settled in {overall:?}"));
             }
             break;
         }

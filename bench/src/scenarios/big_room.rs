@@ -27,7 +27,7 @@ pub(crate) async fn run(ctx: &Ctx, kind: Kind, label: &str) -> anyhow::Result<Gr
             Duration::from_secs(5),
         )
     };
-    let (server, mut fleet, _) = ctx.server_and_fleet(kind, label, members, 1).await?;
+    let (server, mut fleet, admission) = ctx.server_and_fleet(kind, label, members, 1).await?;
     let plan = steps::Plan {
         rooms: 1,
         members,
@@ -46,7 +46,12 @@ pub(crate) async fn run(ctx: &Ctx, kind: Kind, label: &str) -> anyhow::Result<Gr
             .map(|us| us as f64 / 1000.0)
     };
     let metrics = vec![
-        Metric::new("members", "", Better::Neither, members as f64),
+        Metric::new(
+            "members admitted",
+            "",
+            Better::Neither,
+            admission.admitted as f64,
+        ),
         Metric::maybe(
             "deliveries/s at saturation",
             "/s",

@@ -30,6 +30,7 @@ pub(crate) async fn run(ctx: &Ctx, kind: Kind, label: &str) -> anyhow::Result<Gr
         &ctx.setup.jwt_secret,
         browsers,
         browsers,
+        None,
     )
     .await?;
     let cpu_before = server.cpu()?;

@@ -33,7 +33,7 @@ pub(crate) async fn run(ctx: &Ctx, kind: Kind, label: &str) -> anyhow::Result<Gr
     let mut groups = Vec::new();
     for &(rooms, members) in shapes {
         let shape_label = format!("{label}-{rooms}x{members}");
-        let (server, mut fleet, _) = ctx
+        let (server, mut fleet, admission) = ctx
             .server_and_fleet(kind, &shape_label, rooms * members, rooms)
             .await?;
         let plan = steps::Plan {
@@ -46,7 +46,12 @@ pub(crate) async fn run(ctx: &Ctx, kind: Kind, label: &str) -> anyhow::Result<Gr
         let result = steps::run(ctx, &server, &mut fleet, &plan).await;
         server.stop().await;
         let steps = result?;
-        let mut metrics = Vec::new();
+        let mut metrics = vec![Metric::new(
+            "browsers admitted",
+            "",
+            Better::Neither,
+            admission.admitted as f64,
+        )];
         for &rate in report_at {
             let p99 = steps::at(&steps, rate)
                 .and_then(|s| s.latency.quantile(0.99))
