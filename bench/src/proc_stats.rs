@@ -49,6 +49,30 @@ pub(crate) fn rss_kb(pid: u32) -> anyhow::Result<u64> {
         .context("no VmRSS")
 }
 
+/// Busy and total time of one CPU so far, in ticks (`/proc/stat`): busy is everything but
+/// idle and iowait, whoever ran (the server, other processes, interrupts, ksoftirqd).
+///
+/// # Errors
+/// The file is unreadable or has no such CPU.
+pub(crate) fn cpu_busy(cpu: &str) -> anyhow::Result<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").context("read /proc/stat")?;
+    let label = format!("cpu{cpu}");
+    let Some(line) = stat
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(label.as_str()))
+    else {
+        bail!("no {label} in /proc/stat");
+    };
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let total: u64 = ticks.iter().take(8).sum();
+    let idle = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
+    Ok((total - idle, total))
+}
+
 /// The machine's `TcpExt` `ListenOverflows` counter (`/proc/net/netstat`): connections the
 /// kernel could not queue because a listener's accept queue was full.
 ///
@@ -78,5 +102,7 @@ mod tests {
         assert!(rss_kb(pid).unwrap() > 0);
         cpu_time(pid, clock_ticks()).unwrap();
         listen_overflows().unwrap();
+        let (busy, total) = cpu_busy("0").unwrap();
+        assert!(busy <= total);
     }
 }

@@ -65,6 +65,12 @@ pub(crate) async fn run(ctx: &Ctx, kind: Kind, label: &str) -> anyhow::Result<Gr
             peak.map(|s| s.cpu_share * 100.0),
         ),
         Metric::maybe(
+            "server core busy there (any process)",
+            "%",
+            Better::Neither,
+            peak.map(|s| s.core_busy * 100.0),
+        ),
+        Metric::maybe(
             "load generators' CPU there",
             "%",
             Better::Neither,

@@ -71,6 +71,18 @@ pub(crate) async fn run(ctx: &Ctx, kind: Kind, label: &str) -> anyhow::Result<Gr
             peak.map(|s| s.achieved),
         ));
         metrics.push(Metric::maybe(
+            "server CPU there",
+            "%",
+            Better::Neither,
+            peak.map(|s| s.cpu_share * 100.0),
+        ));
+        metrics.push(Metric::maybe(
+            "server core busy there (any process)",
+            "%",
+            Better::Neither,
+            peak.map(|s| s.core_busy * 100.0),
+        ));
+        metrics.push(Metric::maybe(
             "server CPU per delivery",
             "µs",
             Better::Lower,

@@ -10,6 +10,7 @@ use anyhow::bail;
 use crate::{
     fleet::{self, Fleet},
     histogram::Summary,
+    proc_stats,
     servers::Server,
 };
 
@@ -24,6 +25,9 @@ pub(crate) struct Step {
     pub(crate) cpu_us_per_delivery: f64,
     /// Server CPU busy fraction over the step (1.0 = the whole core).
     pub(crate) cpu_share: f64,
+    /// How busy the server's core was over the step, whoever used it: well above `cpu_share`
+    /// means other processes (or softirq work) competed with the server.
+    pub(crate) core_busy: f64,
     /// The load generators' CPU share over the step (they share one core with the publisher).
     pub(crate) load_share: f64,
     pub(crate) latency: Summary,
@@ -64,6 +68,7 @@ pub(crate) async fn run(
         fleet.reset().await?;
         let cpu_before = server.cpu()?;
         let load_before = fleet.cpu(ctx.setup.ticks_per_s)?;
+        let core_before = proc_stats::cpu_busy(&ctx.setup.server_cpu)?;
         let publish_rate = offered / plan.members as f64;
         let published = fleet::publish(
             &ctx.spawner,
@@ -85,6 +90,8 @@ pub(crate) async fn run(
         let load_cpu = fleet
             .cpu(ctx.setup.ticks_per_s)?
             .saturating_sub(load_before);
+        let core_after = proc_stats::cpu_busy(&ctx.setup.server_cpu)?;
+        let (busy, total) = (core_after.0 - core_before.0, core_after.1 - core_before.1);
         let window_us = received
             .last_rx_us
             .saturating_sub(published.first_send_us)
@@ -96,16 +103,18 @@ pub(crate) async fn run(
             cpu_us_per_delivery: cpu.as_secs_f64() * 1e6 / received.received.max(1) as f64,
             cpu_share: cpu.as_secs_f64() * 1e6 / window_us,
             load_share: load_cpu.as_secs_f64() * 1e6 / window_us,
+            core_busy: busy as f64 / total.max(1) as f64,
             saturated: !drained || achieved < 0.9 * offered || received.dropped > 0,
             latency: received.latency,
         };
         crate::log(&format!(
-            "    offered {offered:.0}/s ({} of {} publishes acked) achieved {achieved:.0}/s cpu {:.2} µs/delivery ({:.0} %, load {:.0} %) \
+            "    offered {offered:.0}/s ({} of {} publishes acked) achieved {achieved:.0}/s cpu {:.2} µs/delivery ({:.0} %, core busy {:.0} %, load {:.0} %) \
              p50 {:?} p99 {:?} µs{}",
             published.acked_ok,
             published.sent,
             step.cpu_us_per_delivery,
             step.cpu_share * 100.0,
+            step.core_busy * 100.0,
             step.load_share * 100.0,
             step.latency.quantile(0.5),
             step.latency.quantile(0.99),
