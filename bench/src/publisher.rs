@@ -104,7 +104,12 @@ async fn publish(conn: &mut Conn, args: &PublishArgs) -> anyhow::Result<()> {
                         let frame = sio::event_with_ack(NS, k, "publish", &body);
                         conn.encode(0x1, frame.as_bytes(), &mut batch);
                     }
-                    conn.send_raw(&batch).await?;
+                    // A server that stops reading fills the socket buffer: the write must not
+                    // outlive the run.
+                    match tokio::time::timeout_at(deadline.into(), conn.send_raw(&batch)).await {
+                        Ok(written) => written?,
+                        Err(_) => break,
+                    }
                     sent = due;
                     last_send_us = stamp;
                 }
