@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 
 import { setTimeout as delay } from "node:timers/promises";
 
-import { PRIVATE_KEY, ack, eventually, flush, publish, record, startHerald, uid } from "./harness.mjs";
+import { PRIVATE_KEY, ack, eventually, flush, once, publish, record, startHerald, uid } from "./harness.mjs";
 import { startRedis } from "./redis.mjs";
 
 /** Awaits `check()` until it returns a truthy value, every 100 ms, for at most `ms`. */
@@ -100,6 +100,32 @@ describe("cluster of three nodes", () => {
       resumed.events.map(([data]) => data),
       [2, 3, 4, 5],
     );
+  });
+
+  test("disconnect_user and access changes reach the user's sockets on every node", async () => {
+    const sub = uid("user");
+    const [ws1, ws2] = [uid("ws"), uid("ws")];
+    const tabs = [];
+    for (const node of nodes) tabs.push(await node.user({ sub, workspaces: [ws1, ws2], register: [ws1, ws2] }));
+    const revoked = tabs.map((tab) => once(tab, "access_revoked", 5000, "access_revoked"));
+    const change = await nodes[2].http("POST", "/api/v1/access", {
+      key: PRIVATE_KEY,
+      body: { user: sub, workspaces: [ws2] },
+    });
+    assert.equal(change.status, 200, change.text);
+    for (const [i, [payload]] of (await Promise.all(revoked)).entries()) {
+      assert.deepEqual(payload, { workspace: ws1 }, `tab on node ${i + 1}`);
+    }
+
+    const backend = await nodes[0].connectPrivate();
+    const told = tabs.map((tab) => once(tab, "session_invalid", 5000, "session_invalid"));
+    const gone = tabs.map((tab) => once(tab, "disconnect", 5000, "disconnect"));
+    const reply = await ack(backend, "disconnect_user", [{ user: sub, reason: "logout" }]);
+    assert.equal(reply.ok, true, JSON.stringify(reply));
+    for (const [i, [payload]] of (await Promise.all(told)).entries()) {
+      assert.deepEqual(payload, { reason: "logout" }, `tab on node ${i + 1}`);
+    }
+    for (const [reason] of await Promise.all(gone)) assert.equal(reason, "io server disconnect");
   });
 
   test("/status lists the live nodes and their connections; /ready is 200", async () => {

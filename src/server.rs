@@ -18,7 +18,7 @@ use tower_http::{timeout::TimeoutLayer, trace::TraceLayer};
 use crate::{
     auth::{AuthSetupError, Authenticator, private::PrivateAccess},
     cluster::{
-        ClusterError, Redis, bus,
+        ClusterError, Redis, bus, control,
         log::RedisLog,
         nodes::{self, NodeInfo},
     },
@@ -204,6 +204,14 @@ pub async fn run(
             move || describe_node(&state, addr)
         };
         nodes::spawn_heartbeat(redis, describe, shutdown.clone());
+        let apply = {
+            let state = state.clone();
+            move |command| {
+                let state = state.clone();
+                async move { realtime::apply_remote(&state, command).await }
+            }
+        };
+        control::spawn_reader(redis, state.node_id.clone(), apply, shutdown.clone());
     }
     if cfg.auth.mode == AuthMode::Backend && cfg.allowed_origins.is_empty() {
         tracing::warn!(

@@ -6,13 +6,16 @@
 //! node is appended to Redis Streams ([`log`]), which numbers it cluster-wide and gives it its
 //! offsets; every node reads the shared stream in order ([`bus`]) and delivers to its own
 //! sockets. Offsets and epochs live in Redis, so a client may resume on any node and epochs
-//! survive restarts. Nodes announce themselves with a heartbeat ([`nodes`]).
+//! survive restarts. Nodes announce themselves with a heartbeat ([`nodes`]). Backends using the
+//! npm `@socket.io/redis-emitter` are understood too ([`emitter`]).
 
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 pub mod bus;
+pub mod control;
+pub mod emitter;
 pub mod log;
 pub mod nodes;
 pub mod wire;
@@ -81,6 +84,9 @@ impl Redis {
         let mut redis = self.commands.clone();
         let ping = redis::cmd("PING");
         let answer = ping.query_async::<String>(&mut redis);
-        matches!(tokio::time::timeout(COMMAND_TIMEOUT, answer).await, Ok(Ok(_)))
+        matches!(
+            tokio::time::timeout(COMMAND_TIMEOUT, answer).await,
+            Ok(Ok(_))
+        )
     }
 }

@@ -36,7 +36,7 @@ async fn change_access(
         code: "bad_request",
         message: e.to_string(),
     })?;
-    match access::apply(&state, change).await {
+    match access::change(&state, change).await {
         Ok(outcome) => Ok(Json(outcome)),
         Err(error @ AccessError::WorkspacesRequired) => Err(ApiError::BadRequest {
             code: "bad_request",

@@ -17,6 +17,7 @@ use super::{
 };
 use crate::{
     auth::{AuthError, Authenticator, Principal, Session},
+    cluster::control::{self, Command},
     ids::WorkspaceId,
     state::AppState,
 };
@@ -30,6 +31,26 @@ pub enum AccessError {
     /// The `/public` namespace is gone (shutting down).
     #[error("delivery is unavailable")]
     Unavailable,
+}
+
+/// Applies an access change to every socket of the user, on every node: in cluster mode it is
+/// sent to the other nodes first (and refused as unavailable when that fails), then applied
+/// here. The outcome counts this node's sockets.
+///
+/// # Errors
+/// [`AccessError`] when the change cannot be applied at all.
+pub async fn change(state: &AppState, change: AccessChange) -> Result<AccessOutcome, AccessError> {
+    if change.workspaces.is_none() && matches!(*state.auth, Authenticator::Jwt(_)) {
+        return Err(AccessError::WorkspacesRequired);
+    }
+    if let Some(redis) = &state.cluster {
+        let command = Command::Access(change.clone());
+        if let Err(error) = control::broadcast(redis, &state.node_id, &command).await {
+            tracing::warn!(%error, "access change not sent to the other nodes");
+            return Err(AccessError::Unavailable);
+        }
+    }
+    apply(state, change).await
 }
 
 /// Applies an access change to every socket of the user on this node.

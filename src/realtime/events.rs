@@ -249,7 +249,7 @@ pub fn parse_position(value: &serde_json::Value) -> Result<Position, String> {
 }
 
 /// The payload of `disconnect_user`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DisconnectUser {
     /// Whose sockets to disconnect.
@@ -260,7 +260,7 @@ pub struct DisconnectUser {
 }
 
 /// The payload of `access` and `POST /api/v1/access`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccessChange {
     /// Whose sockets to update.

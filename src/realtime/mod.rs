@@ -59,6 +59,21 @@ fn counted(
     result
 }
 
+/// Applies a command another node of the cluster received, to this node's sockets.
+pub async fn apply_remote(state: &AppState, command: crate::cluster::control::Command) {
+    use crate::cluster::control::Command;
+    match command {
+        Command::DisconnectUser(request) => {
+            let _ = private::disconnect_user_here(state, &request).await;
+        }
+        Command::Access(change) => {
+            if let Err(error) = access::apply(state, change).await {
+                tracing::debug!(%error, "access change from another node not applied here");
+            }
+        }
+    }
+}
+
 /// Declares the namespaces and their handlers.
 pub fn register_namespaces(io: &Io, state: &AppState) {
     io.ns("/", async || {});

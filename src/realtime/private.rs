@@ -26,6 +26,7 @@ use super::{
 };
 use crate::{
     auth::{credentials::bearer, private::PrivateAccess},
+    cluster::control::{self, Command},
     pipeline::{Publication, PublishError},
     state::AppState,
 };
@@ -145,7 +146,7 @@ async fn on_access(state: &AppState, data: Result<AccessChange, ParserError>) ->
             "expected {\"user\": \"<id>\", \"workspaces\"?: [\"<id>\", ...]}",
         ));
     };
-    match access::apply(state, change).await {
+    match access::change(state, change).await {
         Ok(outcome) => Reply::ok(&outcome),
         Err(error @ AccessError::WorkspacesRequired) => Reply::error(&ErrorAck::with_message(
             ErrorCode::BadRequest,
@@ -162,8 +163,27 @@ async fn on_disconnect_user(state: &AppState, data: Result<DisconnectUser, Parse
             "expected {\"user\": \"<id>\", \"reason\"?: \"...\"}",
         ));
     };
+    if let Some(redis) = &state.cluster {
+        let command = Command::DisconnectUser(request.clone());
+        if let Err(error) = control::broadcast(redis, &state.node_id, &command).await {
+            tracing::warn!(%error, "disconnect_user not sent to the other nodes");
+            return Reply::error(&ErrorAck::new(ErrorCode::Unavailable));
+        }
+    }
+    match disconnect_user_here(state, &request).await {
+        Ok(sockets) => Reply::ok(&DisconnectUserAck { ok: true, sockets }),
+        Err(()) => Reply::error(&ErrorAck::new(ErrorCode::Unavailable)),
+    }
+}
+
+/// Tells every socket of the user on this node `session_invalid`, then disconnects it; how
+/// many there were. `Err` when the sockets cannot be listed (shutting down).
+pub(crate) async fn disconnect_user_here(
+    state: &AppState,
+    request: &DisconnectUser,
+) -> Result<usize, ()> {
     let Some(ns) = state.io.of(&state.cfg.public.path) else {
-        return Reply::error(&ErrorAck::new(ErrorCode::Unavailable));
+        return Err(());
     };
     let sockets = match ns
         .within(rooms::user_room(&request.user))
@@ -173,7 +193,7 @@ async fn on_disconnect_user(state: &AppState, data: Result<DisconnectUser, Parse
         Ok(sockets) => sockets,
         Err(error) => {
             tracing::error!(%error, "disconnect_user: cannot list sockets");
-            return Reply::error(&ErrorAck::new(ErrorCode::Unavailable));
+            return Err(());
         }
     };
     let reason = request.reason.as_deref().unwrap_or("logout");
@@ -190,8 +210,5 @@ async fn on_disconnect_user(state: &AppState, data: Result<DisconnectUser, Parse
         }
     }
     tracing::info!(user = %request.user, sockets = count, "user disconnected by backend");
-    Reply::ok(&DisconnectUserAck {
-        ok: true,
-        sockets: count,
-    })
+    Ok(count)
 }

@@ -1,0 +1,113 @@
+//! Commands that act on a user's sockets wherever they are: `disconnect_user` and access
+//! changes. The node that receives one applies it to its own sockets and appends it to the
+//! stream `<prefix>:control`; every other node reads that stream and applies it too.
+
+use std::{future::Future, time::Duration};
+
+use redis::{
+    AsyncCommands,
+    streams::{StreamMaxlen, StreamReadOptions, StreamReadReply},
+};
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use super::{Redis, manager};
+use crate::realtime::events::{AccessChange, DisconnectUser};
+
+/// Commands kept in the stream (only nodes that are up read them, at once).
+const KEPT: usize = 10_000;
+/// How long one read waits.
+const BLOCK: Duration = Duration::from_millis(1000);
+/// Pause before reading again after a failure.
+const RETRY: Duration = Duration::from_millis(200);
+
+/// A command for every node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "body", rename_all = "snake_case")]
+pub enum Command {
+    /// Disconnect every socket of a user.
+    DisconnectUser(DisconnectUser),
+    /// Replace (or re-ask) a user's allowed workspaces.
+    Access(AccessChange),
+}
+
+/// Appends `command` for the other nodes.
+///
+/// # Errors
+/// Redis unreachable: the command did not reach the other nodes.
+pub async fn broadcast(redis: &Redis, origin: &str, command: &Command) -> redis::RedisResult<()> {
+    let mut commands = redis.commands.clone();
+    let body = serde_json::to_string(command).unwrap_or_default();
+    let _: String = commands
+        .xadd_maxlen(
+            format!("{}:control", redis.prefix),
+            StreamMaxlen::Approx(KEPT),
+            "*",
+            &[("o", origin), ("c", body.as_str())],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Reads the other nodes' commands and hands each to `apply`, until `shutdown`.
+pub fn spawn_reader<F, Fut>(redis: &Redis, origin: String, apply: F, shutdown: CancellationToken)
+where
+    F: Fn(Command) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    let client = redis.client.clone();
+    let key = format!("{}:control", redis.prefix);
+    tokio::spawn(async move {
+        let Ok(mut connection) = manager(&client, BLOCK * 3) else {
+            tracing::error!("cluster control: no Redis connection could be made");
+            return;
+        };
+        // Only commands from now on: older ones were for sockets of another time.
+        let mut from = "$".to_owned();
+        let mut down = false;
+        loop {
+            let options = StreamReadOptions::default()
+                .block(usize::try_from(BLOCK.as_millis()).unwrap_or(1000))
+                .count(256);
+            let (keys, ids) = ([&key], [&from]);
+            let read =
+                connection.xread_options::<_, _, Option<StreamReadReply>>(&keys, &ids, &options);
+            let reply = tokio::select! {
+                () = shutdown.cancelled() => return,
+                reply = read => reply,
+            };
+            match reply {
+                Ok(reply) => {
+                    if down {
+                        tracing::info!("cluster control: Redis is back");
+                        down = false;
+                    }
+                    for entry in reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids) {
+                        from.clone_from(&entry.id);
+                        let sender: Option<String> = entry.get("o");
+                        if sender.as_deref() == Some(origin.as_str()) {
+                            continue;
+                        }
+                        let body: Option<String> = entry.get("c");
+                        match body.as_deref().map(serde_json::from_str::<Command>) {
+                            Some(Ok(command)) => apply(command).await,
+                            _ => {
+                                tracing::error!(id = %entry.id, "cluster control: unreadable command skipped")
+                            }
+                        }
+                    }
+                }
+                Err(error) => {
+                    if !down {
+                        tracing::warn!(%error, "cluster control: Redis unreachable");
+                        down = true;
+                    }
+                    tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        () = tokio::time::sleep(RETRY) => {}
+                    }
+                }
+            }
+        }
+    });
+}
