@@ -7,10 +7,25 @@
 import { after, afterEach, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 
+import { execFile } from "node:child_process";
 import { setTimeout as delay } from "node:timers/promises";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+
+const execFileAsync = promisify(execFile);
 
 import { PRIVATE_KEY, ack, eventually, flush, once, publish, record, startHerald, uid } from "./harness.mjs";
 import { startRedis } from "./redis.mjs";
+
+const EMIT = fileURLToPath(new URL("../js-fixtures/emit.mjs", import.meta.url));
+
+/** Runs js-fixtures/emit.mjs (the real npm @socket.io/redis-emitter) against `redisUrl`. */
+async function emit(redisUrl, args) {
+  const { stdout } = await execFileAsync(process.execPath, [EMIT, "--redis", redisUrl, "--nsp", "/public", ...args], {
+    timeout: 10_000,
+  });
+  return stdout;
+}
 
 /** Awaits `check()` until it returns a truthy value, every 100 ms, for at most `ms`. */
 async function until(check, ms, what) {
@@ -126,6 +141,34 @@ describe("cluster of three nodes", () => {
       assert.deepEqual(payload, { reason: "logout" }, `tab on node ${i + 1}`);
     }
     for (const [reason] of await Promise.all(gone)) assert.equal(reason, "io server disconnect");
+  });
+
+  test("a backend's npm @socket.io/redis-emitter reaches registered sockets on every node, once", async () => {
+    const ws = uid("ws");
+    const sockets = [];
+    for (const node of nodes) sockets.push(await node.user({ workspaces: [ws], register: [ws] }));
+    const got = sockets.map((socket) => record(socket, "tree_changes"));
+    const probe = record(sockets[0], "probe");
+    // One node takes emitter publishes in once it holds the lease (within seconds): probe until
+    // a publish reaches a socket, bounded.
+    await until(
+      async () => {
+        await emit(redis.url, ["--to", `user:${sockets[0].sub}`, "--event", "probe"]);
+        await delay(200); // poll interval: a probe's delivery, if subscribed
+        return probe.events.length > 0;
+      },
+      15_000,
+      "a node taking in redis-emitter publishes",
+    );
+    await emit(redis.url, ["--to", `workspace:${ws}`, "--event", "tree_changes", "--json", '{"path":"/a","n":18446744073709551615}']);
+    await settle(sockets);
+    for (const [i, rec] of got.entries()) {
+      assert.equal(rec.events.length, 1, `socket on node ${i + 1}: ${JSON.stringify(rec.events)}`);
+      const [data, meta] = rec.events[0];
+      assert.equal(data.path, "/a");
+      assert.equal(meta.workspace, ws);
+      assert.ok(Number.isSafeInteger(meta.offset), "the emit got an offset like any publish");
+    }
   });
 
   test("/status lists the live nodes and their connections; /ready is 200", async () => {

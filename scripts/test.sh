@@ -14,6 +14,8 @@ echo "== cargo test"
 cargo test --locked
 echo "== client-compat-tests (socket.io-client against target/release/herald)"
 cargo build --release --locked
+# js-fixtures: the npm reference server and the redis-emitter script the suite and bench use.
+(cd js-fixtures && npm ci --no-audit --no-fund)
 cd client-compat-tests
 npm ci --no-audit --no-fund
 HERALD_BIN="$(cd .. && pwd)/target/release/herald" npm test

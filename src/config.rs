@@ -249,6 +249,9 @@ pub struct ClusterConfig {
     /// Events kept in the stream every node reads; a node that falls further behind (a long
     /// Redis outage for it alone) loses events and says so.
     pub bus_size: usize,
+    /// The `key` of backends' npm `@socket.io/redis-emitter` whose publishes herald takes in;
+    /// empty: none.
+    pub emitter_key: String,
 }
 
 /// `[log]`.

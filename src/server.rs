@@ -18,7 +18,7 @@ use tower_http::{timeout::TimeoutLayer, trace::TraceLayer};
 use crate::{
     auth::{AuthSetupError, Authenticator, private::PrivateAccess},
     cluster::{
-        ClusterError, Redis, bus, control,
+        ClusterError, Redis, bus, control, ingest,
         log::RedisLog,
         nodes::{self, NodeInfo},
     },
@@ -212,6 +212,17 @@ pub async fn run(
             }
         };
         control::spawn_reader(redis, state.node_id.clone(), apply, shutdown.clone());
+        if !cfg.cluster.emitter_key.is_empty() {
+            ingest::spawn(
+                redis,
+                state.node_id.clone(),
+                cfg.cluster.emitter_key.clone(),
+                cfg.public.path.clone(),
+                cfg.publish.max_targets,
+                state.publisher.clone(),
+                shutdown.clone(),
+            );
+        }
     }
     if cfg.auth.mode == AuthMode::Backend && cfg.allowed_origins.is_empty() {
         tracing::warn!(

@@ -29,40 +29,47 @@ pub fn spawn(redis: &Redis, publisher: Publisher, shutdown: CancellationToken) {
     let client = redis.client.clone();
     let key = format!("{}:bus", redis.prefix);
     let seq_key = format!("{}:seq", redis.prefix);
+    let generation_key = format!("{}:generation", redis.prefix);
     tokio::spawn(async move {
         let Ok(mut connection) = manager(&client, BLOCK * 3) else {
             tracing::error!("cluster bus: no Redis connection could be made");
             return;
         };
         let mut last: Option<u64> = None;
+        // The life of the cluster's data (see the append script): another one means Redis lost
+        // its data (a restart without persistence) and numbering started again.
+        let mut generation: Option<String> = None;
         let mut down = false;
         loop {
             let read = async {
                 let from = match last {
-                    Some(at) if down => {
-                        // Back after an outage: a Redis that restarted empty numbers from 0
-                        // again, and this node must follow or it would wait forever.
-                        let seq: Option<u64> = connection.get(&seq_key).await?;
-                        let seq = seq.unwrap_or(0);
-                        if seq < at {
-                            // Everything in the new stream came after the loss: none of it was
-                            // delivered here.
-                            tracing::warn!(
-                                seq,
-                                was = at,
-                                "cluster bus: Redis lost its data; numbering restarts, epochs are new"
-                            );
-                            publisher.start_at(0).await;
-                            last = Some(0);
-                            0
-                        } else {
-                            at
+                    Some(at) if down || generation.is_none() => {
+                        let now: Option<String> = connection.get(&generation_key).await?;
+                        match (&generation, now) {
+                            (Some(known), now) if now.as_ref() != Some(known) => {
+                                // Everything in the new stream came after the loss: none of it
+                                // was delivered here.
+                                tracing::warn!(
+                                    was = at,
+                                    "cluster bus: Redis lost its data; numbering restarts, epochs are new"
+                                );
+                                publisher.start_at(0).await;
+                                generation = now;
+                                last = Some(0);
+                                0
+                            }
+                            (None, now) => {
+                                generation = now;
+                                at
+                            }
+                            _ => at,
                         }
                     }
                     Some(at) => at,
                     None => {
                         // Start at the cluster's present: what came before went to sockets
                         // that were not here.
+                        generation = connection.get(&generation_key).await?;
                         let seq: Option<u64> = connection.get(&seq_key).await?;
                         let seq = seq.unwrap_or(0);
                         publisher.start_at(seq).await;

@@ -2,6 +2,8 @@
 //!
 //! Keys, under `cluster.prefix`:
 //! - `<p>:seq`: the last event number given, cluster-wide;
+//! - `<p>:generation`: set by the first append: another value means Redis lost its data and
+//!   numbering started again;
 //! - `<p>:bus`: every event, entry id `<seq>-0`, trimmed to `cluster.bus_size`; every node
 //!   reads it in order and delivers to its own sockets ([`super::bus`]);
 //! - `<p>:room:<room>`: the room's events, entry id `<offset>-0`, trimmed to `history.size`,
@@ -27,6 +29,7 @@ use crate::{
 /// JSON, rooms…; returns `{seq, offset1, epoch1, offset2, epoch2, …}`.
 const APPEND: &str = r"
 local prefix, size, ttl, bus_size, candidate, body = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+redis.call('SET', prefix .. ':generation', candidate, 'NX')
 local seq = redis.call('INCR', prefix .. ':seq')
 local out = {seq}
 local positions = {}

@@ -16,6 +16,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 pub mod bus;
 pub mod control;
 pub mod emitter;
+pub mod ingest;
 pub mod log;
 pub mod nodes;
 pub mod wire;

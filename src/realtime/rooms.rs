@@ -5,9 +5,12 @@
 
 use crate::ids::{GroupPath, UserId, WorkspaceId};
 
-const WORKSPACE_PREFIX: &str = "workspace:";
-const USER_PREFIX: &str = "user:";
-const GROUP_PREFIX: &str = "group:";
+/// Prefix of workspace rooms.
+pub const WORKSPACE_PREFIX: &str = "workspace:";
+/// Prefix of user rooms.
+pub const USER_PREFIX: &str = "user:";
+/// Prefix of group rooms.
+pub const GROUP_PREFIX: &str = "group:";
 
 /// The room of a workspace's registered sockets.
 pub fn workspace_room(id: &WorkspaceId) -> String {
