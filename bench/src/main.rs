@@ -60,6 +60,10 @@ struct AllArgs {
     /// Only these scenarios (S1S2, S3, S4), comma-separated.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Servers to run (herald, reference), comma-separated; both by default. One alone is for
+    /// experiments (`--herald-env`, another `--herald` build): no ratios then.
+    #[arg(long, value_delimiter = ',', default_values = ["herald", "reference"])]
+    servers: Vec<String>,
     /// The herald binary.
     #[arg(long, default_value = "target/release/herald")]
     herald: PathBuf,
@@ -154,7 +158,15 @@ fn all(args: &AllArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let results = runtime.block_on(scenarios::run_all(&ctx, &args.only, args.rounds));
+    let mut kinds = Vec::new();
+    for name in &args.servers {
+        kinds.push(match name.as_str() {
+            "herald" => servers::Kind::Herald,
+            "reference" => servers::Kind::Reference,
+            other => bail!("unknown server {other:?} (herald, reference)"),
+        });
+    }
+    let results = runtime.block_on(scenarios::run_all(&ctx, &args.only, args.rounds, &kinds));
     std::fs::create_dir_all(&args.out)?;
     std::fs::write(
         args.out.join("results.json"),
@@ -174,7 +186,7 @@ fn all(args: &AllArgs) -> anyhow::Result<()> {
             other => other,
         })
         .collect();
-    let missing = results.incomplete(&selected);
+    let missing = results.incomplete(&selected, &kinds);
     if !missing.is_empty() {
         bail!("no numbers for: {}", missing.join(", "));
     }

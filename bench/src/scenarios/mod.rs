@@ -76,15 +76,15 @@ const SETUP_CONCURRENCY: usize = 50;
 /// The scenario names, in run order; `--only` takes these.
 pub(crate) const ALL: [&str; 3] = ["S1S2", "S3", "S4"];
 
-/// Runs the selected scenarios, `rounds` times per server, alternating servers.
-pub(crate) async fn run_all(ctx: &Ctx, only: &[String], rounds: usize) -> Results {
+/// Runs the selected scenarios, `rounds` times per server, alternating the servers.
+pub(crate) async fn run_all(ctx: &Ctx, only: &[String], rounds: usize, kinds: &[Kind]) -> Results {
     let mut results = Results::default();
     for scenario in ALL {
         if !only.is_empty() && !only.iter().any(|o| o.eq_ignore_ascii_case(scenario)) {
             continue;
         }
         for round in 0..rounds {
-            for kind in [Kind::Herald, Kind::Reference] {
+            for &kind in kinds {
                 let label = format!("{scenario}-r{round}");
                 crate::log(&format!("{label} {} ...", kind.name()));
                 let outcome = match scenario {
