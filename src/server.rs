@@ -34,6 +34,7 @@ use crate::{
     realtime::{
         self, Io,
         eio3_compat::{self, Eio3Compat},
+        slow::SlowPolicy,
     },
     recovery::{
         Recovery,
@@ -78,6 +79,7 @@ pub fn build(cfg: &Arc<Config>) -> Result<(Router, AppState), ServerError> {
         .build_layer();
     let connections = Connections::default();
     let metrics = Metrics::new();
+    let slow = SlowPolicy::new(connections.clone(), metrics.slow_disconnects.clone());
     let cluster = match &cfg.cluster.redis_url {
         Some(url) => Some(Redis::open(url.expose(), &cfg.cluster.prefix)?),
         None => None,
@@ -100,7 +102,8 @@ pub fn build(cfg: &Arc<Config>) -> Result<(Router, AppState), ServerError> {
         cluster,
         node_id: uuid::Uuid::new_v4().simple().to_string(),
         private: Arc::new(PrivateAccess::from_config(cfg)),
-        publisher: Publisher::new(io.clone(), cfg, log, connections.clone(), metrics.clone()),
+        publisher: Publisher::new(io.clone(), cfg, log, slow.clone(), metrics.clone()),
+        slow,
         metrics,
         recovery: Arc::new(Recovery::new(cfg.recovery.max_disconnection)),
         auth,

@@ -8,7 +8,7 @@ use crate::{
     config::Config,
     metrics::Metrics,
     pipeline::Publisher,
-    realtime::Io,
+    realtime::{Io, slow::SlowPolicy},
     recovery::Recovery,
 };
 
@@ -25,6 +25,8 @@ pub struct AppState {
     pub publisher: Publisher,
     /// The Socket.IO server.
     pub io: Io,
+    /// Cuts off sockets whose queue is full.
+    pub slow: SlowPolicy,
     /// What the server counts.
     pub metrics: Metrics,
     /// Socket.IO connection state recovery: saved sessions, pids to announce.

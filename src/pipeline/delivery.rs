@@ -30,11 +30,10 @@ use tokio::sync::Mutex;
 
 use super::{PublishError, Stamped};
 use crate::{
-    connection::Connections,
     history::{Appended, EventLog, HistoryError, Position, Resume},
     ids::{UserId, WorkspaceId},
     metrics::Metrics,
-    realtime::{Io, events, rooms, slow},
+    realtime::{Io, events, rooms, slow::SlowPolicy},
 };
 
 /// Second argument of every delivered event.
@@ -152,7 +151,7 @@ pub(crate) struct Deliverer {
     io: Io,
     public_ns: Arc<str>,
     log: Arc<dyn EventLog>,
-    connections: Connections,
+    slow: SlowPolicy,
     order: Arc<Mutex<Order>>,
     /// Most live events kept aside for one replaying socket before it is cut off as slow.
     aside_limit: usize,
@@ -200,7 +199,7 @@ impl Deliverer {
         io: Io,
         public_ns: &str,
         log: Arc<dyn EventLog>,
-        connections: Connections,
+        slow: SlowPolicy,
         settings: DeliverySettings,
         metrics: Metrics,
     ) -> Self {
@@ -209,7 +208,7 @@ impl Deliverer {
             io,
             public_ns: public_ns.into(),
             log,
-            connections,
+            slow,
             order: Arc::new(Mutex::new(Order::default())),
             aside_limit: settings.aside_limit,
             recovery_offsets: settings.recovery_offsets,
@@ -560,8 +559,7 @@ impl Deliverer {
 
 impl Deliverer {
     fn cut_off(&self, socket: &SocketRef, why: &'static str) {
-        self.metrics.slow_disconnects.inc();
-        slow::cut_off(&self.connections, socket, why);
+        self.slow.cut_off(socket, why);
     }
 }
 

@@ -18,10 +18,9 @@ use socketioxide::extract::SocketRef;
 
 use crate::{
     config::Config,
-    connection::Connections,
     history::{Appended, EventLog, HistoryError, Position},
     metrics::Metrics,
-    realtime::Io,
+    realtime::{Io, slow::SlowPolicy},
 };
 
 mod coalescer;
@@ -84,7 +83,7 @@ pub struct Receipt {
 
 impl Publisher {
     /// A publisher emitting on the browsers' namespace of `io`, logging in `log`, coalescing
-    /// keyed events as `[coalesce]` says, cutting off slow sockets through `connections`
+    /// keyed events as `[coalesce]` says, cutting off slow sockets with `slow`
     /// (among them a socket that falls `history.size` live events behind during a replay),
     /// and with `[recovery]` on, giving every event its Socket.IO recovery offset.
     /// Spawns the coalescing task: call from within a tokio runtime.
@@ -92,7 +91,7 @@ impl Publisher {
         io: Io,
         cfg: &Config,
         log: Arc<dyn EventLog>,
-        connections: Connections,
+        slow: SlowPolicy,
         metrics: Metrics,
     ) -> Self {
         let settings = DeliverySettings {
@@ -100,14 +99,7 @@ impl Publisher {
             recovery_offsets: cfg.recovery.enabled,
             shared_log: cfg.cluster.redis_url.is_some(),
         };
-        let deliverer = Deliverer::new(
-            io,
-            &cfg.public.path,
-            log,
-            connections,
-            settings,
-            metrics.clone(),
-        );
+        let deliverer = Deliverer::new(io, &cfg.public.path, log, slow, settings, metrics.clone());
         let windows = Windows {
             delay: cfg.coalesce.delay,
             max_delay: cfg.coalesce.max_delay,

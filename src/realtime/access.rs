@@ -106,7 +106,7 @@ async fn update_socket(
             match backend.reauthenticate(&session.credentials).await {
                 Ok(principal) if principal.user == session.principal.user => principal,
                 Ok(_) | Err(AuthError::Rejected | AuthError::MissingCredentials) => {
-                    end_session(socket, "access_revoked");
+                    end_session(state, socket, "access_revoked");
                     return None;
                 }
                 Err(error) => {
@@ -162,14 +162,13 @@ pub(crate) async fn adopt(
         }
         socket.leave(room);
         revoked += 1;
-        if let Err(error) = socket.emit(
+        state.slow.emit(
+            socket,
             events::ACCESS_REVOKED,
             &AccessRevoked {
                 workspace: &workspace,
             },
-        ) {
-            tracing::debug!(sid = %socket.id, %error, "access_revoked not sent");
-        }
+        );
     }
     revoked
 }
@@ -189,9 +188,11 @@ async fn still_allowed(auth: &Authenticator, session: &Session, workspace: &Work
     }
 }
 
-fn end_session(socket: &SocketRef, reason: &str) {
-    if let Err(error) = socket.emit(events::SESSION_INVALID, &SessionInvalid { reason }) {
-        tracing::debug!(sid = %socket.id, %error, "session_invalid not sent");
+fn end_session(state: &AppState, socket: &SocketRef, reason: &str) {
+    if state
+        .slow
+        .emit(socket, events::SESSION_INVALID, &SessionInvalid { reason })
+    {
+        state.slow.disconnect(socket);
     }
-    let _ = socket.clone().disconnect();
 }

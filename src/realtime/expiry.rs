@@ -12,7 +12,10 @@ use socketioxide::extract::SocketRef;
 use tokio::{sync::watch, time::Instant};
 use tokio_util::sync::CancellationToken;
 
-use super::events::{self, SessionInvalid, TokenExpiring};
+use super::{
+    events::{self, SessionInvalid, TokenExpiring},
+    slow::SlowPolicy,
+};
 
 /// Per-socket handle, kept in the socket's extensions: moves `exp`, stops the timer.
 #[derive(Debug)]
@@ -106,7 +109,12 @@ impl ExpiryClock {
 }
 
 /// Starts the expiry timer of a socket whose token expires at `exp`.
-pub(crate) fn watch(socket: SocketRef, exp: u64, warning: Duration) -> ExpiryHandle {
+pub(crate) fn watch(
+    socket: SocketRef,
+    exp: u64,
+    warning: Duration,
+    slow: SlowPolicy,
+) -> ExpiryHandle {
     let (tx, rx) = watch::channel(exp);
     let stop = CancellationToken::new();
     let handle = ExpiryHandle {
@@ -122,20 +130,14 @@ pub(crate) fn watch(socket: SocketRef, exp: u64, warning: Duration) -> ExpiryHan
             };
             match due {
                 Some(Due::Warn(exp)) => {
-                    if let Err(error) = socket.emit(events::TOKEN_EXPIRING, &TokenExpiring { exp })
-                    {
-                        tracing::debug!(sid = %socket.id, %error, "token_expiring not sent");
-                    }
+                    slow.emit(&socket, events::TOKEN_EXPIRING, &TokenExpiring { exp });
                 }
                 Some(Due::Expired(_)) => {
                     tracing::debug!(sid = %socket.id, "token expired");
-                    let _ = socket.emit(
-                        events::SESSION_INVALID,
-                        &SessionInvalid {
-                            reason: "token_expired",
-                        },
-                    );
-                    let _ = socket.disconnect();
+                    let reason = "token_expired";
+                    if slow.emit(&socket, events::SESSION_INVALID, &SessionInvalid { reason }) {
+                        slow.disconnect(&socket);
+                    }
                     return;
                 }
                 None => return,

@@ -19,7 +19,7 @@ mod recovered;
 mod reply;
 pub mod rooms;
 mod sequencer;
-pub(crate) mod slow;
+pub mod slow;
 
 /// The Socket.IO server handle herald uses (one adapter type, chosen here).
 pub type Io = socketioxide::SocketIo;

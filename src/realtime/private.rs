@@ -185,28 +185,16 @@ pub(crate) async fn disconnect_user_here(
     let Some(ns) = state.io.of(&state.cfg.public.path) else {
         return Err(());
     };
-    let sockets = match ns
-        .within(rooms::user_room(&request.user))
-        .fetch_sockets()
-        .await
-    {
-        Ok(sockets) => sockets,
-        Err(error) => {
-            tracing::error!(%error, "disconnect_user: cannot list sockets");
-            return Err(());
-        }
-    };
+    // This node's sockets: the other nodes apply the same command (cluster control).
+    let sockets = ns.within(rooms::user_room(&request.user)).sockets();
     let reason = request.reason.as_deref().unwrap_or("logout");
     let count = sockets.len();
     for socket in sockets {
-        if let Err(error) = socket
-            .emit(events::SESSION_INVALID, &SessionInvalid { reason })
-            .await
+        if state
+            .slow
+            .emit(&socket, events::SESSION_INVALID, &SessionInvalid { reason })
         {
-            tracing::debug!(%error, "session_invalid not sent");
-        }
-        if let Err(error) = socket.disconnect().await {
-            tracing::debug!(%error, "disconnect failed");
+            state.slow.disconnect(&socket);
         }
     }
     tracing::info!(user = %request.user, sockets = count, "user disconnected by backend");

@@ -95,7 +95,7 @@ async fn admit(
         }
         state.publisher.enter(socket, own_rooms).await;
     }
-    start_expiry(socket, &session, state.cfg.auth.jwt.expiry_warning);
+    start_expiry(state, socket, &session);
     watch_disconnect(socket, state);
     socket.extensions.insert(Arc::new(session));
     socket.extensions.insert(Sequencer::new());
@@ -213,19 +213,18 @@ async fn on_connect(state: &AppState, socket: SocketRef) {
         offset: head.offset,
         epoch: head.epoch.as_str(),
     };
-    if let Err(error) = socket.emit(events::USER_POSITION, &position) {
-        tracing::debug!(sid = %socket.id, %error, "user_position not sent");
-    }
+    state.slow.emit(&socket, events::USER_POSITION, &position);
 }
 
 /// Starts the socket's expiry timer (JWT mode) and stops it on disconnect.
-fn start_expiry(socket: &SocketRef, session: &Session, warning: std::time::Duration) {
+fn start_expiry(state: &AppState, socket: &SocketRef, session: &Session) {
     let Some(exp) = session.principal.expires_at else {
         return;
     };
+    let (warning, slow) = (state.cfg.auth.jwt.expiry_warning, state.slow.clone());
     socket
         .extensions
-        .insert(Arc::new(expiry::watch(socket.clone(), exp, warning)));
+        .insert(Arc::new(expiry::watch(socket.clone(), exp, warning, slow)));
 }
 
 /// On disconnect: stops the expiry timer, and saves the session for recovery when the
