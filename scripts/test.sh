@@ -7,11 +7,11 @@ cd "$(dirname "$0")/.."
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
-cargo clippy --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== cargo doc"
-RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 echo "== cargo test"
-cargo test --locked
+cargo test --workspace --locked
 echo "== client-compat-tests (socket.io-client against target/release/herald)"
 cargo build --release --locked
 # js-fixtures: the npm reference server and the redis-emitter script the suite and bench use.
@@ -21,7 +21,4 @@ npm ci --no-audit --no-fund
 HERALD_BIN="$(cd .. && pwd)/target/release/herald" npm test
 cd ..
 echo "== bench --quick (smoke test of the benchmark harness: herald and the npm reference; no timing assertions)"
-if [ ! -d js-fixtures/node_modules/socket.io ]; then
-  (cd js-fixtures && npm ci --no-audit --no-fund)
-fi
 bench/run --quick
