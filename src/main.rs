@@ -102,6 +102,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// Pending connections the kernel queues before herald accepts them. A reconnect storm (every
+/// browser after a deploy) overflows tokio's default of 128 at once, and refused clients retry
+/// seconds later (measured in bench S2); the kernel caps it at `net.core.somaxconn`.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds the listener with [`LISTEN_BACKLOG`].
+fn listen(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 fn serve(cfg: Config, generated: &GeneratedSecrets) -> anyhow::Result<()> {
     herald::telemetry::init(&cfg.log);
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -109,10 +126,8 @@ fn serve(cfg: Config, generated: &GeneratedSecrets) -> anyhow::Result<()> {
         .build()
         .context("start the tokio runtime")?;
     runtime.block_on(async move {
-        let addr = (cfg.public.host, cfg.public.port);
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("bind {}:{}", addr.0, addr.1))?;
+        let addr = std::net::SocketAddr::new(cfg.public.host, cfg.public.port);
+        let listener = listen(addr).with_context(|| format!("bind {addr}"))?;
         if generated.any() {
             print_development_banner(&cfg, generated, listener.local_addr()?);
         }
