@@ -8,6 +8,7 @@ import { spawn } from "node:child_process";
 import { once as onceEvent } from "node:events";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync, createWriteStream } from "node:fs";
 import { createRequire } from "node:module";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -40,6 +41,17 @@ export const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f
 let counter = 0;
 const RUN = randomUUID().slice(0, 8);
 /** A name unique within this run, e.g. uid("alice") -> "alice-3f2a1b9c-7". */
+/** A currently free TCP port on 127.0.0.1 (for a process of the test's own to bind). */
+export async function freePort() {
+  const server = createServer();
+  server.listen(0, "127.0.0.1");
+  await onceEvent(server, "listening");
+  const { port } = server.address();
+  server.close();
+  await onceEvent(server, "close");
+  return port;
+}
+
 export function uid(prefix) {
   counter += 1;
   return `${prefix}-${RUN}-${counter}`;

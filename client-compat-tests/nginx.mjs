@@ -7,11 +7,12 @@ import { spawn } from "node:child_process";
 import { once as onceEvent } from "node:events";
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { request as httpRequest } from "node:http";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { setTimeout as delay } from "node:timers/promises";
+
+import { freePort } from "./harness.mjs";
 
 const SUITE_DIR = dirname(fileURLToPath(import.meta.url));
 /** The shipped config this suite tests. */
@@ -63,17 +64,6 @@ export function renderNginxConfig(shipped, { upstreams, listen }) {
   }
   conf = conf.replace(/^(\s*)listen\s+80;/m, `$1listen ${listen};`);
   return conf;
-}
-
-/** A currently free TCP port on 127.0.0.1 (nginx binds it right after; a lost race is retried). */
-async function freePort() {
-  const server = createServer();
-  server.listen(0, "127.0.0.1");
-  await onceEvent(server, "listening");
-  const { port } = server.address();
-  server.close();
-  await onceEvent(server, "close");
-  return port;
 }
 
 /**

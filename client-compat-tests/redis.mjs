@@ -3,23 +3,14 @@
 
 import { spawn } from "node:child_process";
 import { once as onceEvent } from "node:events";
-import { Socket, createServer } from "node:net";
+import { Socket } from "node:net";
 import { setTimeout as delay } from "node:timers/promises";
+
+import { freePort } from "./harness.mjs";
 
 /** The redis-server binary (REDIS_SERVER_BIN overrides). */
 export function redisServerBin() {
   return process.env.REDIS_SERVER_BIN || "redis-server";
-}
-
-/** A free TCP port on 127.0.0.1. */
-async function freePort() {
-  const server = createServer();
-  server.listen(0, "127.0.0.1");
-  await onceEvent(server, "listening");
-  const { port } = server.address();
-  server.close();
-  await onceEvent(server, "close");
-  return port;
 }
 
 /** Resolves whether something accepts TCP connections on the port. */

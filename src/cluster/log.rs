@@ -21,7 +21,7 @@ use redis::{AsyncCommands, Script, aio::ConnectionManager, streams::StreamRangeR
 
 use super::wire;
 use crate::{
-    history::{Appended, Epoch, EventLog, HistoryError, Logged, Missed, Position, Resume},
+    history::{self, Appended, Epoch, EventLog, HistoryError, Logged, Missed, Position, Resume},
     pipeline::Stamped,
 };
 
@@ -292,9 +292,7 @@ impl RedisLog {
                     }),
             );
         }
-        missed.sort_by_key(|m| m.seq);
-        missed.dedup_by_key(|m| m.seq);
-        Ok(Some(missed))
+        Ok(Some(history::in_sequence(missed)))
     }
 }
 

@@ -239,10 +239,7 @@ impl MemoryLog {
                     }),
             );
         }
-        // Stable: for an event in several rooms, the first room listed stays first.
-        missed.sort_by_key(|m| m.seq);
-        missed.dedup_by_key(|m| m.seq);
-        Some(missed)
+        Some(super::in_sequence(missed))
     }
 }
 

@@ -89,6 +89,14 @@ pub struct Missed {
     pub event: Arc<Stamped>,
 }
 
+/// Missed events found room by room, put in sequence order with each event once: an event in
+/// several rooms keeps the first room it was found in (the sort is stable).
+pub fn in_sequence(mut missed: Vec<Missed>) -> Vec<Missed> {
+    missed.sort_by_key(|m| m.seq);
+    missed.dedup_by_key(|m| m.seq);
+    missed
+}
+
 /// What a client that names a position gets.
 #[derive(Debug)]
 pub enum Resume {

@@ -119,11 +119,6 @@ impl Recovery {
         let session = saved.remove(pid)?;
         (session.expires > Instant::now() && session.user == *user).then_some(session)
     }
-
-    /// How many sessions are kept.
-    pub fn saved(&self) -> usize {
-        lock(&self.saved).len()
-    }
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
