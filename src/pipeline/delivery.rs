@@ -18,7 +18,7 @@
 //! missing events.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{Arc, Mutex as SyncMutex},
     time::Duration,
 };
@@ -288,7 +288,12 @@ impl Deliverer {
         let data: &RawValue = &stamped.publication.data;
         let event = &stamped.publication.event;
         let offset = self.recovery_offsets.then(|| seq.to_string());
-        let mut served: Vec<String> = Vec::with_capacity(names.len());
+        // Each socket once, through the first targeted room it is in. Sockets are collected
+        // room by room and not every leave takes this lock (socketioxide empties a departing
+        // socket's rooms itself), so the rule is kept by socket id: excluding the sockets of
+        // the earlier rooms would miss one that left them in between.
+        let mut served: HashSet<Sid> = HashSet::new();
+        let dedupe = names.len() > 1;
         let mut slow_sockets = Vec::new();
         let mut delivered = 0;
         for target in plan {
@@ -299,12 +304,11 @@ impl Deliverer {
                 offset: target.position.offset,
                 epoch: target.position.epoch.as_str(),
             };
-            let sockets = ns
-                .clone()
-                .to(target.room.to_owned())
-                .except(served.clone())
-                .sockets();
+            let sockets = ns.clone().to(target.room.to_owned()).sockets();
             for socket in sockets {
+                if dedupe && !served.insert(socket.id) {
+                    continue;
+                }
                 if let Some(aside) = order.replays.get_mut(&socket.id) {
                     if aside.len() >= self.aside_limit {
                         slow_sockets.push(socket);
@@ -328,7 +332,6 @@ impl Deliverer {
                     Sent::Gone => {}
                 }
             }
-            served.push(target.room.to_owned());
         }
         self.metrics.delivered.inc_by(delivered);
         self.metrics
@@ -357,6 +360,14 @@ impl Deliverer {
         }
         socket.join(names);
         order.replays.entry(socket.id).or_default();
+    }
+
+    /// Takes `socket` out of `rooms` between two deliveries: whatever the socket is told
+    /// after this returns (an `unregister` ack, `access_revoked`) comes after every event it
+    /// got through those rooms, and nothing from them follows.
+    pub(crate) async fn leave(&self, socket: &SocketRef, rooms: Vec<String>) {
+        let _order = self.order.lock().await;
+        socket.leave(rooms);
     }
 
     /// Forgets a socket that went away (what was kept aside for it).

@@ -147,6 +147,11 @@ impl Publisher {
         self.deliverer.join(socket, room, since).await
     }
 
+    /// Takes a socket out of rooms between two deliveries (see [`Deliverer::leave`]).
+    pub async fn leave(&self, socket: &SocketRef, rooms: Vec<String>) {
+        self.deliverer.leave(socket, rooms).await;
+    }
+
     /// Puts a socket being admitted in rooms that need no replay (its user and group rooms),
     /// noting when; live events for it wait until [`Self::finish`] once it is connected.
     pub async fn enter(&self, socket: &SocketRef, rooms: Vec<String>) {

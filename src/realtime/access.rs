@@ -134,12 +134,13 @@ pub(crate) async fn adopt(
         old.principal.groups.iter().map(rooms::group_room).collect(),
         principal.groups.iter().map(rooms::group_room).collect(),
     );
-    socket.leave(
-        old_groups
-            .difference(&new_groups)
-            .cloned()
-            .collect::<Vec<_>>(),
-    );
+    state
+        .publisher
+        .leave(
+            socket,
+            old_groups.difference(&new_groups).cloned().collect(),
+        )
+        .await;
     socket.join(
         new_groups
             .difference(&old_groups)
@@ -160,7 +161,8 @@ pub(crate) async fn adopt(
         if still_allowed(&state.auth, &session, &workspace).await {
             continue;
         }
-        socket.leave(room);
+        // Between two deliveries, so nothing from the workspace follows `access_revoked`.
+        state.publisher.leave(socket, vec![room.into_owned()]).await;
         revoked += 1;
         state.slow.emit(
             socket,

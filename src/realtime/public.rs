@@ -263,14 +263,18 @@ fn add_handlers(socket: &SocketRef, state: &AppState) {
             }
         },
     );
+    let st = state.clone();
     socket.on(
         events::UNREGISTER,
-        async |socket: SocketRef,
-               ticket: Ticket,
-               TryData(data): TryData<serde_json::Value>,
-               ack: AckSender| {
-            let _turn = ticket.turn().await;
-            on_unregister(&socket, data).send(ack);
+        move |socket: SocketRef,
+              ticket: Ticket,
+              TryData(data): TryData<serde_json::Value>,
+              ack: AckSender| {
+            let state = st.clone();
+            async move {
+                let _turn = ticket.turn().await;
+                on_unregister(&state, &socket, data).await.send(ack);
+            }
         },
     );
     socket.on(events::REFRESH, {
@@ -432,10 +436,18 @@ async fn on_refresh(
     })
 }
 
-fn on_unregister(socket: &SocketRef, data: Result<serde_json::Value, ParserError>) -> Reply {
+async fn on_unregister(
+    state: &AppState,
+    socket: &SocketRef,
+    data: Result<serde_json::Value, ParserError>,
+) -> Reply {
     match parse_arg(data) {
         Ok(workspace) => {
-            socket.leave(rooms::workspace_room(&workspace));
+            // Between two deliveries, so no event of the workspace follows the ack.
+            state
+                .publisher
+                .leave(socket, vec![rooms::workspace_room(&workspace)])
+                .await;
             Reply::ok(&OkAck::OK)
         }
         Err(reply) => reply,

@@ -19,6 +19,7 @@ mod disconnect_user;
 mod expiry;
 mod history;
 mod http_api;
+mod leaks;
 mod metrics;
 mod origins;
 mod private_access;
