@@ -2,6 +2,7 @@
 
 use base64::Engine as _;
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 /// A secret string (private key, JWT secret). `Debug` prints `Secret(***)`.
@@ -26,10 +27,13 @@ impl Secret {
         &self.0
     }
 
-    /// Compares with a presented value in constant time (for equal lengths; the length of
-    /// the configured secret is not considered secret).
+    /// Compares with a presented value in constant time. Both sides are hashed first, so the
+    /// time taken depends neither on where they differ nor on the secret's length (comparing
+    /// the bytes directly returns at once when the lengths differ, which tells the length).
     pub fn matches(&self, presented: &str) -> bool {
-        self.0.as_bytes().ct_eq(presented.as_bytes()).into()
+        let ours = Sha256::digest(self.0.as_bytes());
+        let theirs = Sha256::digest(presented.as_bytes());
+        ours.ct_eq(&theirs).into()
     }
 }
 
@@ -56,5 +60,7 @@ mod tests {
         assert!(!s.matches("correct hors"));
         assert!(!s.matches("correct horsE"));
         assert!(!s.matches(""));
+        assert!(!s.matches("correct horse "));
+        assert!(!s.matches(&"correct horse".repeat(1000)));
     }
 }
