@@ -93,6 +93,7 @@ export function renderConfig({
   coalesce,
   recovery,
   cluster,
+  chat,
 } = {}) {
   const lines = [];
   if (enginePath !== undefined) lines.push(`engine_path = ${tomlString(enginePath)}`);
@@ -119,6 +120,25 @@ export function renderConfig({
   }
   if (cluster !== undefined) {
     lines.push("", "[cluster]", `redis_url = ${tomlString(cluster.redisUrl)}`, `prefix = ${tomlString(cluster.prefix)}`);
+  }
+  if (chat !== undefined) {
+    // `chat: {dataDir, presenceTimeout, historyPage, maxText, ...}`: the [chat] section, enabled.
+    lines.push("", "[chat]", `enabled = ${chat.enabled === false ? "false" : "true"}`);
+    const keys = {
+      dataDir: "data_dir",
+      presenceTimeout: "presence_timeout",
+      historyPage: "history_page",
+      maxHistoryLimit: "max_history_limit",
+      maxText: "max_text",
+      maxLabel: "max_label",
+      maxRoomsPerSocket: "max_rooms_per_socket",
+      maxRoomUsers: "max_room_users",
+    };
+    for (const [option, key] of Object.entries(keys)) {
+      const value = chat[option];
+      if (value === undefined) continue;
+      lines.push(`${key} = ${typeof value === "number" ? value : tomlString(value)}`);
+    }
   }
   if (recovery !== undefined) {
     lines.push("", "[recovery]", `enabled = ${recovery.enabled === false ? "false" : "true"}`);

@@ -13,9 +13,12 @@ use figment::{
 };
 use serde::{Deserialize, Serialize};
 
+mod chat;
 mod net;
 mod secret;
 mod validate;
+
+pub use chat::ChatConfig;
 
 pub use net::{IpRange, any_contains};
 pub use secret::Secret;
@@ -78,6 +81,8 @@ pub struct Config {
     pub recovery: RecoveryConfig,
     /// Several nodes joined by Redis.
     pub cluster: ClusterConfig,
+    /// Chat rooms on their own namespace.
+    pub chat: ChatConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -389,6 +394,26 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "missing configuration value `auth.jwt.secret`"
+        );
+    }
+
+    #[test]
+    fn the_chat_namespace_must_be_its_own() {
+        let base = "[private]\nkey = \"0123456789\"\n[auth.jwt]\nsecret = \"s3cret-s3cret\"\n";
+        let mut cfg =
+            Config::from_toml(&format!("{base}[chat]\nenabled = true\npath = \"public\"")).unwrap();
+        let err = cfg.validate(false).unwrap_err();
+        assert!(err.to_string().contains("chat.path"), "{err}");
+        let mut cfg =
+            Config::from_toml(&format!("{base}[chat]\nenabled = true\nhistory_page = 500"))
+                .unwrap();
+        let err = cfg.validate(false).unwrap_err();
+        assert!(err.to_string().contains("chat.history_page"), "{err}");
+        let mut cfg = Config::from_toml(&format!("{base}[chat]\nenabled = true")).unwrap();
+        cfg.validate(false).unwrap();
+        assert_eq!(
+            (cfg.chat.path.as_str(), cfg.chat.history_page),
+            ("/chat", 50)
         );
     }
 

@@ -13,6 +13,7 @@
 //! - [`realtime`]: the Socket.IO namespaces, handshakes, event handlers and room names.
 //! - [`pipeline`]: publish validation, coalescing and delivery to the union of target rooms.
 //! - [`history`]: the per-room event log (offsets, epochs) that `since` replays from.
+//! - [`chat`]: chat rooms on their own namespace, persisted (SQLite, or Redis in cluster mode).
 //! - [`cluster`]: cluster mode over Redis, including the npm `@socket.io/redis-emitter` format.
 //! - [`connection`]: accepted connections that can be cut off one by one (slow consumers).
 //! - [`metrics`]: what the server counts, for `GET /metrics`.
@@ -22,6 +23,7 @@
 //! - [`state`], [`error`], [`shutdown`], [`telemetry`]: shared plumbing.
 
 pub mod auth;
+pub mod chat;
 pub mod cluster;
 pub mod config;
 pub mod connection;

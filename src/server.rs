@@ -17,6 +17,7 @@ use tower_http::{timeout::TimeoutLayer, trace::TraceLayer};
 
 use crate::{
     auth::{AuthSetupError, Authenticator, private::PrivateAccess},
+    chat::{Chat, ChatSetupError},
     cluster::{
         ClusterError, Redis, bus, control, ingest,
         log::RedisLog,
@@ -56,6 +57,9 @@ pub enum ServerError {
     /// Cluster mode could not be set up.
     #[error(transparent)]
     Cluster(#[from] ClusterError),
+    /// The chat store could not be opened.
+    #[error(transparent)]
+    Chat(#[from] ChatSetupError),
     /// Serving failed.
     #[error("serving failed: {0}")]
     Io(#[from] std::io::Error),
@@ -98,7 +102,9 @@ pub fn build(cfg: &Arc<Config>) -> Result<(Router, AppState), ServerError> {
             log
         }
     };
+    let chat = Chat::open(cfg, cluster.as_ref())?;
     let state = AppState {
+        chat,
         cluster,
         node_id: uuid::Uuid::new_v4().simple().to_string(),
         private: Arc::new(PrivateAccess::from_config(cfg)),

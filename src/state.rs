@@ -31,6 +31,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Socket.IO connection state recovery: saved sessions, pids to announce.
     pub recovery: Arc<Recovery>,
+    /// The chat namespace's store and presence; `None` when `chat.enabled` is off.
+    pub chat: Option<crate::chat::Chat>,
     /// Cluster mode: the node's Redis side.
     pub cluster: Option<Redis>,
     /// This node's id (random per process), in heartbeats and `/status`.

@@ -29,6 +29,8 @@ pub enum Command {
     DisconnectUser(DisconnectUser),
     /// Replace (or re-ask) a user's allowed workspaces.
     Access(AccessChange),
+    /// Something happened in a chat room (a message, a deletion, presence).
+    Chat(crate::chat::cluster::Notice),
 }
 
 /// Appends `command` for the other nodes.

@@ -16,6 +16,16 @@ impl Config {
         self.engine_path = normalize_path("engine_path", &self.engine_path)?;
         self.public.path = normalize_path("public.path", &self.public.path)?;
         self.private.path = normalize_path("private.path", &self.private.path)?;
+        self.chat.path = normalize_path("chat.path", &self.chat.path)?;
+        if self.chat.enabled
+            && [self.public.path.as_str(), self.private.path.as_str(), "/"]
+                .contains(&self.chat.path.as_str())
+        {
+            return Err(ConfigError::Invalid {
+                key: "chat.path",
+                reason: "must differ from public.path, private.path and \"/\"".into(),
+            });
+        }
         if self.public.path == self.private.path {
             return Err(ConfigError::Invalid {
                 key: "private.path",
@@ -37,6 +47,19 @@ impl Config {
             ("history.size", self.history.size as u64),
             ("cluster.bus_size", self.cluster.bus_size as u64),
             ("history.ttl", u64::from(!self.history.ttl.is_zero())),
+            ("chat.history_page", self.chat.history_page as u64),
+            ("chat.max_history_limit", self.chat.max_history_limit as u64),
+            ("chat.max_text", self.chat.max_text as u64),
+            ("chat.max_label", self.chat.max_label as u64),
+            (
+                "chat.max_rooms_per_socket",
+                self.chat.max_rooms_per_socket as u64,
+            ),
+            ("chat.max_room_users", self.chat.max_room_users as u64),
+            (
+                "chat.presence_timeout",
+                u64::from(!self.chat.presence_timeout.is_zero()),
+            ),
         ] {
             if value == 0 {
                 return Err(ConfigError::Invalid {
@@ -46,6 +69,12 @@ impl Config {
             }
         }
 
+        if self.chat.history_page > self.chat.max_history_limit {
+            return Err(ConfigError::Invalid {
+                key: "chat.history_page",
+                reason: "must not exceed chat.max_history_limit".into(),
+            });
+        }
         if self.coalesce.max_delay < self.coalesce.delay {
             return Err(ConfigError::Invalid {
                 key: "coalesce.max_delay",

@@ -67,6 +67,7 @@ pub async fn apply(state: &AppState, change: AccessChange) -> Result<AccessOutco
         .ok_or(AccessError::Unavailable)?;
     let allowed: Option<HashSet<WorkspaceId>> =
         change.workspaces.map(|list| list.into_iter().collect());
+    crate::chat::revoke(state, &change.user, allowed.as_ref()).await;
     let sockets = ns.within(rooms::user_room(&change.user)).sockets();
     let mut outcome = AccessOutcome {
         ok: true,
@@ -177,7 +178,11 @@ pub(crate) async fn adopt(
 
 /// Whether a registered workspace stays: the principal's list, or a fresh backend answer.
 /// An unreachable backend keeps the registration (it was allowed a moment ago).
-async fn still_allowed(auth: &Authenticator, session: &Session, workspace: &WorkspaceId) -> bool {
+pub(crate) async fn still_allowed(
+    auth: &Authenticator,
+    session: &Session,
+    workspace: &WorkspaceId,
+) -> bool {
     if let Some(list) = &session.principal.workspaces {
         return list.contains(workspace);
     }

@@ -11,15 +11,17 @@ use crate::state::AppState;
 pub mod access;
 pub mod eio3_compat;
 pub mod events;
-mod expiry;
+pub(crate) mod expiry;
 mod private;
 mod public;
 mod raw_arg;
 mod recovered;
 mod reply;
 pub mod rooms;
-mod sequencer;
+pub(crate) mod sequencer;
 pub mod slow;
+
+pub(crate) use public::authenticate;
 
 /// The Socket.IO server handle herald uses (one adapter type, chosen here).
 pub type Io = socketioxide::SocketIo;
@@ -47,7 +49,7 @@ impl ConnectRefusal {
 }
 
 /// Counts a handshake's outcome on `namespace` and passes it on.
-fn counted(
+pub(crate) fn counted(
     metrics: &crate::metrics::Metrics,
     namespace: &'static str,
     result: Result<(), ConnectRefusal>,
@@ -71,6 +73,7 @@ pub async fn apply_remote(state: &AppState, command: crate::cluster::control::Co
                 tracing::debug!(%error, "access change from another node not applied here");
             }
         }
+        Command::Chat(notice) => crate::chat::cluster::apply(state, &notice),
     }
 }
 
@@ -79,4 +82,5 @@ pub fn register_namespaces(io: &Io, state: &AppState) {
     io.ns("/", async || {});
     public::register(io, state.clone());
     private::register(io, state.clone());
+    crate::chat::register(io, state);
 }

@@ -104,7 +104,7 @@ async fn admit(
 }
 
 /// Turns handshake credentials into a session, or a refusal that says only "unauthorized".
-async fn authenticate(
+pub(crate) async fn authenticate(
     auth: &Authenticator,
     socket: &SocketRef,
     data: Result<serde_json::Value, ParserError>,

@@ -1,0 +1,560 @@
+//! The chat namespace: handshake, events, disconnects.
+//!
+//! The handshake is `/public`'s (the same credentials, the same refusal). Every call of a socket
+//! waits for its turn in the socket's sequencer, so calls take effect in the order the client
+//! sent them (a `post` right after a `join`, two posts in a row). Every call with an ack gets
+//! an answer, also for unusable payloads and unknown events; nothing a browser sends
+//! disconnects it or affects another socket.
+//!
+//! Broadcasts (`message`, `message_deleted`, `room_members`) go to the room's sockets other
+//! than the one whose call caused them: that one learns the outcome from its ack. Each goes
+//! through [`crate::realtime::slow::SlowPolicy`].
+
+use std::{
+    collections::{HashMap, HashSet},
+    future::Future,
+    sync::{Arc, Mutex, PoisonError},
+};
+
+use serde::Serialize;
+use serde_json::Value;
+use socketioxide::{
+    ParserError,
+    extract::{AckSender, Event, SocketRef, TryData},
+    handler::ConnectHandler,
+    socket::{DisconnectReason, Sid},
+};
+use uuid::Uuid;
+
+use super::{
+    Chat, cluster, now_ms,
+    presence::Ghost,
+    protocol::{self, ChatError, ErrorAck, HistoryAck, JoinAck, PostAck, RoomMembers, RoomRevoked},
+    room::{Room, RoomKind, socket_room},
+    store::{Deleted, Message, StoreError},
+};
+use crate::{
+    auth::{Authenticator, Session},
+    ids::{UserId, WorkspaceId},
+    realtime::{
+        ConnectRefusal, Io, access, authenticate, counted,
+        expiry::{self, ExpiryHandle},
+        rooms,
+        sequencer::{Sequencer, Ticket},
+    },
+    state::AppState,
+};
+
+/// The rooms a socket has joined, with what they are attached to (for access re-checks).
+#[derive(Debug, Default)]
+struct Joined(Mutex<HashMap<Uuid, Room>>);
+
+impl Joined {
+    fn with<R>(&self, f: impl FnOnce(&mut HashMap<Uuid, Room>) -> R) -> R {
+        f(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    fn contains(&self, room: &Uuid) -> bool {
+        self.with(|rooms| rooms.contains_key(room))
+    }
+}
+
+/// What every chat call works with.
+#[derive(Clone)]
+struct Ctx {
+    state: AppState,
+    chat: Chat,
+    socket: SocketRef,
+}
+
+impl Ctx {
+    fn session(&self) -> Result<Arc<Session>, ChatError> {
+        self.socket
+            .extensions
+            .get::<Arc<Session>>()
+            .ok_or(ChatError::Unavailable)
+    }
+
+    fn joined(&self) -> Arc<Joined> {
+        self.socket
+            .extensions
+            .get::<Arc<Joined>>()
+            .unwrap_or_default()
+    }
+
+    fn require_joined(&self, room: &Uuid) -> Result<(), ChatError> {
+        if self.joined().contains(room) {
+            Ok(())
+        } else {
+            Err(ChatError::NotJoined)
+        }
+    }
+}
+
+/// Declares the chat namespace (when the chat is enabled).
+pub(crate) fn register(io: &Io, state: &AppState) {
+    let Some(chat) = state.chat.clone() else {
+        return;
+    };
+    let path = state.cfg.chat.path.clone();
+    let state = state.clone();
+    let admit = move |socket: SocketRef, TryData(data): TryData<Value>| {
+        let (state, chat) = (state.clone(), chat.clone());
+        async move {
+            let admitted = admit(state.clone(), chat, &socket, data).await;
+            counted(&state.metrics, "chat", admitted)
+        }
+    };
+    io.ns(path, (async || {}).with(admit));
+}
+
+/// Connect middleware: authenticates as `/public` does, then prepares the socket (before the
+/// CONNECT packet goes out, so the handlers exist for the client's first emit).
+async fn admit(
+    state: AppState,
+    chat: Chat,
+    socket: &SocketRef,
+    data: Result<Value, ParserError>,
+) -> Result<(), ConnectRefusal> {
+    let session = authenticate(&state.auth, socket, data).await?;
+    socket.join(rooms::user_room(&session.principal.user));
+    if let Some(exp) = session.principal.expires_at {
+        let handle = expiry::watch(
+            socket.clone(),
+            exp,
+            state.cfg.auth.jwt.expiry_warning,
+            state.slow.clone(),
+        );
+        socket.extensions.insert(Arc::new(handle));
+    }
+    socket.extensions.insert(Arc::new(session));
+    socket.extensions.insert(Sequencer::new());
+    socket.extensions.insert(Arc::new(Joined::default()));
+    let ctx = Ctx {
+        state,
+        chat,
+        socket: socket.clone(),
+    };
+    watch_disconnect(&ctx);
+    on(&ctx, protocol::JOIN, on_join);
+    on(&ctx, protocol::LEAVE, on_leave);
+    on(&ctx, protocol::POST, on_post);
+    on(&ctx, protocol::HISTORY, on_history);
+    on(&ctx, protocol::DELETE_MESSAGE, on_delete);
+    on(&ctx, protocol::REFRESH, on_refresh);
+    socket.on_fallback(async |Event(event): Event, ack: AckSender| {
+        let event: String = event.chars().take(64).collect();
+        answer(
+            ack,
+            Err(ChatError::BadRequest(format!("unknown event {event:?}"))),
+        );
+    });
+    Ok(())
+}
+
+/// Registers a call: parsed in its turn, answered with its result.
+fn on<F, Fut>(ctx: &Ctx, event: &'static str, handler: F)
+where
+    F: Fn(Ctx, Value) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Result<Value, ChatError>> + Send + 'static,
+{
+    let ctx = ctx.clone();
+    ctx.socket.clone().on(
+        event,
+        move |ticket: Ticket, TryData(data): TryData<Value>, ack: AckSender| {
+            let (ctx, handler) = (ctx.clone(), handler.clone());
+            async move {
+                let _turn = ticket.turn().await;
+                let result = match data {
+                    Ok(value) => handler(ctx, value).await,
+                    Err(_) => Err(ChatError::BadRequest("expected a JSON argument".into())),
+                };
+                if let Err(error) = &result {
+                    tracing::debug!(event, code = error.code(), %error, "chat call refused");
+                }
+                answer(ack, result);
+            }
+        },
+    );
+}
+
+fn answer(ack: AckSender, result: Result<Value, ChatError>) {
+    let body = match result {
+        Ok(body) => body,
+        Err(error) => json(&ErrorAck::from(&error)),
+    };
+    if let Err(error) = ack.send(&body) {
+        tracing::debug!(%error, "ack not sent");
+    }
+}
+
+fn json(body: &impl Serialize) -> Value {
+    serde_json::to_value(body).unwrap_or(Value::Null)
+}
+
+#[allow(clippy::needless_pass_by_value)] // used as `map_err(unavailable)`
+fn unavailable(error: StoreError) -> ChatError {
+    tracing::warn!(%error, "chat store unavailable");
+    ChatError::Unavailable
+}
+
+async fn on_join(ctx: Ctx, value: Value) -> Result<Value, ChatError> {
+    let cfg = &ctx.state.cfg.chat;
+    let session = ctx.session()?;
+    let room = protocol::parse_join(value, cfg, now_ms())?.room;
+    let joined = ctx.joined();
+    if !joined.contains(&room.uuid) && joined.with(|rooms| rooms.len()) >= cfg.max_rooms_per_socket
+    {
+        return Err(ChatError::BadRequest(format!(
+            "at most {} rooms per socket: leave one first",
+            cfg.max_rooms_per_socket
+        )));
+    }
+    check_access(&ctx.state.auth, &session, &room).await?;
+    let room = ctx.chat.store.open_room(&room).await.map_err(unavailable)?;
+    let page = ctx
+        .chat
+        .store
+        .history(&room.uuid, None, cfg.history_page)
+        .await
+        .map_err(unavailable)?;
+    let user = &session.principal.user;
+    ctx.socket.join(socket_room(&room.uuid));
+    joined.with(|rooms| rooms.insert(room.uuid, room.clone()));
+    // Disconnected while this ran: socketioxide has already dropped its rooms and the
+    // disconnect handler has already run, so undo rather than leave stale entries.
+    if !still_here(&ctx) {
+        ctx.socket.leave_all();
+        joined.with(HashMap::clear);
+        return Err(ChatError::Unavailable);
+    }
+    ctx.chat.presence.join(room.uuid, user, ctx.socket.id);
+    let members = cluster::members(&ctx.state, &ctx.chat, room.uuid).await;
+    announce_members(&ctx.state, room.uuid, members.clone(), Some(ctx.socket.id));
+    tracing::debug!(sid = %ctx.socket.id, room = %room.uuid, "chat room joined");
+    Ok(json(&JoinAck {
+        ok: true,
+        room: &room,
+        messages: &page.messages,
+        more: page.more,
+        members: &members,
+    }))
+}
+
+/// Workspace and node rooms: read access to the workspace; users rooms: being listed.
+async fn check_access(
+    auth: &Authenticator,
+    session: &Session,
+    room: &Room,
+) -> Result<(), ChatError> {
+    match (room.kind, &room.workspace) {
+        (RoomKind::Workspace | RoomKind::Node, Some(workspace)) => {
+            match auth.can_read(session, workspace).await {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(ChatError::Forbidden("no access to the room's workspace")),
+                Err(error) => {
+                    tracing::warn!(%error, "chat join: access check unavailable");
+                    Err(ChatError::Unavailable)
+                }
+            }
+        }
+        (RoomKind::Users, _) if room.users.contains(&session.principal.user) => Ok(()),
+        _ => Err(ChatError::Forbidden(
+            "only the listed users may join this room",
+        )),
+    }
+}
+
+fn still_here(ctx: &Ctx) -> bool {
+    ctx.state
+        .io
+        .of(&ctx.state.cfg.chat.path)
+        .and_then(|ns| ns.get_socket(ctx.socket.id))
+        .is_some()
+}
+
+async fn on_leave(ctx: Ctx, value: Value) -> Result<Value, ChatError> {
+    let room = protocol::parse_room_ref(value)?;
+    let session = ctx.session()?;
+    if ctx.joined().with(|rooms| rooms.remove(&room)).is_some() {
+        ctx.socket.leave(socket_room(&room));
+        released(
+            &ctx.state,
+            &ctx.chat,
+            room,
+            ctx.chat
+                .presence
+                .leave(room, &session.principal.user, ctx.socket.id),
+        )
+        .await;
+    }
+    Ok(json(&crate::realtime::events::OkAck::OK))
+}
+
+async fn on_post(ctx: Ctx, value: Value) -> Result<Value, ChatError> {
+    let request = protocol::parse_post(value, ctx.state.cfg.chat.max_text)?;
+    ctx.require_joined(&request.room)?;
+    let session = ctx.session()?;
+    let message = Message {
+        uuid: Uuid::new_v4(),
+        room: request.room,
+        author: session.principal.user.clone(),
+        text: request.text,
+        ts: now_ms(),
+    };
+    ctx.chat.store.post(&message).await.map_err(unavailable)?;
+    deliver(
+        &ctx.state,
+        cluster::Notice::Message(message.clone()),
+        Some(ctx.socket.id),
+    )
+    .await;
+    Ok(json(&PostAck {
+        ok: true,
+        message: &message,
+    }))
+}
+
+async fn on_history(ctx: Ctx, value: Value) -> Result<Value, ChatError> {
+    let cfg = &ctx.state.cfg.chat;
+    let request = protocol::parse_history(value, cfg.history_page, cfg.max_history_limit)?;
+    ctx.require_joined(&request.room)?;
+    let page = ctx
+        .chat
+        .store
+        .history(&request.room, request.before.as_ref(), request.limit)
+        .await
+        .map_err(|error| match error {
+            StoreError::UnknownBefore => ChatError::NotFound,
+            error => unavailable(error),
+        })?;
+    Ok(json(&HistoryAck {
+        ok: true,
+        messages: &page.messages,
+        more: page.more,
+    }))
+}
+
+async fn on_delete(ctx: Ctx, value: Value) -> Result<Value, ChatError> {
+    let target = protocol::parse_message_ref(value)?;
+    ctx.require_joined(&target.room)?;
+    let session = ctx.session()?;
+    let outcome = ctx
+        .chat
+        .store
+        .delete(&target.room, &target.uuid, &session.principal.user)
+        .await
+        .map_err(unavailable)?;
+    match outcome {
+        Deleted::Done => {
+            deliver(
+                &ctx.state,
+                cluster::Notice::Deleted(target),
+                Some(ctx.socket.id),
+            )
+            .await;
+            Ok(json(&crate::realtime::events::OkAck::OK))
+        }
+        Deleted::NotAuthor => Err(ChatError::Forbidden("only its author may delete a message")),
+        Deleted::NotFound => Err(ChatError::NotFound),
+    }
+}
+
+/// `refresh {"token"}` (JWT mode): a new token for the same user moves the expiry; joined
+/// workspace and node rooms it no longer allows are left with `room_revoked`.
+async fn on_refresh(ctx: Ctx, value: Value) -> Result<Value, ChatError> {
+    let token = value
+        .get("token")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ChatError::BadRequest("expected {\"token\": \"<jwt>\"}".into()))?;
+    let Authenticator::Jwt(verifier) = &*ctx.state.auth else {
+        return Err(ChatError::BadRequest(
+            "refresh applies to auth.mode = \"jwt\"".into(),
+        ));
+    };
+    let session = ctx.session()?;
+    let principal = match verifier.verify(token) {
+        Ok(principal) if principal.user == session.principal.user => principal,
+        Ok(_) => return Err(ChatError::Forbidden("the token is another user's")),
+        Err(error) => {
+            tracing::debug!(sid = %ctx.socket.id, %error, "chat refresh refused");
+            return Err(ChatError::Forbidden("the token does not verify"));
+        }
+    };
+    let exp = principal.expires_at;
+    let session = Arc::new(Session {
+        principal,
+        credentials: session.credentials.clone(),
+    });
+    ctx.socket.extensions.insert(session.clone());
+    if let (Some(expiry), Some(exp)) = (ctx.socket.extensions.get::<Arc<ExpiryHandle>>(), exp) {
+        expiry.extend(exp);
+    }
+    let revoked = recheck(&ctx, &session).await;
+    Ok(serde_json::json!({"ok": true, "exp": exp, "revoked": revoked}))
+}
+
+/// Access to workspaces changed for `user` (`POST /api/v1/access`, `access` on `/private`):
+/// each of the user's chat sockets takes the new list (or, without one in backend mode,
+/// re-asks the backend) and leaves the workspace and node rooms it may no longer read.
+pub(crate) async fn revoke(
+    state: &AppState,
+    user: &UserId,
+    allowed: Option<&HashSet<WorkspaceId>>,
+) {
+    let (Some(chat), Some(ns)) = (state.chat.clone(), state.io.of(&state.cfg.chat.path)) else {
+        return;
+    };
+    for socket in ns.within(rooms::user_room(user)).sockets() {
+        let (Some(sequencer), Ok(session)) = (
+            socket.extensions.get::<Arc<Sequencer>>(),
+            socket
+                .extensions
+                .get::<Arc<Session>>()
+                .ok_or(ChatError::Unavailable),
+        ) else {
+            continue;
+        };
+        let _turn = sequencer.ticket().turn().await;
+        let session = match allowed {
+            Some(list) => {
+                let mut principal = session.principal.clone();
+                principal.workspaces = Some(list.clone());
+                let session = Arc::new(Session {
+                    principal,
+                    credentials: session.credentials.clone(),
+                });
+                socket.extensions.insert(session.clone());
+                session
+            }
+            None => session,
+        };
+        let ctx = Ctx {
+            state: state.clone(),
+            chat: chat.clone(),
+            socket,
+        };
+        recheck(&ctx, &session).await;
+    }
+}
+
+/// Leaves the joined workspace and node rooms `session` may no longer read; how many.
+async fn recheck(ctx: &Ctx, session: &Session) -> usize {
+    let joined = ctx.joined();
+    let watched: Vec<(Uuid, WorkspaceId)> = joined.with(|rooms| {
+        rooms
+            .values()
+            .filter_map(|room| Some((room.uuid, room.workspace.clone()?)))
+            .collect()
+    });
+    let mut revoked = 0;
+    for (room, workspace) in watched {
+        if access::still_allowed(&ctx.state.auth, session, &workspace).await {
+            continue;
+        }
+        if joined.with(|rooms| rooms.remove(&room)).is_none() {
+            continue;
+        }
+        revoked += 1;
+        ctx.socket.leave(socket_room(&room));
+        let left = ctx
+            .chat
+            .presence
+            .leave(room, &session.principal.user, ctx.socket.id);
+        released(&ctx.state, &ctx.chat, room, left).await;
+        let reason = "access_revoked";
+        ctx.state.slow.emit(
+            &ctx.socket,
+            protocol::ROOM_REVOKED,
+            &RoomRevoked { room, reason },
+        );
+    }
+    revoked
+}
+
+/// On disconnect: a clean one leaves every room at once; a lost connection leaves ghosts that
+/// expire after `chat.presence_timeout`.
+fn watch_disconnect(ctx: &Ctx) {
+    let ctx = ctx.clone();
+    ctx.socket
+        .clone()
+        .on_disconnect(move |socket: SocketRef, reason: DisconnectReason| {
+            let ctx = ctx.clone();
+            async move {
+                if let Some(expiry) = socket.extensions.get::<Arc<ExpiryHandle>>() {
+                    expiry.stop();
+                }
+                let Ok(session) = ctx.session() else {
+                    return;
+                };
+                let user = &session.principal.user;
+                let rooms: Vec<Uuid> = ctx
+                    .joined()
+                    .with(|rooms| rooms.drain().map(|(uuid, _)| uuid).collect());
+                let clean = matches!(
+                    reason,
+                    DisconnectReason::ClientNSDisconnect | DisconnectReason::ServerNSDisconnect
+                );
+                for room in rooms {
+                    if clean {
+                        let left = ctx.chat.presence.leave(room, user, socket.id);
+                        released(&ctx.state, &ctx.chat, room, left).await;
+                    } else if let Some(ghost) = ctx.chat.presence.vanish(room, user, socket.id) {
+                        lay_to_rest(&ctx, ghost);
+                    }
+                }
+            }
+        });
+}
+
+/// Removes a ghost once the presence timeout has passed, and says so if its user is gone.
+fn lay_to_rest(ctx: &Ctx, ghost: Ghost) {
+    let (state, chat) = (ctx.state.clone(), ctx.chat.clone());
+    let timeout = state.cfg.chat.presence_timeout;
+    tokio::spawn(async move {
+        tokio::time::sleep(timeout).await;
+        if let Some((room, members)) = chat.presence.expire(&ghost) {
+            released(&state, &chat, room, Some(members)).await;
+        }
+    });
+}
+
+/// A user left a room on this node (`left` is the local list when that changed it): tell the
+/// room, cluster-wide.
+async fn released(state: &AppState, chat: &Chat, room: Uuid, left: Option<Vec<UserId>>) {
+    if left.is_some() {
+        let members = cluster::members(state, chat, room).await;
+        announce_members(state, room, members, None);
+    }
+}
+
+/// Sends `room_members` to the room's sockets (here, and on the other nodes).
+fn announce_members(state: &AppState, room: Uuid, members: Vec<UserId>, except: Option<Sid>) {
+    let notice = cluster::Notice::Members(RoomMembers { room, members });
+    deliver_here(state, &notice, except);
+    cluster::spawn_tell(state, notice);
+}
+
+/// Delivers to this node's sockets in the room and tells the other nodes.
+async fn deliver(state: &AppState, notice: cluster::Notice, except: Option<Sid>) {
+    deliver_here(state, &notice, except);
+    cluster::tell(state, &notice).await;
+}
+
+/// Delivers a notice to this node's sockets in its room, `except` one.
+pub(crate) fn deliver_here(state: &AppState, notice: &cluster::Notice, except: Option<Sid>) {
+    let Some(ns) = state.io.of(&state.cfg.chat.path) else {
+        return;
+    };
+    let (event, room) = (notice.event(), notice.room());
+    for socket in ns.within(socket_room(&room)).sockets() {
+        if Some(socket.id) == except {
+            continue;
+        }
+        match notice {
+            cluster::Notice::Message(message) => state.slow.emit(&socket, event, message),
+            cluster::Notice::Deleted(target) => state.slow.emit(&socket, event, target),
+            cluster::Notice::Members(members) => state.slow.emit(&socket, event, members),
+        };
+    }
+}

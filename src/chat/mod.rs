@@ -1,0 +1,76 @@
+//! Chat rooms on their own namespace (`chat.path`, default `/chat`), as Pydio Cells' chat
+//! service: rooms attached to a workspace, a file node or a set of users, persisted messages
+//! replayed on join, and presence.
+//!
+//! - [`protocol`]: event names, typed requests and their limits, payloads.
+//! - [`room`]: room identity (a UUID v5 derived from what the room is attached to).
+//! - [`store`]: the [`store::ChatStore`] trait; [`sqlite`] on a single node.
+//! - [`presence`]: who is in each room, as users.
+//! - `handlers.rs`: the namespace: handshake (the same as `/public`), events, disconnects.
+//! - [`cluster`]: in cluster mode, what one node tells the others (messages, deletions,
+//!   presence) over the cluster's control stream.
+//!
+//! Messages are stored before anyone is told: a socket that missed a broadcast finds the
+//! message in `history`.
+
+use std::sync::Arc;
+
+use crate::{cluster::Redis, config::Config};
+
+pub mod cluster;
+mod handlers;
+pub mod presence;
+pub mod protocol;
+pub mod room;
+pub mod sqlite;
+pub mod store;
+
+pub(crate) use handlers::{register, revoke};
+
+/// Why the chat could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ChatSetupError {
+    /// The store could not be opened.
+    #[error("chat store: {0}")]
+    Store(#[from] store::StoreError),
+    /// Cluster mode has no chat store yet.
+    #[error("chat.enabled is not supported with cluster.redis_url yet")]
+    Cluster,
+}
+
+/// The chat's shared parts; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Chat {
+    /// Rooms and messages.
+    pub store: Arc<dyn store::ChatStore>,
+    /// Who is in each room on this node.
+    pub presence: Arc<presence::Presence>,
+}
+
+impl Chat {
+    /// Opens the store `cfg` asks for: Redis in cluster mode, else SQLite in `chat.data_dir`.
+    /// `None` when the chat is disabled.
+    ///
+    /// # Errors
+    /// The SQLite database cannot be opened or migrated.
+    pub fn open(cfg: &Config, cluster: Option<&Redis>) -> Result<Option<Self>, ChatSetupError> {
+        if !cfg.chat.enabled {
+            return Ok(None);
+        }
+        let store: Arc<dyn store::ChatStore> = match cluster {
+            Some(_) => return Err(ChatSetupError::Cluster),
+            None => Arc::new(sqlite::SqliteStore::open(&cfg.chat.data_dir)?),
+        };
+        Ok(Some(Self {
+            store,
+            presence: Arc::default(),
+        }))
+    }
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
