@@ -221,6 +221,9 @@ pub async fn run(
             }
         };
         control::spawn_reader(redis, state.node_id.clone(), apply, shutdown.clone());
+        if let Some(chat) = &state.chat {
+            crate::chat::spawn_presence(state.clone(), chat.clone(), shutdown.clone());
+        }
         if !cfg.cluster.emitter_key.is_empty() {
             ingest::spawn(
                 redis,

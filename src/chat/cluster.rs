@@ -1,15 +1,30 @@
-//! Cluster mode: what one node tells the others about the chat. Messages are stored (in Redis)
-//! before anyone is told, so a notice only has to reach the sockets: it travels on the
-//! cluster's control stream ([`crate::cluster::control`]) as a [`Notice`], and each other node
-//! delivers it to its own sockets in the room. On a single node these are no-ops.
+//! Cluster mode: what one node tells the others about the chat, and presence across nodes.
+//! On a single node everything here is a no-op or this node's own view.
 //!
-//! Presence is per node ([`super::presence`]); `members` is this node's view. A notice lost
+//! Messages are stored (in Redis) before anyone is told, so a notice only has to reach the
+//! sockets: it travels on the cluster's control stream ([`crate::cluster::control`]) as a
+//! [`Notice`], and each other node delivers it to its own sockets in the room. A notice lost
 //! while Redis is away costs a live update only: the message is in `history`.
+//!
+//! Presence: each node mirrors its own view ([`super::presence`]) into the sorted set
+//! `<prefix>:chat:presence:<room>`, one member `<node>\0<user>` per user present through that
+//! node, scored by when the entry expires (`chat.presence_timeout` ahead). A node refreshes its
+//! entries every third of the timeout while it lives; the entries of a node that died expire,
+//! and the next sweep of a node with members in the room removes them and announces the new
+//! list. A room's members are the users of its unexpired entries (plus this node's own view,
+//! should Redis be away).
+
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::{Chat, protocol, protocol::MessageRef, protocol::RoomMembers, store::Message};
+use super::{
+    Chat, now_ms,
+    protocol::{self, MessageRef, RoomMembers},
+    store::Message,
+};
 use crate::{
     cluster::control::{self, Command},
     ids::UserId,
@@ -60,21 +75,116 @@ pub(crate) async fn tell(state: &AppState, notice: &Notice) {
     }
 }
 
-/// [`tell`] without waiting (from disconnect paths).
-pub(crate) fn spawn_tell(state: &AppState, notice: Notice) {
-    if state.cluster.is_none() {
-        return;
-    }
-    let state = state.clone();
-    tokio::spawn(async move { tell(&state, &notice).await });
-}
-
 /// A notice from another node: deliver it to this node's sockets.
 pub(crate) fn apply(state: &AppState, notice: &Notice) {
     super::handlers::deliver_here(state, notice, None);
 }
 
-/// The room's members as this node knows them.
-pub(crate) async fn members(_state: &AppState, chat: &Chat, room: Uuid) -> Vec<UserId> {
-    chat.presence.members(&room)
+fn presence_key(prefix: &str, room: &Uuid) -> String {
+    format!("{prefix}:chat:presence:{room}")
+}
+
+fn timeout_ms(state: &AppState) -> i64 {
+    i64::try_from(state.cfg.chat.presence_timeout.as_millis()).unwrap_or(i64::MAX / 4)
+}
+
+/// Mirrors whether `user` is in `room` on this node into Redis (cluster mode).
+pub(crate) async fn sync(state: &AppState, chat: &Chat, room: Uuid, user: &UserId) {
+    let Some(redis) = &state.cluster else {
+        return;
+    };
+    let key = presence_key(&redis.prefix, &room);
+    let member = format!("{}\0{user}", state.node_id);
+    let mut pipe = redis::pipe();
+    if chat.presence.holds(&room, user) {
+        let ttl = timeout_ms(state);
+        pipe.zadd(&key, member, now_ms().saturating_add(ttl))
+            .ignore()
+            .pexpire(&key, ttl)
+            .ignore();
+    } else {
+        pipe.zrem(&key, member).ignore();
+    }
+    let mut commands = redis.commands.clone();
+    if let Err(error) = pipe.query_async::<()>(&mut commands).await {
+        tracing::warn!(%error, %room, "chat presence not written to Redis");
+    }
+}
+
+/// The room's members: cluster-wide in cluster mode, else this node's.
+pub(crate) async fn members(state: &AppState, chat: &Chat, room: Uuid) -> Vec<UserId> {
+    let mut members = chat.presence.members(&room);
+    let Some(redis) = &state.cluster else {
+        return members;
+    };
+    let mut commands = redis.commands.clone();
+    let entries: redis::RedisResult<Vec<String>> = redis::cmd("ZRANGE")
+        .arg(presence_key(&redis.prefix, &room))
+        .arg(now_ms())
+        .arg("+inf")
+        .arg("BYSCORE")
+        .query_async(&mut commands)
+        .await;
+    match entries {
+        Ok(entries) => members.extend(
+            entries
+                .iter()
+                .filter_map(|entry| UserId::parse(entry.split_once('\0')?.1).ok()),
+        ),
+        Err(error) => {
+            tracing::warn!(%error, %room, "chat presence: Redis unavailable, this node's view only")
+        }
+    }
+    members.sort();
+    members.dedup();
+    members
+}
+
+/// Cluster mode: refreshes this node's presence entries and sweeps expired ones (a dead
+/// node's) from the rooms it has members in, announcing the lists that changed, until
+/// `shutdown`.
+pub(crate) fn spawn_presence(state: AppState, chat: Chat, shutdown: CancellationToken) {
+    let Some(redis) = state.cluster.clone() else {
+        return;
+    };
+    let period = (state.cfg.chat.presence_timeout / 3).max(Duration::from_millis(100));
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let ttl = timeout_ms(&state);
+            let (now, mut pipe) = (now_ms(), redis::pipe());
+            for (room, user) in chat.presence.entries() {
+                let key = presence_key(&redis.prefix, &room);
+                pipe.zadd(&key, format!("{}\0{user}", state.node_id), now + ttl)
+                    .ignore()
+                    .pexpire(&key, ttl)
+                    .ignore();
+            }
+            let rooms = chat.presence.rooms();
+            for room in &rooms {
+                pipe.zrembyscore(presence_key(&redis.prefix, room), "-inf", now);
+            }
+            let mut commands = redis.commands.clone();
+            let swept: Vec<i64> = match pipe.query_async(&mut commands).await {
+                Ok(swept) => swept,
+                Err(error) => {
+                    tracing::debug!(%error, "chat presence refresh failed");
+                    continue;
+                }
+            };
+            for (room, removed) in rooms.into_iter().zip(swept) {
+                if removed > 0 {
+                    let members = members(&state, &chat, room).await;
+                    let notice = Notice::Members(RoomMembers { room, members });
+                    super::handlers::deliver_here(&state, &notice, None);
+                    tell(&state, &notice).await;
+                }
+            }
+        }
+    });
 }

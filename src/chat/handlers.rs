@@ -229,6 +229,7 @@ async fn on_join(ctx: Ctx, value: Value) -> Result<Value, ChatError> {
         return Err(ChatError::Unavailable);
     }
     ctx.chat.presence.join(room.uuid, user, ctx.socket.id);
+    cluster::sync(&ctx.state, &ctx.chat, room.uuid, user).await;
     let members = cluster::members(&ctx.state, &ctx.chat, room.uuid).await;
     announce_members(&ctx.state, room.uuid, members.clone(), Some(ctx.socket.id));
     tracing::debug!(sid = %ctx.socket.id, room = %room.uuid, "chat room joined");
@@ -278,15 +279,9 @@ async fn on_leave(ctx: Ctx, value: Value) -> Result<Value, ChatError> {
     let session = ctx.session()?;
     if ctx.joined().with(|rooms| rooms.remove(&room)).is_some() {
         ctx.socket.leave(socket_room(&room));
-        released(
-            &ctx.state,
-            &ctx.chat,
-            room,
-            ctx.chat
-                .presence
-                .leave(room, &session.principal.user, ctx.socket.id),
-        )
-        .await;
+        let user = &session.principal.user;
+        let left = ctx.chat.presence.leave(room, user, ctx.socket.id);
+        released(&ctx.state, &ctx.chat, room, user, left).await;
     }
     Ok(json(&crate::realtime::events::OkAck::OK))
 }
@@ -461,7 +456,7 @@ async fn recheck(ctx: &Ctx, session: &Session) -> usize {
             .chat
             .presence
             .leave(room, &session.principal.user, ctx.socket.id);
-        released(&ctx.state, &ctx.chat, room, left).await;
+        released(&ctx.state, &ctx.chat, room, &session.principal.user, left).await;
         let reason = "access_revoked";
         ctx.state.slow.emit(
             &ctx.socket,
@@ -498,7 +493,7 @@ fn watch_disconnect(ctx: &Ctx) {
                 for room in rooms {
                     if clean {
                         let left = ctx.chat.presence.leave(room, user, socket.id);
-                        released(&ctx.state, &ctx.chat, room, left).await;
+                        released(&ctx.state, &ctx.chat, room, user, left).await;
                     } else if let Some(ghost) = ctx.chat.presence.vanish(room, user, socket.id) {
                         lay_to_rest(&ctx, ghost);
                     }
@@ -514,15 +509,22 @@ fn lay_to_rest(ctx: &Ctx, ghost: Ghost) {
     tokio::spawn(async move {
         tokio::time::sleep(timeout).await;
         if let Some((room, members)) = chat.presence.expire(&ghost) {
-            released(&state, &chat, room, Some(members)).await;
+            released(&state, &chat, room, ghost.user(), Some(members)).await;
         }
     });
 }
 
 /// A user left a room on this node (`left` is the local list when that changed it): tell the
 /// room, cluster-wide.
-async fn released(state: &AppState, chat: &Chat, room: Uuid, left: Option<Vec<UserId>>) {
+async fn released(
+    state: &AppState,
+    chat: &Chat,
+    room: Uuid,
+    user: &UserId,
+    left: Option<Vec<UserId>>,
+) {
     if left.is_some() {
+        cluster::sync(state, chat, room, user).await;
         let members = cluster::members(state, chat, room).await;
         announce_members(state, room, members, None);
     }
@@ -532,7 +534,10 @@ async fn released(state: &AppState, chat: &Chat, room: Uuid, left: Option<Vec<Us
 fn announce_members(state: &AppState, room: Uuid, members: Vec<UserId>, except: Option<Sid>) {
     let notice = cluster::Notice::Members(RoomMembers { room, members });
     deliver_here(state, &notice, except);
-    cluster::spawn_tell(state, notice);
+    if state.cluster.is_some() {
+        let state = state.clone();
+        tokio::spawn(async move { cluster::tell(&state, &notice).await });
+    }
 }
 
 /// Delivers to this node's sockets in the room and tells the other nodes.

@@ -4,11 +4,12 @@
 //!
 //! - [`protocol`]: event names, typed requests and their limits, payloads.
 //! - [`room`]: room identity (a UUID v5 derived from what the room is attached to).
-//! - [`store`]: the [`store::ChatStore`] trait; [`sqlite`] on a single node.
+//! - [`store`]: the [`store::ChatStore`] trait; [`sqlite`] on a single node, [`redis`] in
+//!   cluster mode.
 //! - [`presence`]: who is in each room, as users.
 //! - `handlers.rs`: the namespace: handshake (the same as `/public`), events, disconnects.
 //! - [`cluster`]: in cluster mode, what one node tells the others (messages, deletions,
-//!   presence) over the cluster's control stream.
+//!   presence) over the cluster's control stream, and presence across nodes in Redis.
 //!
 //! Messages are stored before anyone is told: a socket that missed a broadcast finds the
 //! message in `history`.
@@ -21,10 +22,12 @@ pub mod cluster;
 mod handlers;
 pub mod presence;
 pub mod protocol;
+pub mod redis;
 pub mod room;
 pub mod sqlite;
 pub mod store;
 
+pub(crate) use cluster::spawn_presence;
 pub(crate) use handlers::{register, revoke};
 
 /// Why the chat could not start.
@@ -33,9 +36,6 @@ pub enum ChatSetupError {
     /// The store could not be opened.
     #[error("chat store: {0}")]
     Store(#[from] store::StoreError),
-    /// Cluster mode has no chat store yet.
-    #[error("chat.enabled is not supported with cluster.redis_url yet")]
-    Cluster,
 }
 
 /// The chat's shared parts; cheap to clone.
@@ -58,7 +58,7 @@ impl Chat {
             return Ok(None);
         }
         let store: Arc<dyn store::ChatStore> = match cluster {
-            Some(_) => return Err(ChatSetupError::Cluster),
+            Some(redis) => Arc::new(redis::RedisStore::new(redis)),
             None => Arc::new(sqlite::SqliteStore::open(&cfg.chat.data_dir)?),
         };
         Ok(Some(Self {

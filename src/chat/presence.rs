@@ -7,8 +7,8 @@
 //! present for `chat.presence_timeout` more, so a page reload or a network blip does not make
 //! them leave and come back. A clean disconnect or `leave` drops the socket at once.
 //!
-//! This is this node's view; in cluster mode the handlers merge it with the other nodes'
-//! (`cluster.rs`).
+//! This is this node's view; in cluster mode `cluster.rs` mirrors it into Redis and merges it
+//! with the other nodes'.
 
 use std::{
     collections::{BTreeSet, HashMap, HashSet},
@@ -45,6 +45,13 @@ pub struct Ghost {
     room: Uuid,
     user: UserId,
     id: u64,
+}
+
+impl Ghost {
+    /// Whose ghost it is.
+    pub fn user(&self) -> &UserId {
+        &self.user
+    }
 }
 
 impl Presence {
@@ -99,6 +106,25 @@ impl Presence {
     /// Rooms that have members on this node.
     pub fn rooms(&self) -> Vec<Uuid> {
         self.with(|rooms| rooms.keys().copied().collect())
+    }
+
+    /// Whether the user is in the room on this node (through a socket or a ghost).
+    pub fn holds(&self, room: &Uuid, user: &UserId) -> bool {
+        self.with(|rooms| {
+            rooms
+                .get(room)
+                .is_some_and(|members| members.contains_key(user))
+        })
+    }
+
+    /// Every (room, user) present on this node.
+    pub fn entries(&self) -> Vec<(Uuid, UserId)> {
+        self.with(|rooms| {
+            rooms
+                .iter()
+                .flat_map(|(room, members)| members.keys().map(|user| (*room, user.clone())))
+                .collect()
+        })
     }
 
     fn release(&self, room: Uuid, user: &UserId, holder: Holder) -> Option<Vec<UserId>> {
@@ -168,7 +194,10 @@ mod tests {
         presence.join(room, &user("a"), sid(1));
         let ghost = presence.vanish(room, &user("a"), sid(1)).unwrap();
         assert_eq!(presence.members(&room), [user("a")]);
+        assert!(presence.holds(&room, &user("a")));
+        assert_eq!(presence.entries(), [(room, user("a"))]);
         assert_eq!(presence.expire(&ghost), Some((room, vec![])));
+        assert!(!presence.holds(&room, &user("a")));
         assert_eq!(presence.expire(&ghost), None);
         // A socket that never joined leaves no ghost.
         assert_eq!(presence.vanish(room, &user("a"), sid(9)), None);
