@@ -221,14 +221,16 @@ async fn on_join(ctx: Ctx, value: Value) -> Result<Value, ChatError> {
     let user = &session.principal.user;
     ctx.socket.join(socket_room(&room.uuid));
     joined.with(|rooms| rooms.insert(room.uuid, room.clone()));
+    ctx.chat.presence.join(room.uuid, user, ctx.socket.id);
     // Disconnected while this ran: socketioxide has already dropped its rooms and the
-    // disconnect handler has already run, so undo rather than leave stale entries.
+    // disconnect handler may have run before the lines above, so undo rather than leave
+    // stale entries (a disconnect handler running after them finds and removes them too).
     if !still_here(&ctx) {
         ctx.socket.leave_all();
         joined.with(HashMap::clear);
+        ctx.chat.presence.leave(room.uuid, user, ctx.socket.id);
         return Err(ChatError::Unavailable);
     }
-    ctx.chat.presence.join(room.uuid, user, ctx.socket.id);
     cluster::sync(&ctx.state, &ctx.chat, room.uuid, user).await;
     let members = cluster::members(&ctx.state, &ctx.chat, room.uuid).await;
     announce_members(&ctx.state, room.uuid, members.clone(), Some(ctx.socket.id));
