@@ -292,6 +292,36 @@ describe("chat", () => {
   });
 });
 
+describe("chat token refresh", () => {
+  let herald;
+  before(async () => {
+    herald = await startHerald("chat-refresh", { chat: {} });
+  });
+  afterEach((t) => herald.afterEach(t));
+  after(() => herald?.stop());
+
+  test("`refresh` moves the expiry and leaves the rooms of workspaces the new token lost", async () => {
+    const [kept, lost] = [uid("ws"), uid("ws")];
+    const alice = await chatter(herald, { workspaces: [kept, lost] });
+    const { room: keptRoom } = await join(alice, { type: "workspace", target: kept });
+    const { room: lostRoom } = await join(alice, { type: "node", target: uid("node"), workspace: lost });
+    const revoked = once(alice, "room_revoked", WAIT_MS, "room_revoked for the lost workspace's node room");
+    const token = mintToken({ sub: alice.sub, workspaces: [kept], expiresInS: 7200 });
+    const reply = await ack(alice, "refresh", [{ token }]);
+    assert.equal(reply?.ok, true, JSON.stringify(reply));
+    assert.equal(reply.revoked, 1);
+    assert.ok(reply.exp > Date.now() / 1000 + 3600, `new exp ${reply.exp}`);
+    assert.deepEqual(await revoked, [{ room: lostRoom.uuid, reason: "access_revoked" }]);
+    assertRefused(await ack(alice, "post", [{ room: lostRoom.uuid, text: "x" }]), "not_joined", "post in the lost room");
+    await post(alice, keptRoom.uuid, "still in the kept room");
+
+    const other = mintToken({ sub: uid("mallory"), workspaces: [kept, lost] });
+    assertRefused(await ack(alice, "refresh", [{ token: other }]), "forbidden", "another user's token");
+    assertRefused(await ack(alice, "refresh", [{ token: "garbage" }]), "forbidden", "a token that does not verify");
+    assertRefused(await ack(alice, "refresh", [{}]), "bad_request", "no token");
+  });
+});
+
 describe("chat history survives a restart", () => {
   let herald;
   let dataDir;

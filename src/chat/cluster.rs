@@ -77,7 +77,7 @@ pub(crate) async fn tell(state: &AppState, notice: &Notice) {
 
 /// A notice from another node: deliver it to this node's sockets.
 pub(crate) fn apply(state: &AppState, notice: &Notice) {
-    super::handlers::deliver_here(state, notice, None);
+    super::broadcast::deliver_here(state, notice, None);
 }
 
 fn presence_key(prefix: &str, room: &Uuid) -> String {
@@ -181,7 +181,7 @@ pub(crate) fn spawn_presence(state: AppState, chat: Chat, shutdown: Cancellation
                 if removed > 0 {
                     let members = members(&state, &chat, room).await;
                     let notice = Notice::Members(RoomMembers { room, members });
-                    super::handlers::deliver_here(&state, &notice, None);
+                    super::broadcast::deliver_here(&state, &notice, None);
                     tell(&state, &notice).await;
                 }
             }

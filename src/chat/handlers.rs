@@ -11,7 +11,7 @@
 //! through [`crate::realtime::slow::SlowPolicy`].
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashMap,
     future::Future,
     sync::{Arc, Mutex, PoisonError},
 };
@@ -22,24 +22,22 @@ use socketioxide::{
     ParserError,
     extract::{AckSender, Event, SocketRef, TryData},
     handler::ConnectHandler,
-    socket::{DisconnectReason, Sid},
 };
 use uuid::Uuid;
 
 use super::{
-    Chat, cluster, now_ms,
-    presence::Ghost,
-    protocol::{self, ChatError, ErrorAck, HistoryAck, JoinAck, PostAck, RoomMembers, RoomRevoked},
-    room::{Room, RoomKind, socket_room},
+    Chat,
+    access::{check_access, on_refresh},
+    broadcast::{announce_members, deliver, released, watch_disconnect},
+    cluster, now_ms,
+    protocol::{self, ChatError, ErrorAck, HistoryAck, JoinAck, PostAck},
+    room::{Room, socket_room},
     store::{Deleted, Message, StoreError},
 };
 use crate::{
-    auth::{Authenticator, Session},
-    ids::{UserId, WorkspaceId},
+    auth::Session,
     realtime::{
-        ConnectRefusal, Io, access, authenticate, counted,
-        expiry::{self, ExpiryHandle},
-        rooms,
+        ConnectRefusal, Io, authenticate, counted, expiry, rooms,
         sequencer::{Sequencer, Ticket},
     },
     state::AppState,
@@ -47,10 +45,10 @@ use crate::{
 
 /// The rooms a socket has joined, with what they are attached to (for access re-checks).
 #[derive(Debug, Default)]
-struct Joined(Mutex<HashMap<Uuid, Room>>);
+pub(super) struct Joined(Mutex<HashMap<Uuid, Room>>);
 
 impl Joined {
-    fn with<R>(&self, f: impl FnOnce(&mut HashMap<Uuid, Room>) -> R) -> R {
+    pub(super) fn with<R>(&self, f: impl FnOnce(&mut HashMap<Uuid, Room>) -> R) -> R {
         f(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
@@ -61,21 +59,21 @@ impl Joined {
 
 /// What every chat call works with.
 #[derive(Clone)]
-struct Ctx {
-    state: AppState,
-    chat: Chat,
-    socket: SocketRef,
+pub(super) struct Ctx {
+    pub(super) state: AppState,
+    pub(super) chat: Chat,
+    pub(super) socket: SocketRef,
 }
 
 impl Ctx {
-    fn session(&self) -> Result<Arc<Session>, ChatError> {
+    pub(super) fn session(&self) -> Result<Arc<Session>, ChatError> {
         self.socket
             .extensions
             .get::<Arc<Session>>()
             .ok_or(ChatError::Unavailable)
     }
 
-    fn joined(&self) -> Arc<Joined> {
+    pub(super) fn joined(&self) -> Arc<Joined> {
         self.socket
             .extensions
             .get::<Arc<Joined>>()
@@ -244,30 +242,6 @@ async fn on_join(ctx: Ctx, value: Value) -> Result<Value, ChatError> {
     }))
 }
 
-/// Workspace and node rooms: read access to the workspace; users rooms: being listed.
-async fn check_access(
-    auth: &Authenticator,
-    session: &Session,
-    room: &Room,
-) -> Result<(), ChatError> {
-    match (room.kind, &room.workspace) {
-        (RoomKind::Workspace | RoomKind::Node, Some(workspace)) => {
-            match auth.can_read(session, workspace).await {
-                Ok(true) => Ok(()),
-                Ok(false) => Err(ChatError::Forbidden("no access to the room's workspace")),
-                Err(error) => {
-                    tracing::warn!(%error, "chat join: access check unavailable");
-                    Err(ChatError::Unavailable)
-                }
-            }
-        }
-        (RoomKind::Users, _) if room.users.contains(&session.principal.user) => Ok(()),
-        _ => Err(ChatError::Forbidden(
-            "only the listed users may join this room",
-        )),
-    }
-}
-
 fn still_here(ctx: &Ctx) -> bool {
     ctx.state
         .io
@@ -354,214 +328,5 @@ async fn on_delete(ctx: Ctx, value: Value) -> Result<Value, ChatError> {
         }
         Deleted::NotAuthor => Err(ChatError::Forbidden("only its author may delete a message")),
         Deleted::NotFound => Err(ChatError::NotFound),
-    }
-}
-
-/// `refresh {"token"}` (JWT mode): a new token for the same user moves the expiry; joined
-/// workspace and node rooms it no longer allows are left with `room_revoked`.
-async fn on_refresh(ctx: Ctx, value: Value) -> Result<Value, ChatError> {
-    let token = value
-        .get("token")
-        .and_then(Value::as_str)
-        .ok_or_else(|| ChatError::BadRequest("expected {\"token\": \"<jwt>\"}".into()))?;
-    let Authenticator::Jwt(verifier) = &*ctx.state.auth else {
-        return Err(ChatError::BadRequest(
-            "refresh applies to auth.mode = \"jwt\"".into(),
-        ));
-    };
-    let session = ctx.session()?;
-    let principal = match verifier.verify(token) {
-        Ok(principal) if principal.user == session.principal.user => principal,
-        Ok(_) => return Err(ChatError::Forbidden("the token is another user's")),
-        Err(error) => {
-            tracing::debug!(sid = %ctx.socket.id, %error, "chat refresh refused");
-            return Err(ChatError::Forbidden("the token does not verify"));
-        }
-    };
-    let exp = principal.expires_at;
-    let session = Arc::new(Session {
-        principal,
-        credentials: session.credentials.clone(),
-    });
-    ctx.socket.extensions.insert(session.clone());
-    if let (Some(expiry), Some(exp)) = (ctx.socket.extensions.get::<Arc<ExpiryHandle>>(), exp) {
-        expiry.extend(exp);
-    }
-    let revoked = recheck(&ctx, &session).await;
-    Ok(serde_json::json!({"ok": true, "exp": exp, "revoked": revoked}))
-}
-
-/// Access to workspaces changed for `user` (`POST /api/v1/access`, `access` on `/private`):
-/// each of the user's chat sockets takes the new list (or, without one in backend mode,
-/// re-asks the backend) and leaves the workspace and node rooms it may no longer read.
-pub(crate) async fn revoke(
-    state: &AppState,
-    user: &UserId,
-    allowed: Option<&HashSet<WorkspaceId>>,
-) {
-    let (Some(chat), Some(ns)) = (state.chat.clone(), state.io.of(&state.cfg.chat.path)) else {
-        return;
-    };
-    for socket in ns.within(rooms::user_room(user)).sockets() {
-        let (Some(sequencer), Ok(session)) = (
-            socket.extensions.get::<Arc<Sequencer>>(),
-            socket
-                .extensions
-                .get::<Arc<Session>>()
-                .ok_or(ChatError::Unavailable),
-        ) else {
-            continue;
-        };
-        let _turn = sequencer.ticket().turn().await;
-        let session = match allowed {
-            Some(list) => {
-                let mut principal = session.principal.clone();
-                principal.workspaces = Some(list.clone());
-                let session = Arc::new(Session {
-                    principal,
-                    credentials: session.credentials.clone(),
-                });
-                socket.extensions.insert(session.clone());
-                session
-            }
-            None => session,
-        };
-        let ctx = Ctx {
-            state: state.clone(),
-            chat: chat.clone(),
-            socket,
-        };
-        recheck(&ctx, &session).await;
-    }
-}
-
-/// Leaves the joined workspace and node rooms `session` may no longer read; how many.
-async fn recheck(ctx: &Ctx, session: &Session) -> usize {
-    let joined = ctx.joined();
-    let watched: Vec<(Uuid, WorkspaceId)> = joined.with(|rooms| {
-        rooms
-            .values()
-            .filter_map(|room| Some((room.uuid, room.workspace.clone()?)))
-            .collect()
-    });
-    let mut revoked = 0;
-    for (room, workspace) in watched {
-        if access::still_allowed(&ctx.state.auth, session, &workspace).await {
-            continue;
-        }
-        if joined.with(|rooms| rooms.remove(&room)).is_none() {
-            continue;
-        }
-        revoked += 1;
-        ctx.socket.leave(socket_room(&room));
-        let left = ctx
-            .chat
-            .presence
-            .leave(room, &session.principal.user, ctx.socket.id);
-        released(&ctx.state, &ctx.chat, room, &session.principal.user, left).await;
-        let reason = "access_revoked";
-        ctx.state.slow.emit(
-            &ctx.socket,
-            protocol::ROOM_REVOKED,
-            &RoomRevoked { room, reason },
-        );
-    }
-    revoked
-}
-
-/// On disconnect: a clean one leaves every room at once; a lost connection leaves ghosts that
-/// expire after `chat.presence_timeout`.
-fn watch_disconnect(ctx: &Ctx) {
-    let ctx = ctx.clone();
-    ctx.socket
-        .clone()
-        .on_disconnect(move |socket: SocketRef, reason: DisconnectReason| {
-            let ctx = ctx.clone();
-            async move {
-                if let Some(expiry) = socket.extensions.get::<Arc<ExpiryHandle>>() {
-                    expiry.stop();
-                }
-                let Ok(session) = ctx.session() else {
-                    return;
-                };
-                let user = &session.principal.user;
-                let rooms: Vec<Uuid> = ctx
-                    .joined()
-                    .with(|rooms| rooms.drain().map(|(uuid, _)| uuid).collect());
-                let clean = matches!(
-                    reason,
-                    DisconnectReason::ClientNSDisconnect | DisconnectReason::ServerNSDisconnect
-                );
-                for room in rooms {
-                    if clean {
-                        let left = ctx.chat.presence.leave(room, user, socket.id);
-                        released(&ctx.state, &ctx.chat, room, user, left).await;
-                    } else if let Some(ghost) = ctx.chat.presence.vanish(room, user, socket.id) {
-                        lay_to_rest(&ctx, ghost);
-                    }
-                }
-            }
-        });
-}
-
-/// Removes a ghost once the presence timeout has passed, and says so if its user is gone.
-fn lay_to_rest(ctx: &Ctx, ghost: Ghost) {
-    let (state, chat) = (ctx.state.clone(), ctx.chat.clone());
-    let timeout = state.cfg.chat.presence_timeout;
-    tokio::spawn(async move {
-        tokio::time::sleep(timeout).await;
-        if let Some((room, members)) = chat.presence.expire(&ghost) {
-            released(&state, &chat, room, ghost.user(), Some(members)).await;
-        }
-    });
-}
-
-/// A user left a room on this node (`left` is the local list when that changed it): tell the
-/// room, cluster-wide.
-async fn released(
-    state: &AppState,
-    chat: &Chat,
-    room: Uuid,
-    user: &UserId,
-    left: Option<Vec<UserId>>,
-) {
-    if left.is_some() {
-        cluster::sync(state, chat, room, user).await;
-        let members = cluster::members(state, chat, room).await;
-        announce_members(state, room, members, None);
-    }
-}
-
-/// Sends `room_members` to the room's sockets (here, and on the other nodes).
-fn announce_members(state: &AppState, room: Uuid, members: Vec<UserId>, except: Option<Sid>) {
-    let notice = cluster::Notice::Members(RoomMembers { room, members });
-    deliver_here(state, &notice, except);
-    if state.cluster.is_some() {
-        let state = state.clone();
-        tokio::spawn(async move { cluster::tell(&state, &notice).await });
-    }
-}
-
-/// Delivers to this node's sockets in the room and tells the other nodes.
-async fn deliver(state: &AppState, notice: cluster::Notice, except: Option<Sid>) {
-    deliver_here(state, &notice, except);
-    cluster::tell(state, &notice).await;
-}
-
-/// Delivers a notice to this node's sockets in its room, `except` one.
-pub(crate) fn deliver_here(state: &AppState, notice: &cluster::Notice, except: Option<Sid>) {
-    let Some(ns) = state.io.of(&state.cfg.chat.path) else {
-        return;
-    };
-    let (event, room) = (notice.event(), notice.room());
-    for socket in ns.within(socket_room(&room)).sockets() {
-        if Some(socket.id) == except {
-            continue;
-        }
-        match notice {
-            cluster::Notice::Message(message) => state.slow.emit(&socket, event, message),
-            cluster::Notice::Deleted(target) => state.slow.emit(&socket, event, target),
-            cluster::Notice::Members(members) => state.slow.emit(&socket, event, members),
-        };
     }
 }

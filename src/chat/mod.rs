@@ -7,7 +7,9 @@
 //! - [`store`]: the [`store::ChatStore`] trait; [`sqlite`] on a single node, [`redis`] in
 //!   cluster mode.
 //! - [`presence`]: who is in each room, as users.
-//! - `handlers.rs`: the namespace: handshake (the same as `/public`), events, disconnects.
+//! - `handlers.rs`: the namespace: handshake (the same as `/public`) and calls;
+//!   `access.rs`: who may join, and leaving rooms when access ends; `broadcast.rs`: what the
+//!   room's sockets are told, and presence on disconnect.
 //! - [`cluster`]: in cluster mode, what one node tells the others (messages, deletions,
 //!   presence) over the cluster's control stream, and presence across nodes in Redis.
 //!
@@ -18,6 +20,8 @@ use std::sync::Arc;
 
 use crate::{cluster::Redis, config::Config};
 
+mod access;
+mod broadcast;
 pub mod cluster;
 mod handlers;
 pub mod presence;
@@ -27,8 +31,9 @@ pub mod room;
 pub mod sqlite;
 pub mod store;
 
+pub(crate) use access::revoke;
 pub(crate) use cluster::spawn_presence;
-pub(crate) use handlers::{register, revoke};
+pub(crate) use handlers::register;
 
 /// Why the chat could not start.
 #[derive(Debug, thiserror::Error)]
