@@ -48,7 +48,7 @@ describe("chat", () => {
   let dataDir;
   before(async () => {
     dataDir = mkdtempSync(joinPath(tmpdir(), "herald-chat-"));
-    herald = await startHerald("chat", { chat: { dataDir, historyPage: 3, maxText: 1000, presenceTimeout: "1500ms" } });
+    herald = await startHerald("chat", { chat: { dataDir, historyPage: 3, maxText: 1000, presenceTimeout: "1500ms", maxRoomsPerSocket: 4 } });
   });
   afterEach((t) => herald.afterEach(t));
   after(async () => {
@@ -270,6 +270,19 @@ describe("chat", () => {
     assert.ok(alice.connected && bob.connected, "nobody was disconnected");
     const page = await ack(alice, "history", [{ room: room.uuid, limit: 10 }]);
     assert.deepEqual(page.messages.map((m) => m.text), ["still here", "me too"], "refused posts stored nothing");
+  });
+
+  test("a socket holds at most chat.max_rooms_per_socket rooms", async () => {
+    const workspaces = [1, 2, 3, 4, 5].map(() => uid("ws"));
+    const alice = await chatter(herald, { workspaces });
+    const rooms = [];
+    for (const ws of workspaces.slice(0, 4)) rooms.push((await join(alice, { type: "workspace", target: ws })).room);
+    const fifth = { type: "workspace", target: workspaces[4] };
+    const message = assertRefused(await ack(alice, "join", [{ room: fifth }]), "bad_request", "a fifth room");
+    assert.match(message, /at most 4 rooms/);
+    await join(alice, { type: "workspace", target: workspaces[0] }); // joining a held room again is fine
+    assert.deepEqual(await ack(alice, "leave", [{ room: rooms[0].uuid }]), { ok: true });
+    await join(alice, fifth);
   });
 
   test("revoked access takes the socket out of the workspace's rooms", async () => {
