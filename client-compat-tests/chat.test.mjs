@@ -307,11 +307,16 @@ describe("chat", () => {
 
 describe("chat token refresh", () => {
   let herald;
+  let dataDir;
   before(async () => {
-    herald = await startHerald("chat-refresh", { chat: {} });
+    dataDir = mkdtempSync(joinPath(tmpdir(), "herald-chat-"));
+    herald = await startHerald("chat-refresh", { chat: { dataDir } });
   });
   afterEach((t) => herald.afterEach(t));
-  after(() => herald?.stop());
+  after(async () => {
+    await herald?.stop();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
 
   test("`refresh` moves the expiry and leaves the rooms of workspaces the new token lost", async () => {
     const [kept, lost] = [uid("ws"), uid("ws")];
