@@ -8,6 +8,7 @@ import { spawn } from "node:child_process";
 import { once as onceEvent } from "node:events";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync, createWriteStream } from "node:fs";
 import { createRequire } from "node:module";
+import { request as httpsRequestRaw } from "node:https";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -94,6 +95,7 @@ export function renderConfig({
   recovery,
   cluster,
   chat,
+  tls,
 } = {}) {
   const lines = [];
   if (enginePath !== undefined) lines.push(`engine_path = ${tomlString(enginePath)}`);
@@ -146,6 +148,9 @@ export function renderConfig({
       lines.push(`max_disconnection = ${tomlString(recovery.maxDisconnection)}`);
     }
   }
+  if (tls !== undefined) {
+    lines.push("", "[tls]", `cert = ${tomlString(tls.cert)}`, `key = ${tomlString(tls.key)}`);
+  }
   return lines.join("\n") + "\n";
 }
 
@@ -163,6 +168,8 @@ function childEnv() {
 /**
  * Starts herald with a fresh config on a free port and waits until it serves /health.
  * Returns a Herald handle; call `stop()` (in an after hook) to SIGTERM it and await its exit.
+ * With `tls: {cert, key, ca}` (see certs.mjs) herald serves https, and `ca` is what this
+ * harness trusts when it checks /health.
  */
 export async function startHerald(label, options = {}) {
   const bin = heraldBin();
@@ -173,6 +180,7 @@ export async function startHerald(label, options = {}) {
   // Unique per process, so concurrent runs in the same checkout do not overwrite each other.
   const logFile = join(ARTIFACTS_DIR, `${label}-${process.pid}.log`);
   const herald = new Herald(label, bin, configFile, dir, logFile);
+  herald.ca = options.tls?.ca;
   await herald.start();
   return herald;
 }
@@ -221,7 +229,7 @@ export class Herald {
       }
       if (entry.message === "herald listening" && typeof entry.addr === "string") {
         const m = /:(\d+)$/.exec(entry.addr);
-        if (m) ready({ port: Number(m[1]), enginePath: entry.engine_path });
+        if (m) ready({ port: Number(m[1]), enginePath: entry.engine_path, scheme: entry.scheme ?? "http" });
       }
     };
     child.stderr.setEncoding("utf8");
@@ -256,7 +264,7 @@ export class Herald {
     }
     this.port = outcome.ready.port;
     this.enginePath = outcome.ready.enginePath;
-    this.url = `http://127.0.0.1:${this.port}`;
+    this.url = `${outcome.ready.scheme}://127.0.0.1:${this.port}`;
     await this.waitHealthy();
   }
 
@@ -266,7 +274,9 @@ export class Herald {
     while (Date.now() < deadline) {
       if (this.exited) break;
       try {
-        const res = await fetch(`${this.url}/health`, { signal: AbortSignal.timeout(2000) });
+        const res = this.url.startsWith("https:")
+          ? await httpsRequest(`${this.url}/health`, { ca: this.ca, timeoutMs: 2000 })
+          : await fetch(`${this.url}/health`, { signal: AbortSignal.timeout(2000) });
         const body = await res.text();
         if (res.status === 200 && body === "ok") return;
         last = `HTTP ${res.status} ${JSON.stringify(body)}`;
@@ -486,6 +496,27 @@ export class Herald {
   accessHttp(body, { key = PRIVATE_KEY, headers } = {}) {
     return this.http("POST", "/api/v1/access", { body, key, headers });
   }
+}
+
+/**
+ * An HTTPS request trusting `ca` (PEM), for herald's native TLS: resolves with
+ * { status, headers, text() } like fetch's response; rejects on a TLS or connection error.
+ */
+export function httpsRequest(url, { method = "GET", headers = {}, body, ca, timeoutMs = WAIT_MS } = {}) {
+  return new Promise((resolvePromise, reject) => {
+    const req = httpsRequestRaw(url, { method, headers, ca, timeout: timeoutMs }, (res) => {
+      const chunks = [];
+      res.on("data", (chunk) => chunks.push(chunk));
+      res.on("error", reject);
+      res.on("end", () => {
+        const text = Buffer.concat(chunks).toString("utf8");
+        resolvePromise({ status: res.statusCode, headers: res.headers, text: async () => text });
+      });
+    });
+    req.on("timeout", () => req.destroy(new Error(`no answer from ${url} within ${timeoutMs} ms`)));
+    req.on("error", reject);
+    req.end(body);
+  });
 }
 
 /** Closes a v4 or v2 socket and its manager's engine. */

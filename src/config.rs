@@ -83,6 +83,8 @@ pub struct Config {
     pub cluster: ClusterConfig,
     /// Chat rooms on their own namespace.
     pub chat: ChatConfig,
+    /// Native TLS on the listener.
+    pub tls: TlsConfig,
     /// Logging.
     pub log: LogConfig,
 }
@@ -257,6 +259,23 @@ pub struct ClusterConfig {
     /// The `key` of backends' npm `@socket.io/redis-emitter` whose publishes herald takes in;
     /// empty: none.
     pub emitter_key: String,
+}
+
+/// `[tls]`: `https` and `wss` served by herald itself, without a proxy. Both files or neither.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file with the certificate chain, the server's certificate first.
+    pub cert: Option<PathBuf>,
+    /// PEM file with the certificate's private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: Option<PathBuf>,
+}
+
+impl TlsConfig {
+    /// The certificate and key files, when TLS is on.
+    pub fn files(&self) -> Option<(&std::path::Path, &std::path::Path)> {
+        Some((self.cert.as_deref()?, self.key.as_deref()?))
+    }
 }
 
 /// `[log]`.
@@ -451,6 +470,23 @@ mod tests {
         let mut bad =
             Config::from_toml(&format!("allowed_origins = [\"a.example/path\"]\n{base}")).unwrap();
         assert!(bad.validate(false).is_err());
+    }
+
+    #[test]
+    fn tls_takes_both_files_or_neither() {
+        let base = "[private]\nkey = \"0123456789\"\n[auth.jwt]\nsecret = \"s3cret-s3cret\"\n";
+        let mut off = Config::from_toml(base).unwrap();
+        off.validate(false).unwrap();
+        assert!(off.tls.files().is_none());
+        let mut on =
+            Config::from_toml(&format!("{base}[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"")).unwrap();
+        on.validate(false).unwrap();
+        assert!(on.tls.files().is_some());
+        for half in ["cert = \"c.pem\"", "key = \"k.pem\""] {
+            let mut cfg = Config::from_toml(&format!("{base}[tls]\n{half}")).unwrap();
+            let error = cfg.validate(false).unwrap_err();
+            assert!(error.to_string().contains("tls."), "{error}");
+        }
     }
 
     #[test]

@@ -12,11 +12,13 @@
 //!
 //! With connection state recovery on, a connection that is upgraded to a WebSocket also runs
 //! its first frames through a [`FrameRewriter`], which adds the `pid` to the CONNECT answer.
+//!
+//! With `[tls]` set, [`SeverableListener`] runs the TLS handshakes (off its accept loop) and
+//! wraps the decrypted [`Stream`]: severing and the rewrite work on plaintext, as without TLS.
 
 use std::{
     collections::HashMap,
     io,
-    net::SocketAddr,
     pin::Pin,
     sync::{
         Arc, Mutex, Weak,
@@ -26,18 +28,18 @@ use std::{
 };
 
 use axum::{
-    extract::{ConnectInfo, Request, State, connect_info::Connected},
+    extract::{ConnectInfo, Request, State},
     middleware::Next,
     response::Response,
-    serve::{IncomingStream, Listener},
 };
-use tokio::{
-    io::{AsyncRead, AsyncWrite, ReadBuf},
-    net::{TcpListener, TcpStream},
-};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use crate::recovery::ws_frames::{FrameRewriter, RewriteContext};
+
+mod listener;
+
+pub use listener::{Peer, SeverableListener, Stream};
 
 /// What a connection shares with its handles.
 #[derive(Debug, Default)]
@@ -218,53 +220,6 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Severable<T> {
             return Poll::Pending;
         }
         Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
-/// The peer of a connection and the handle that ends it (axum's connect info).
-#[derive(Debug, Clone)]
-pub struct Peer {
-    /// The remote address.
-    pub addr: SocketAddr,
-    /// Ends the connection.
-    pub severer: Severer,
-}
-
-/// A TCP listener whose connections are [`Severable`], with `TCP_NODELAY` set (push traffic is
-/// small frames that must leave at once), and, with recovery on, the pid rewrite.
-#[derive(Debug)]
-pub struct SeverableListener {
-    /// The bound listener.
-    pub listener: TcpListener,
-    /// Recovery on: what the rewriters of upgraded connections need.
-    pub rewrite: Option<RewriteContext>,
-}
-
-impl Listener for SeverableListener {
-    type Io = Severable<TcpStream>;
-    type Addr = Peer;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        let (tcp, addr) = Listener::accept(&mut self.listener).await;
-        if let Err(error) = tcp.set_nodelay(true) {
-            tracing::debug!(%error, "TCP_NODELAY not set");
-        }
-        let io = Severable::with_recovery(tcp, self.rewrite.clone());
-        let severer = io.severer();
-        (io, Peer { addr, severer })
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        Ok(Peer {
-            addr: self.listener.local_addr()?,
-            severer: Severer(Arc::new(Shared::default())),
-        })
-    }
-}
-
-impl Connected<IncomingStream<'_, SeverableListener>> for Peer {
-    fn connect_info(stream: IncomingStream<'_, SeverableListener>) -> Self {
-        stream.remote_addr().clone()
     }
 }
 

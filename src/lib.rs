@@ -15,7 +15,9 @@
 //! - [`history`]: the per-room event log (offsets, epochs) that `since` replays from.
 //! - [`chat`]: chat rooms on their own namespace, persisted (SQLite, or Redis in cluster mode).
 //! - [`cluster`]: cluster mode over Redis, including the npm `@socket.io/redis-emitter` format.
-//! - [`connection`]: accepted connections that can be cut off one by one (slow consumers).
+//! - [`connection`]: the accept loop (plain or TLS) and connections that can be cut off one by
+//!   one (slow consumers).
+//! - [`tls`]: native TLS, the certificate and key loaded at startup.
 //! - [`metrics`]: what the server counts, for `GET /metrics`.
 //! - [`recovery`]: Socket.IO connection state recovery (`pid`, offsets, saved sessions).
 //! - [`http`]: health, status and HTTP publishing.
@@ -39,6 +41,7 @@ pub mod server;
 pub mod shutdown;
 pub mod state;
 pub mod telemetry;
+pub mod tls;
 
 pub use config::Config;
 pub use server::run;

@@ -161,7 +161,12 @@ fn print_development_banner(
     } else {
         addr.ip().to_string()
     };
-    let base = format!("http://{host}:{}", addr.port());
+    let scheme = if cfg.tls.files().is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let base = format!("{scheme}://{host}:{}", addr.port());
     // Not eprintln!: a closed stderr must not panic the server.
     let _ = writeln!(
         std::io::stderr(),

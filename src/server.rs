@@ -43,6 +43,7 @@ use crate::{
         ws_frames::RewriteContext,
     },
     state::AppState,
+    tls::{self, TlsError},
 };
 
 /// How long a plain HTTP request may take.
@@ -60,6 +61,9 @@ pub enum ServerError {
     /// The chat store could not be opened.
     #[error(transparent)]
     Chat(#[from] ChatSetupError),
+    /// TLS could not be set up (names the file at fault).
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     /// Serving failed.
     #[error("serving failed: {0}")]
     Io(#[from] std::io::Error),
@@ -202,9 +206,14 @@ pub async fn run(
     cfg: Arc<Config>,
     shutdown: CancellationToken,
 ) -> Result<(), ServerError> {
+    let tls = match cfg.tls.files() {
+        Some((cert, key)) => Some(tls::acceptor(cert, key)?),
+        None => None,
+    };
     let (app, state) = build(&cfg)?;
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, engine_path = %cfg.engine_path, "herald listening");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(%addr, %scheme, engine_path = %cfg.engine_path, "herald listening");
     if let Some(redis) = &state.cluster {
         tracing::info!(node = %state.node_id, prefix = %redis.prefix, "cluster mode");
         bus::spawn(redis, state.publisher.clone(), shutdown.clone());
@@ -249,7 +258,7 @@ pub async fn run(
         public_ns: cfg.public.path.as_str().into(),
     });
     let serve = axum::serve(
-        SeverableListener { listener, rewrite },
+        SeverableListener::new(listener, tls, rewrite)?,
         app.into_make_service_with_connect_info::<Peer>(),
     )
     .with_graceful_shutdown(async move { stop_accepting.cancelled().await });

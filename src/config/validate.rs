@@ -100,6 +100,21 @@ impl Config {
                 reason: "must not be longer than history.ttl".into(),
             });
         }
+        match (&self.tls.cert, &self.tls.key) {
+            (Some(_), None) => {
+                return Err(ConfigError::Invalid {
+                    key: "tls.key",
+                    reason: "tls.cert is set: the certificate needs its private key".into(),
+                });
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::Invalid {
+                    key: "tls.cert",
+                    reason: "tls.key is set: the private key needs its certificate".into(),
+                });
+            }
+            _ => {}
+        }
         for origin in &mut self.allowed_origins {
             *origin = normalize_origin(origin)?;
         }

@@ -29,4 +29,5 @@ mod rooms;
 mod shutdown;
 mod slow;
 mod status;
+mod tls;
 mod transport;

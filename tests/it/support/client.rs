@@ -42,6 +42,8 @@ pub(crate) struct ClientBuilder {
     query: Vec<(String, String)>,
     headers: Vec<(String, String)>,
     answer_pings: bool,
+    /// `wss://` with this client configuration; `ws://` without.
+    tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
 }
 
 impl ClientBuilder {
@@ -71,6 +73,12 @@ impl ClientBuilder {
         self
     }
 
+    /// Connects over `wss://`, trusting what `config` trusts.
+    pub(crate) fn tls(mut self, config: Arc<tokio_rustls::rustls::ClientConfig>) -> Self {
+        self.tls = Some(config);
+        self
+    }
+
     pub(crate) fn header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.to_owned(), value.to_owned()));
         self
@@ -88,7 +96,8 @@ impl ClientBuilder {
     /// Connects; `Err` carries the CONNECT_ERROR message (e.g. "unauthorized").
     pub(crate) async fn try_connect(self) -> Result<Client, String> {
         let mut url = format!(
-            "ws://{}{}/?EIO=4&transport=websocket",
+            "{}://{}{}/?EIO=4&transport=websocket",
+            if self.tls.is_some() { "wss" } else { "ws" },
             self.addr,
             self.path.trim_end_matches('/')
         );
@@ -106,7 +115,12 @@ impl ClientBuilder {
         let (ws, _) = tokio::time::timeout(
             WAIT,
             // TCP_NODELAY: this client never delays what it sends.
-            tokio_tungstenite::connect_async_with_config(request, None, true),
+            tokio_tungstenite::connect_async_tls_with_config(
+                request,
+                None,
+                true,
+                self.tls.clone().map(tokio_tungstenite::Connector::Rustls),
+            ),
         )
         .await
         .expect("websocket handshake timed out")
@@ -240,6 +254,7 @@ impl Client {
             query: Vec::new(),
             headers: Vec::new(),
             answer_pings: true,
+            tls: None,
         }
     }
 

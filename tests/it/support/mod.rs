@@ -3,6 +3,7 @@
 
 pub(crate) mod backend;
 pub(crate) mod client;
+pub(crate) mod tls;
 pub(crate) mod tokens;
 pub(crate) mod wire;
 
