@@ -51,7 +51,7 @@ impl Counters {
         }
     }
 
-    fn note_error(&self, error: &anyhow::Error) {
+    pub(crate) fn note_error(&self, error: &anyhow::Error) {
         if let Ok(mut first) = self.first_error.lock() {
             first.get_or_insert_with(|| format!("{error:#}"));
         }
@@ -99,13 +99,13 @@ pub(crate) async fn run(
     counters.dropped.fetch_add(1, Relaxed);
 }
 
-fn fail(counters: &Counters, error: &anyhow::Error) {
+pub(crate) fn fail(counters: &Counters, error: &anyhow::Error) {
     counters.failed.fetch_add(1, Relaxed);
     counters.note_error(error);
 }
 
 /// Engine.IO open, namespace connect with the token, `register`, its ack.
-async fn admit(plan: &Plan) -> anyhow::Result<Conn> {
+pub(crate) async fn admit(plan: &Plan) -> anyhow::Result<Conn> {
     let token = crate::token::mint(&plan.secret, &plan.user, &plan.workspace)?;
     let mut conn = Conn::connect(plan.source, plan.server, sio::ENGINE_PATH).await?;
     loop {
@@ -134,7 +134,7 @@ async fn admit(plan: &Plan) -> anyhow::Result<Conn> {
 }
 
 /// Answers pings and records events until the connection ends.
-async fn receive(conn: &mut Conn, counters: &Counters) -> anyhow::Result<()> {
+pub(crate) async fn receive(conn: &mut Conn, counters: &Counters) -> anyhow::Result<()> {
     loop {
         let mut ws_ping = None;
         let packet = match conn.next_frame().await? {

@@ -42,6 +42,16 @@ pub(crate) enum Reply {
         latency: Vec<(u32, u64)>,
         rss_kb: u64,
     },
+    /// Churn so far (`bench churn`, answering [`Command::Report`]).
+    Churned {
+        admitted: u64,
+        failed: u64,
+        /// Connections closed by the churn itself after their lifetime.
+        closed: u64,
+        /// Connections the server ended before their lifetime was over.
+        dropped: u64,
+        first_error: Option<String>,
+    },
     /// The publisher finished its run.
     Published {
         sent: u64,

@@ -28,7 +28,7 @@ use crate::{
 static NEXT_SOURCE: AtomicU32 = AtomicU32::new(0);
 
 /// The next loopback source address (127.0.0.2 to 127.0.0.254, then over again).
-fn next_source() -> Ipv4Addr {
+pub(crate) fn next_source() -> Ipv4Addr {
     let n = NEXT_SOURCE.fetch_add(1, Ordering::Relaxed) % 253;
     Ipv4Addr::new(127, 0, 0, 2 + n as u8)
 }
@@ -44,7 +44,7 @@ pub(crate) struct Spawner {
 }
 
 impl Spawner {
-    fn command(&self) -> Command {
+    pub(crate) fn command(&self) -> Command {
         let mut command = Command::new("taskset");
         command
             .arg("-c")
@@ -59,8 +59,8 @@ impl Spawner {
 }
 
 /// One child speaking the control protocol.
-struct Peer {
-    pid: u32,
+pub(crate) struct Peer {
+    pub(crate) pid: u32,
     _child: Child,
     stdin: ChildStdin,
     lines: Lines<BufReader<ChildStdout>>,
@@ -68,7 +68,7 @@ struct Peer {
 }
 
 impl Peer {
-    fn spawn(mut command: Command, name: String) -> anyhow::Result<Self> {
+    pub(crate) fn spawn(mut command: Command, name: String) -> anyhow::Result<Self> {
         let mut child = command.spawn().with_context(|| format!("start {name}"))?;
         let stdin = child.stdin.take().context("no stdin")?;
         let stdout = child.stdout.take().context("no stdout")?;
@@ -81,7 +81,7 @@ impl Peer {
         })
     }
 
-    async fn send(&mut self, command: &Ctl) -> anyhow::Result<()> {
+    pub(crate) async fn send(&mut self, command: &Ctl) -> anyhow::Result<()> {
         let mut line = serde_json::to_vec(command)?;
         line.push(b'\n');
         self.stdin.write_all(&line).await?;
@@ -89,7 +89,7 @@ impl Peer {
         Ok(())
     }
 
-    async fn recv(&mut self, within: Duration, what: &str) -> anyhow::Result<Reply> {
+    pub(crate) async fn recv(&mut self, within: Duration, what: &str) -> anyhow::Result<Reply> {
         let line = match tokio::time::timeout(within, self.lines.next_line()).await {
             Err(_) => bail!("{}: no {what} within {within:?}", self.name),
             Ok(line) => line?.with_context(|| format!("{}: exited before {what}", self.name))?,

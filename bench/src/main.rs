@@ -11,6 +11,7 @@
 //! - [`client`], [`load`], [`publisher`], [`token`], [`clock`], [`histogram`]: the load side;
 //! - [`servers`], [`fleet`], [`proc_stats`], [`scenarios`], [`report`]: the driver side.
 
+mod churn;
 mod client;
 mod clock;
 mod control;
@@ -23,6 +24,7 @@ mod report;
 mod scenarios;
 mod servers;
 mod sio;
+mod soak;
 mod token;
 mod ws;
 
@@ -47,6 +49,11 @@ enum Cmd {
     Load(load::LoadArgs),
     /// The publisher (started by the driver).
     Publish(publisher::PublishArgs),
+    /// The soak (docs/reliability.md): herald under connect/disconnect churn and publishing
+    /// for a long time; RSS, open files and p99 every 10 s.
+    Soak(soak::SoakArgs),
+    /// Churn for the soak: browsers that come and go (started by `soak`).
+    Churn(churn::ChurnArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -100,6 +107,8 @@ fn main() -> std::process::ExitCode {
         Cmd::All(args) => all(args),
         Cmd::Load(args) => load::main(args),
         Cmd::Publish(args) => publisher::main(args),
+        Cmd::Soak(args) => soak(args),
+        Cmd::Churn(args) => churn::main(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -191,4 +200,33 @@ fn all(args: &AllArgs) -> anyhow::Result<()> {
         bail!("no numbers for: {}", missing.join(", "));
     }
     Ok(())
+}
+
+fn soak(args: &soak::SoakArgs) -> anyhow::Result<()> {
+    if !args.herald.exists() {
+        bail!(
+            "herald binary not found at {} (run from the repository root)",
+            args.herald.display()
+        );
+    }
+    let secret = |tag: &str| format!("soak-{tag}-{}-{}", std::process::id(), clock::now_us());
+    let setup = servers::Setup {
+        herald_bin: args.herald.clone(),
+        herald_env: Vec::new(),
+        reference_js: PathBuf::from("js-fixtures/reference-server.js"),
+        node: PathBuf::from("node"),
+        server_cpu: args.server_cpu.clone(),
+        logs: args.out.join("logs"),
+        jwt_secret: secret("jwt"),
+        private_key: secret("key"),
+        ticks_per_s: proc_stats::clock_ticks(),
+    };
+    let spawner = fleet::Spawner {
+        exe: std::env::current_exe().context("own path")?,
+        load_cpu: args.load_cpu.clone(),
+    };
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(soak::run(args, &setup, &spawner))
 }

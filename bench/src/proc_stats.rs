@@ -92,6 +92,15 @@ pub(crate) fn listen_overflows() -> anyhow::Result<u64> {
         .context("no ListenOverflows")
 }
 
+/// How many files (sockets included) `pid` has open (`/proc/<pid>/fd`).
+///
+/// # Errors
+/// The process is gone or its fd directory is unreadable.
+pub(crate) fn open_files(pid: u32) -> anyhow::Result<u64> {
+    let entries = std::fs::read_dir(format!("/proc/{pid}/fd")).context("read fd directory")?;
+    Ok(entries.count() as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -149,6 +149,14 @@ impl Server {
         proc_stats::rss_kb(self.pid)
     }
 
+    /// Files (sockets included) it has open now.
+    ///
+    /// # Errors
+    /// It is gone.
+    pub(crate) fn open_files(&self) -> anyhow::Result<u64> {
+        proc_stats::open_files(self.pid)
+    }
+
     /// SIGTERM, then SIGKILL if it is still there after 10 s.
     pub(crate) async fn stop(mut self) {
         let _ = Command::new("kill")

@@ -65,6 +65,11 @@ pub(crate) fn event_with_ack(ns: &str, ack_id: u64, event: &str, arg_json: &str)
     format!("42{ns},{ack_id}[\"{event}\",{arg_json}]")
 }
 
+/// A Socket.IO DISCONNECT of namespace `ns`: the client leaves it cleanly.
+pub(crate) fn disconnect(ns: &str) -> String {
+    format!("41{ns},")
+}
+
 /// The Engine.IO pong.
 pub(crate) const PONG: &[u8] = b"3";
 
