@@ -147,7 +147,8 @@ impl Publisher {
         self.deliverer.join(socket, room, since).await
     }
 
-    /// Takes a socket out of rooms between two deliveries (see [`Deliverer::leave`]).
+    /// Takes a socket out of rooms between two deliveries: what the socket is told after this
+    /// returns comes after every event it got through those rooms, and nothing from them follows.
     pub async fn leave(&self, socket: &SocketRef, rooms: Vec<String>) {
         self.deliverer.leave(socket, rooms).await;
     }
