@@ -3,6 +3,8 @@
 // the shipped nginx config to herald (default transports: long-polling across origins, then the
 // WebSocket upgrade), registers a workspace and shows each published event in the DOM.
 // A screenshot is saved to artifacts/browser-through-nginx.png.
+// The HTML status page is opened the same way (artifacts/status-page.png): it shows ON, the live
+// connection counts, and a hostile workspace id as plain text.
 
 import { after, afterEach, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -10,7 +12,7 @@ import { mkdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-import { WAIT_MS, mintToken, startHerald, uid } from "./harness.mjs";
+import { PRIVATE_KEY, WAIT_MS, mintToken, startHerald, uid } from "./harness.mjs";
 import { startNginx } from "./nginx.mjs";
 import { chromiumBin, launchChromium, startStaticServer } from "./browser.mjs";
 
@@ -131,5 +133,71 @@ describe("a real browser (headless Chromium) through nginx", () => {
     const page = await openPage({ url: nginx.url, token, workspace: uid("ws") });
     await pageWaits(page, logs, "the page to report the refusal", stateIs, "error");
     assert.equal(await page.textContent("#status"), "connect_error: unauthorized");
+  });
+});
+
+describe("the status page in a real browser (headless Chromium)", () => {
+  let herald;
+  let chrome;
+  let context;
+  before(async () => {
+    herald = await startHerald("status-page");
+    chrome = await launchChromium();
+  });
+  afterEach(async (t) => {
+    herald?.afterEach(t);
+    await context?.close();
+    context = undefined;
+  });
+  after(async () => {
+    const results = [];
+    for (const step of [() => chrome?.close(), () => herald?.stop()]) results.push(await Promise.allSettled([step()]));
+    const failed = results.flat().find((r) => r.status === "rejected");
+    if (failed) throw failed.reason;
+  });
+
+  test("shows ON, the live connections by transport, and a hostile workspace id as text", async () => {
+    const hostile = `<script>document.title="pwned"</script><img src=x onerror=alert(1)>${uid("ws")}`;
+    await herald.user({ workspaces: [hostile], register: [hostile], transports: ["websocket"] });
+    await herald.user({ workspaces: [hostile], register: [hostile], transports: ["polling"] });
+    await herald.connectPrivate({ transports: ["websocket"] });
+
+    // The guard of /status holds for browsers too: the key goes in a header.
+    context = await chrome.browser.newContext({
+      viewport: { width: 1100, height: 720 },
+      extraHTTPHeaders: { authorization: `Bearer ${PRIVATE_KEY}` },
+    });
+    const page = await context.newPage();
+    const problems = [];
+    page.on("console", (m) => problems.push(`console.${m.type()}: ${m.text()}`));
+    page.on("pageerror", (e) => problems.push(`pageerror: ${e.message}`));
+    try {
+      const res = await page.goto(`${herald.url}/status?refresh=0`, { timeout: WAIT_MS });
+      assert.equal(res.status(), 200);
+      const headers = res.headers();
+      assert.match(headers["content-type"], /^text\/html/);
+      assert.match(headers["content-security-policy"], /default-src 'none'/);
+
+      assert.equal((await page.textContent("#state")).trim(), "ON");
+      assert.equal(await page.textContent("#connections-total"), "3");
+      const row = async (ns) =>
+        page.$$eval(`tr[data-namespace="${ns}"] td`, (cells) => cells.map((c) => c.textContent));
+      assert.deepEqual(await row("public"), ["1", "1", "2"], "public: WebSocket, polling, total");
+      assert.deepEqual(await row("private"), ["1", "0", "1"], "private: WebSocket, polling, total");
+
+      // The hostile id is shown as text, and nothing of it became markup.
+      const ids = await page.$$eval("#workspaces td.id", (cells) => cells.map((c) => c.textContent));
+      assert.deepEqual(ids, [hostile]);
+      assert.equal((await page.$$("body script, body img")).length, 0, "the workspace id became markup");
+      assert.equal(await page.title(), "herald: ON");
+
+      // The inline stylesheet is allowed by the page's CSP (its hash): ON is on green.
+      const background = await page.$eval("#state", (el) => getComputedStyle(el).backgroundColor);
+      assert.equal(background, "rgb(26, 127, 55)", "the stylesheet was blocked");
+      assert.deepEqual(problems, [], "the page logged errors (a CSP violation?)");
+    } finally {
+      mkdirSync(ARTIFACTS_DIR, { recursive: true });
+      await page.screenshot({ path: join(ARTIFACTS_DIR, "status-page.png"), fullPage: true });
+    }
   });
 });

@@ -192,6 +192,16 @@ describe("cluster of three nodes", () => {
   });
 });
 
+/** The value of a sample in a node's /metrics (exact series name and labels); NaN when absent. */
+async function metric(node, series) {
+  const res = await node.http("GET", "/metrics", { key: PRIVATE_KEY });
+  assert.equal(res.status, 200, res.text);
+  const line = res.text.split("\n").find((l) => l.startsWith(`${series} `));
+  return line === undefined ? NaN : Number(line.slice(series.length + 1));
+}
+
+const redisUp = (node) => metric(node, "herald_redis_up");
+
 describe("cluster: a Redis outage", () => {
   let redis;
   const nodes = [];
@@ -214,6 +224,7 @@ describe("cluster: a Redis outage", () => {
     await publish(backend, { event: "news", workspace: ws, data: "before" });
     await eventually(() => got.events.length === 1, 5000, "the event before the outage");
 
+    for (const node of nodes) assert.equal(await redisUp(node), 1, "herald_redis_up before the outage");
     await redis.stop();
     const started = Date.now();
     const refused = await nodes[0].publishHttp({ event: "news", workspace: ws, data: "during" });
@@ -227,6 +238,11 @@ describe("cluster: a Redis outage", () => {
       assert.equal((await node.http("GET", "/health")).status, 200, "the node died");
     }
     assert.ok(browser.connected, "the browser was dropped during the outage");
+    for (const node of nodes) {
+      assert.equal(await redisUp(node), 0, "herald_redis_up while Redis is away");
+      // The bus reader notices within its blocking read (1 s) and counts the outage.
+      await until(async () => (await metric(node, "herald_redis_outages_total")) === 1, 8000, "an outage counted");
+    }
 
     await redis.start();
     // Publish until one goes through (the nodes reconnect by themselves), bounded.
@@ -237,6 +253,10 @@ describe("cluster: a Redis outage", () => {
     );
     await eventually(() => got.events.some(([data]) => data === "after"), 5000, "the event after the outage on node 2");
     assert.ok(!got.events.some(([data]) => data === "during"), "a refused publish was delivered");
-    for (const node of nodes) assert.equal((await node.http("GET", "/ready")).status, 200);
+    for (const node of nodes) {
+      assert.equal((await node.http("GET", "/ready")).status, 200);
+      assert.equal(await redisUp(node), 1, "herald_redis_up after the outage");
+      assert.equal(await metric(node, "herald_redis_outages_total"), 1, "one outage, counted once");
+    }
   });
 });

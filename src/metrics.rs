@@ -2,8 +2,9 @@
 //! several servers in one process, as in the tests, each count their own).
 //!
 //! Counters are cheap handles, cloned into the parts that count; gauges of live state
-//! (connections by namespace and transport) are read from Socket.IO when scraped. `GET /metrics`
-//! (`http/metrics.rs`) renders the registry in the OpenMetrics text format.
+//! (connections by namespace and transport, Redis up in cluster mode) are read when scraped.
+//! `GET /metrics` (`http/metrics.rs`) renders the registry in the OpenMetrics text format.
+//! [`Throughput`] turns two counters into the events per second `/status` shows.
 
 use std::sync::Arc;
 
@@ -17,6 +18,10 @@ use prometheus_client::{
     },
     registry::Registry,
 };
+
+mod rate;
+
+pub use rate::{Rates, Throughput};
 
 /// Labels of handshake and register outcomes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -62,6 +67,12 @@ pub struct Metrics {
     pub connections: Family<ConnectionLabels, Gauge>,
     /// Seconds from publish to emit (held coalesced events included).
     pub publish_to_emit: Histogram,
+    /// Cluster mode: 1 while Redis answers, 0 while not (set when scraped).
+    pub redis_up: Gauge,
+    /// Cluster mode: times this node lost Redis (seen by its bus reader).
+    pub redis_outages: Counter,
+    /// Events per second, for `/status` (sampled by a task of the server).
+    pub throughput: Throughput,
 }
 
 impl Default for Metrics {
@@ -71,8 +82,17 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// A fresh registry with every metric registered.
+    /// A fresh registry with every metric of a single node registered.
     pub fn new() -> Self {
+        Self::build(false)
+    }
+
+    /// A fresh registry for a node in cluster mode: [`Metrics::new`] and the Redis state.
+    pub fn clustered() -> Self {
+        Self::build(true)
+    }
+
+    fn build(cluster: bool) -> Self {
         let (published, delivered, coalesced) = Default::default();
         let (replayed, resyncs, slow_disconnects) = Default::default();
         let (handshakes, registers, recoveries) = Default::default();
@@ -134,6 +154,19 @@ impl Metrics {
             "Time from publish to emit",
             publish_to_emit.clone(),
         );
+        let (redis_up, redis_outages) = (Gauge::default(), Counter::default());
+        if cluster {
+            registry.register(
+                "redis_up",
+                "1 while Redis answers a PING, 0 while not",
+                redis_up.clone(),
+            );
+            registry.register(
+                "redis_outages",
+                "Times this node lost Redis (seen by its bus reader)",
+                redis_outages.clone(),
+            );
+        }
         Self {
             registry: Arc::new(registry),
             published,
@@ -147,6 +180,9 @@ impl Metrics {
             recoveries,
             connections,
             publish_to_emit,
+            redis_up,
+            redis_outages,
+            throughput: Throughput::default(),
         }
     }
 
@@ -189,5 +225,16 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with("# EOF\n"));
+        assert!(!text.contains("redis"), "{text}");
+    }
+
+    #[test]
+    fn the_redis_state_is_there_in_cluster_mode_only() {
+        let metrics = Metrics::clustered();
+        metrics.redis_up.set(1);
+        metrics.redis_outages.inc();
+        let text = metrics.render();
+        assert!(text.contains("herald_redis_up 1"), "{text}");
+        assert!(text.contains("herald_redis_outages_total 1"), "{text}");
     }
 }

@@ -86,7 +86,11 @@ pub fn build(cfg: &Arc<Config>) -> Result<(Router, AppState), ServerError> {
         .transports([TransportType::Polling, TransportType::Websocket])
         .build_layer();
     let connections = Connections::default();
-    let metrics = Metrics::new();
+    let metrics = if cfg.cluster.redis_url.is_some() {
+        Metrics::clustered()
+    } else {
+        Metrics::new()
+    };
     let slow = SlowPolicy::new(connections.clone(), metrics.slow_disconnects.clone());
     let cluster = match &cfg.cluster.redis_url {
         Some(url) => Some(Redis::open(url.expose(), &cfg.cluster.prefix)?),
@@ -216,7 +220,12 @@ pub async fn run(
     tracing::info!(%addr, %scheme, engine_path = %cfg.engine_path, "herald listening");
     if let Some(redis) = &state.cluster {
         tracing::info!(node = %state.node_id, prefix = %redis.prefix, "cluster mode");
-        bus::spawn(redis, state.publisher.clone(), shutdown.clone());
+        bus::spawn(
+            redis,
+            state.publisher.clone(),
+            state.metrics.redis_outages.clone(),
+            shutdown.clone(),
+        );
         let describe = {
             let state = state.clone();
             move || describe_node(&state, addr)
@@ -251,6 +260,12 @@ pub async fn run(
              with a signed-in user's cookies; list your origins in allowed_origins"
         );
     }
+
+    state.metrics.throughput.spawn_sampler(
+        state.metrics.published.clone(),
+        state.metrics.delivered.clone(),
+        shutdown.clone(),
+    );
 
     let stop_accepting = shutdown.clone();
     let rewrite = cfg.recovery.enabled.then(|| RewriteContext {

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use prometheus_client::metrics::counter::Counter;
 use redis::{
     AsyncCommands,
     streams::{StreamReadOptions, StreamReadReply},
@@ -24,8 +25,8 @@ const BATCH: usize = 512;
 /// Pause before reading again after a failure.
 const RETRY: Duration = Duration::from_millis(200);
 
-/// Starts the reader; it stops with `shutdown`.
-pub fn spawn(redis: &Redis, publisher: Publisher, shutdown: CancellationToken) {
+/// Starts the reader; it stops with `shutdown`. Each time it loses Redis it counts `outages`.
+pub fn spawn(redis: &Redis, publisher: Publisher, outages: Counter, shutdown: CancellationToken) {
     let client = redis.client.clone();
     let key = format!("{}:bus", redis.prefix);
     let seq_key = format!("{}:seq", redis.prefix);
@@ -113,6 +114,7 @@ pub fn spawn(redis: &Redis, publisher: Publisher, shutdown: CancellationToken) {
                 Err(error) => {
                     if !down {
                         tracing::warn!(%error, "cluster bus: Redis unreachable; delivering local events only until it is back");
+                        outages.inc();
                         down = true;
                     }
                     tokio::select! {

@@ -1,6 +1,8 @@
 //! `GET /metrics`: the server's metrics in the OpenMetrics text format, for Prometheus. Guarded
 //! like `/status`: the private key as a bearer token unless `status_public = true`.
 
+use super::{KeyHolder, status::transport_counts};
+use crate::{error::ApiError, metrics::ConnectionLabels, state::AppState};
 use axum::{
     Router,
     extract::State,
@@ -8,10 +10,6 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
-use socketioxide::TransportType;
-
-use super::KeyHolder;
-use crate::{error::ApiError, metrics::ConnectionLabels, state::AppState};
 
 /// The content type of the OpenMetrics text format.
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -27,20 +25,12 @@ async fn metrics(
     if !state.cfg.status_public {
         key?;
     }
-    let namespaces = [
+    for (namespace, path) in [
         ("public", state.cfg.public.path.as_str()),
         ("private", state.cfg.private.path.as_str()),
-    ];
-    for (namespace, path) in namespaces {
-        let sockets = state.io.of(path).map(|ns| ns.sockets()).unwrap_or_default();
-        let websocket = sockets
-            .iter()
-            .filter(|socket| socket.transport_type() == TransportType::Websocket)
-            .count();
-        for (transport, count) in [
-            ("websocket", websocket),
-            ("polling", sockets.len() - websocket),
-        ] {
+    ] {
+        let counts = transport_counts(&state.io, path);
+        for (transport, count) in [("websocket", counts.websocket), ("polling", counts.polling)] {
             let labels = ConnectionLabels {
                 namespace,
                 transport,
@@ -51,6 +41,9 @@ async fn metrics(
                 .get_or_create(&labels)
                 .set(i64::try_from(count).unwrap_or(i64::MAX));
         }
+    }
+    if let Some(redis) = &state.cluster {
+        state.metrics.redis_up.set(i64::from(redis.ping().await));
     }
     Ok((
         [(header::CONTENT_TYPE, OPENMETRICS)],

@@ -12,6 +12,7 @@ use axum::{
 
 use crate::{auth::credentials::bearer, config::Config, error::ApiError, state::AppState};
 
+mod accept;
 mod access;
 mod health;
 mod metrics;
@@ -19,6 +20,7 @@ pub mod origin;
 mod publish;
 mod ready;
 mod status;
+mod status_page;
 
 /// All HTTP routes, with JSON 404 and 405 answers for anything else.
 pub fn router(cfg: &Config) -> Router<AppState> {

@@ -1,41 +1,115 @@
 //! `GET /status`: the "WS Status" an administrator checks. Needs the private key as a bearer
 //! token unless `status_public = true`. Figures are derived from the live Socket.IO state.
+//!
+//! JSON by default (curl, monitoring); HTML (`status_page`) when the request's `Accept` prefers
+//! `text/html`, as a browser's does. Both carry the same figures.
 
-use axum::{Json, Router, extract::State, routing::get};
-use serde::Serialize;
+use std::{cmp::Reverse, collections::BinaryHeap};
 
-use super::KeyHolder;
+use axum::{
+    Json, Router,
+    extract::{RawQuery, State},
+    http::{HeaderMap, HeaderValue, header},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use serde::{Deserialize, Serialize};
+use socketioxide::TransportType;
+
+use super::{
+    KeyHolder, accept,
+    status_page::{self, Namespaces},
+};
 use crate::{
     cluster::nodes::{self, NodeInfo},
     error::ApiError,
-    realtime::rooms,
+    metrics::Rates,
+    realtime::{Io, rooms},
     state::AppState,
 };
 
+/// Workspaces listed as the busiest.
+const TOP_WORKSPACES: usize = 10;
+/// Workspace rooms whose members one request counts for the busiest list: bounds its work
+/// (the rooms beyond are counted in `workspaces`, not ranked).
+const MAX_RANKED_ROOMS: usize = 10_000;
+/// The HTML page reloads itself this often unless `?refresh=` says otherwise (0: never).
+const DEFAULT_REFRESH_S: u32 = 10;
+/// Longest reload period `?refresh=` may ask for.
+const MAX_REFRESH_S: u32 = 3600;
+
+/// Everything `/status` says.
 #[derive(Debug, Serialize)]
-struct Status {
-    status: &'static str,
-    version: &'static str,
-    uptime_s: u64,
-    connections: Connections,
-    workspaces: usize,
+pub(super) struct Status {
+    /// Always `ON` while herald answers.
+    pub(super) status: &'static str,
+    pub(super) version: &'static str,
+    pub(super) uptime_s: u64,
+    /// Sockets on this node, by namespace.
+    pub(super) connections: Connections,
+    /// The same sockets by namespace and transport.
+    pub(super) transports: Transports,
+    /// Workspace rooms with at least one registered socket on this node.
+    pub(super) workspaces: usize,
+    /// The workspaces with the most registered sockets on this node, most first.
+    pub(super) busiest_workspaces: Vec<Busy>,
+    pub(super) events_per_second: Rates,
     /// Cluster mode: the live nodes (this one included) and their connections in total.
     #[serde(skip_serializing_if = "Option::is_none")]
-    cluster: Option<ClusterStatus>,
+    pub(super) cluster: Option<ClusterStatus>,
 }
 
 #[derive(Debug, Serialize)]
-struct ClusterStatus {
-    node: String,
-    redis: &'static str,
-    nodes: Vec<NodeInfo>,
-    connections: Connections,
+pub(super) struct ClusterStatus {
+    pub(super) node: String,
+    pub(super) redis: &'static str,
+    pub(super) nodes: Vec<NodeInfo>,
+    pub(super) connections: Connections,
 }
 
 #[derive(Debug, Serialize)]
-struct Connections {
-    public: u64,
-    private: u64,
+pub(super) struct Connections {
+    pub(super) public: u64,
+    pub(super) private: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct Transports {
+    pub(super) public: TransportCounts,
+    pub(super) private: TransportCounts,
+}
+
+/// Sockets of one namespace by transport.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub(crate) struct TransportCounts {
+    /// On a WebSocket.
+    pub(crate) websocket: u64,
+    /// On HTTP long-polling.
+    pub(crate) polling: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct Busy {
+    pub(super) workspace: String,
+    pub(super) members: usize,
+}
+
+#[derive(Debug, Deserialize)]
+struct StatusQuery {
+    refresh: Option<u32>,
+}
+
+/// The sockets of the namespace at `path` by transport (none when it does not exist).
+pub(crate) fn transport_counts(io: &Io, path: &str) -> TransportCounts {
+    let sockets = io.of(path).map(|ns| ns.sockets()).unwrap_or_default();
+    let websocket = sockets
+        .iter()
+        .filter(|socket| socket.transport_type() == TransportType::Websocket)
+        .count() as u64;
+    TransportCounts {
+        websocket,
+        polling: sockets.len() as u64 - websocket,
+    }
 }
 
 pub(super) fn router() -> Router<AppState> {
@@ -44,33 +118,96 @@ pub(super) fn router() -> Router<AppState> {
 
 async fn status(
     State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
     key: Result<KeyHolder, ApiError>,
-) -> Result<Json<Status>, ApiError> {
+) -> Result<Response, ApiError> {
     if !state.cfg.status_public {
         key?;
     }
-    let count = |path: &str| state.io.of(path).map_or(0, |ns| ns.sockets().len() as u64);
-    let workspaces = match state.io.of(&state.cfg.public.path) {
-        Some(ns) => ns
-            .rooms()
-            .await
-            .map_err(|_| ApiError::Unavailable)?
-            .iter()
-            .filter(|room| rooms::is_workspace_room(room))
-            .count(),
-        None => 0,
+    let status = gather(&state).await?;
+    let mut response = if accept::prefers_html(&headers) {
+        let refresh = query
+            .and_then(|q| serde_urlencoded::from_str::<StatusQuery>(&q).ok())
+            .and_then(|q| q.refresh)
+            .unwrap_or(DEFAULT_REFRESH_S)
+            .min(MAX_REFRESH_S);
+        let namespaces = Namespaces {
+            public: &state.cfg.public.path,
+            private: &state.cfg.private.path,
+        };
+        status_page::response(&status, &namespaces, refresh)
+    } else {
+        Json(status).into_response()
     };
-    Ok(Json(Status {
+    response
+        .headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("accept"));
+    Ok(response)
+}
+
+async fn gather(state: &AppState) -> Result<Status, ApiError> {
+    let public = transport_counts(&state.io, &state.cfg.public.path);
+    let private = transport_counts(&state.io, &state.cfg.private.path);
+    let (workspaces, busiest_workspaces) = match state.io.of(&state.cfg.public.path) {
+        Some(ns) => {
+            let rooms = ns
+                .clone()
+                .rooms()
+                .await
+                .map_err(|_| ApiError::Unavailable)?;
+            let workspace_rooms = || {
+                rooms
+                    .iter()
+                    .map(|room| &**room)
+                    .filter(|room| rooms::is_workspace_room(room))
+            };
+            let busiest = busiest(workspace_rooms().take(MAX_RANKED_ROOMS), |room| {
+                ns.clone().within(room.to_owned()).sockets().len()
+            });
+            (workspace_rooms().count(), busiest)
+        }
+        None => (0, Vec::new()),
+    };
+    Ok(Status {
         status: "ON",
         version: env!("CARGO_PKG_VERSION"),
         uptime_s: state.started.elapsed().as_secs(),
         connections: Connections {
-            public: count(&state.cfg.public.path),
-            private: count(&state.cfg.private.path),
+            public: public.websocket + public.polling,
+            private: private.websocket + private.polling,
         },
+        transports: Transports { public, private },
         workspaces,
-        cluster: cluster_status(&state).await,
-    }))
+        busiest_workspaces,
+        events_per_second: state.metrics.throughput.rates(),
+        cluster: cluster_status(state).await,
+    })
+}
+
+/// The [`TOP_WORKSPACES`] workspace rooms with the most members, most first (ties by id).
+fn busiest<'a>(
+    workspace_rooms: impl Iterator<Item = &'a str>,
+    members: impl Fn(&str) -> usize,
+) -> Vec<Busy> {
+    // A min-heap of the best so far: the weakest on top, dropped when a better one comes.
+    let mut top = BinaryHeap::with_capacity(TOP_WORKSPACES + 1);
+    for room in workspace_rooms {
+        let Some(id) = rooms::workspace_of(room) else {
+            continue;
+        };
+        top.push(Reverse((members(room), Reverse(id))));
+        if top.len() > TOP_WORKSPACES {
+            top.pop();
+        }
+    }
+    top.into_sorted_vec()
+        .into_iter()
+        .map(|Reverse((members, Reverse(id)))| Busy {
+            workspace: id.as_str().to_owned(),
+            members,
+        })
+        .collect()
 }
 
 async fn cluster_status(state: &AppState) -> Option<ClusterStatus> {
@@ -91,4 +228,40 @@ async fn cluster_status(state: &AppState) -> Option<ClusterStatus> {
         },
         nodes,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_busiest_are_ranked_most_first_and_bounded() {
+        let rooms: Vec<String> = (0..50).map(|n| format!("workspace:ws-{n:02}")).collect();
+        let members = |room: &str| {
+            let n: usize = room.trim_start_matches("workspace:ws-").parse().unwrap();
+            n % 20
+        };
+        let top = busiest(rooms.iter().map(String::as_str), members);
+        let ranked: Vec<(&str, usize)> = top
+            .iter()
+            .map(|b| (b.workspace.as_str(), b.members))
+            .collect();
+        assert_eq!(ranked.len(), TOP_WORKSPACES);
+        // 19 members: ws-19 and ws-39 (ties by id); then 18: ws-18, ws-38; ...
+        assert_eq!(
+            &ranked[..4],
+            &[("ws-19", 19), ("ws-39", 19), ("ws-18", 18), ("ws-38", 18)]
+        );
+        assert!(ranked.windows(2).all(|w| w[0].1 >= w[1].1));
+    }
+
+    #[test]
+    fn fewer_rooms_than_the_top_are_all_listed() {
+        let top = busiest(["workspace:a", "workspace:b"].into_iter(), |room| {
+            usize::from(room.ends_with('b')) + 1
+        });
+        let ids: Vec<&str> = top.iter().map(|b| b.workspace.as_str()).collect();
+        assert_eq!(ids, ["b", "a"]);
+        assert!(busiest(std::iter::empty(), |_| 1).is_empty());
+    }
 }
