@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as README.md gives it: formatting and lints, the Rust unit and
-# integration tests, then the real socket.io-client (4.8.4 and 2.5.0) against the release binary.
+# integration tests, the real socket.io-client (4.8.4 and 2.5.0) against the release binary,
+# then smoke runs of the benchmark harness, the soak (docs/reliability.md) and the fuzzers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,3 +23,7 @@ HERALD_BIN="$(cd .. && pwd)/target/release/herald" npm test
 cd ..
 echo "== bench --quick (smoke test of the benchmark harness: herald and the npm reference; no timing assertions)"
 bench/run --quick
+echo "== bench soak --smoke (2 minutes of connect/disconnect churn and publishing: nothing fails, open files come back)"
+target/release/bench soak --smoke
+echo "== fuzz --smoke (every parser target for a few seconds)"
+scripts/fuzz.sh --smoke
