@@ -360,7 +360,13 @@ impl Config {
             figment = figment.merge(Toml::string(&text));
         }
         figment = figment
-            .merge(Env::prefixed(ENV_PREFIX).split("__").ignore(&["config"]))
+            // HERALD_CONFIG names the file and HERALD_DOCTOR_TOKEN is `herald doctor`'s token:
+            // command-line inputs, not configuration keys.
+            .merge(
+                Env::prefixed(ENV_PREFIX)
+                    .split("__")
+                    .ignore(&["config", "doctor_token"]),
+            )
             .merge(overrides.into_figment());
         figment
             .extract()

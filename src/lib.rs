@@ -22,6 +22,7 @@
 //! - [`recovery`]: Socket.IO connection state recovery (`pid`, offsets, saved sessions).
 //! - [`http`]: health, status and HTTP publishing.
 //! - [`server`]: wires it all up and serves with graceful shutdown.
+//! - [`doctor`]: `herald doctor <URL>`, a browser's connection checked step by step.
 //! - [`state`], [`error`], [`shutdown`], [`telemetry`]: shared plumbing.
 
 pub mod auth;
@@ -29,6 +30,7 @@ pub mod chat;
 pub mod cluster;
 pub mod config;
 pub mod connection;
+pub mod doctor;
 pub mod error;
 pub mod history;
 pub mod http;

@@ -1,7 +1,8 @@
 //! The `herald` binary: parses the command line and calls the library.
 //!
 //! `herald [--config FILE] [--host IP] [--port N]` serves; `herald token --user ID ...` mints a
-//! development JWT with the configured secret.
+//! development JWT with the configured secret; `herald doctor URL` checks how a browser gets
+//! (or fails to get) connected to a deployed herald.
 
 use std::{net::IpAddr, path::PathBuf, sync::Arc, time::Duration};
 
@@ -48,6 +49,47 @@ enum Command {
     Serve,
     /// Mint a JWT for development, signed with the configured secret.
     Token(TokenArgs),
+    /// Connect to a public URL the way a browser does and say where and why it fails.
+    Doctor(DoctorArgs),
+}
+
+#[derive(Debug, Args)]
+struct DoctorArgs {
+    /// The public URL browsers use: https://push.example.com, http://host:8090, wss://...
+    /// Its path, when it has one, is the Engine.IO path.
+    url: String,
+    /// Engine.IO path, when not in the URL (default /socket.io; Open-Xchange: /socket.io/appsuite).
+    #[arg(long)]
+    path: Option<String>,
+    /// Socket.IO namespace of browsers (default: public.path of the configuration, /public).
+    #[arg(long)]
+    namespace: Option<String>,
+    /// Browser token to connect with (never printed). Without one, authentication is skipped.
+    #[arg(
+        long,
+        env = "HERALD_DOCTOR_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "token_file"
+    )]
+    token: Option<String>,
+    /// File holding the browser token.
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    /// Workspace to register to after connecting.
+    #[arg(long)]
+    workspace: Option<String>,
+    /// PEM file of a private CA to trust besides the public roots.
+    #[arg(long)]
+    ca: Option<PathBuf>,
+    /// Origin header to send, as the web application's page would (for allowed_origins).
+    #[arg(long)]
+    origin: Option<String>,
+    /// Bound of each step, e.g. "5s".
+    #[arg(long, default_value = "5s", value_parser = humantime_parse)]
+    timeout: Duration,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -75,7 +117,7 @@ fn humantime_parse(s: &str) -> Result<Duration, String> {
 
 fn main() -> std::process::ExitCode {
     match run(Cli::parse()) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(error) => {
             // The chain of causes, one line, without a backtrace: these are user errors
             // (bad config, port in use) more often than bugs.
@@ -85,7 +127,7 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     let overrides = Overrides {
         host: cli.common.host,
         port: cli.common.port,
@@ -96,9 +138,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve => {
             let dev_mode_allowed = cli.common.config.is_none();
             let generated = cfg.validate(dev_mode_allowed)?;
-            serve(cfg, &generated)
+            serve(cfg, &generated).map(|()| std::process::ExitCode::SUCCESS)
         }
-        Command::Token(args) => token(&cfg, &args),
+        Command::Token(args) => token(&cfg, &args).map(|()| std::process::ExitCode::SUCCESS),
+        Command::Doctor(args) => doctor(&cfg, args),
     }
 }
 
@@ -183,6 +226,53 @@ fn print_development_banner(
         ns = cfg.public.path,
         path = cfg.engine_path,
     );
+}
+
+/// `herald doctor`: runs the checks and prints the report; exits 1 when a step failed (the
+/// report already says why).
+#[allow(clippy::print_stdout)]
+fn doctor(cfg: &Config, args: DoctorArgs) -> anyhow::Result<std::process::ExitCode> {
+    let token = match (&args.token, &args.token_file) {
+        (Some(token), _) => Some(token.trim().to_owned()),
+        (None, Some(path)) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("read the token file {}", path.display()))?
+                .trim()
+                .to_owned(),
+        ),
+        (None, None) => None,
+    };
+    // With the server's JWT configuration here, doctor can name why a token is refused.
+    let verifier = (cfg.auth.mode == herald::config::AuthMode::Jwt)
+        .then(|| jwt::JwtVerifier::from_config(&cfg.auth.jwt).ok())
+        .flatten();
+    let opts = herald::doctor::Options {
+        url: args.url,
+        path: args.path,
+        namespace: args.namespace.unwrap_or_else(|| cfg.public.path.clone()),
+        token: token.map(herald::config::Secret::new),
+        workspace: args.workspace,
+        ca: args.ca,
+        origin: args.origin,
+        timeout: args.timeout,
+        verifier,
+        leeway: cfg.auth.jwt.leeway,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("start the tokio runtime")?;
+    let report = runtime.block_on(herald::doctor::run(&opts));
+    if args.json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.to_text());
+    }
+    Ok(if report.ok {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
+    })
 }
 
 #[allow(clippy::print_stdout)]

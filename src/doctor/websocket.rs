@@ -1,0 +1,188 @@
+//! The WebSocket upgrade of the polling session (`transport=websocket&sid=...`, probe
+//! `2probe`/`3probe`, then `5`), as socket.io-client does it, and the Engine.IO framing on the
+//! upgraded socket.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use rustls::ClientConfig;
+use tokio::time::Instant;
+use tokio_tungstenite::{
+    WebSocketStream,
+    tungstenite::{self, Message, client::IntoClientRequest as _, http::HeaderValue},
+};
+
+use super::{
+    net::secs,
+    report::{Failure, Passed, snippet},
+    target::Target,
+    tls::{Stream, open},
+};
+
+/// The upgraded Engine.IO session.
+pub(crate) type Ws = WebSocketStream<Box<dyn Stream>>;
+
+/// Where the shipped nginx configuration is, for hints.
+const NGINX_CONF: &str = "deploy/nginx/herald.conf";
+
+/// Upgrades the session `sid` to a WebSocket.
+pub(crate) async fn upgrade(
+    target: &Target,
+    addr: SocketAddr,
+    tls: Option<Arc<ClientConfig>>,
+    origin: Option<&str>,
+    sid: &str,
+    timeout: Duration,
+) -> Result<Passed<Ws>, Failure> {
+    let sid_query = serde_urlencoded::to_string([("transport", "websocket"), ("sid", sid)])
+        .map_err(|e| Failure::new(format!("bad session id: {e}"), "a bug in herald doctor"))?;
+    let url = target.ws_url(&sid_query);
+    let path = target.engine_query("transport=websocket&sid=…");
+    let mut request = url.as_str().into_client_request().map_err(|e| {
+        Failure::new(
+            format!("cannot build the upgrade request: {e}"),
+            "a bug in herald doctor",
+        )
+    })?;
+    if let Some(origin) = origin {
+        let value = HeaderValue::from_str(origin).map_err(|_| {
+            Failure::new(
+                "the --origin value is not a valid header",
+                "give scheme://host[:port]",
+            )
+        })?;
+        request.headers_mut().insert("Origin", value);
+    }
+    let stream = open(target, addr, tls, timeout).await?;
+    let handshake = tokio_tungstenite::client_async(request, stream);
+    let mut ws = match tokio::time::timeout(timeout, handshake).await {
+        Ok(Ok((ws, _response))) => ws,
+        Ok(Err(e)) => return Err(explain_handshake(&path, e)),
+        Err(_) => {
+            return Err(Failure::new(
+                format!(
+                    "GET {path} (Upgrade: websocket): no answer within {}",
+                    secs(timeout)
+                ),
+                format!(
+                    "a proxy holds the upgrade request: it must speak HTTP/1.1 to herald and \
+                     pass the Upgrade/Connection headers (nginx: proxy_http_version 1.1, see \
+                     {NGINX_CONF})"
+                ),
+            ));
+        }
+    };
+    // Probe, as socket.io-client does before it moves the session.
+    let deadline = Instant::now() + timeout;
+    send(&mut ws, "2probe")
+        .await
+        .map_err(|e| probe_failure(&e))?;
+    let pong = next_text(&mut ws, deadline)
+        .await
+        .map_err(|e| probe_failure(&e))?;
+    if pong != "3probe" {
+        return Err(probe_failure(&format!(
+            "expected the probe answer \"3probe\", got {:?}",
+            snippet(&pong, 60)
+        )));
+    }
+    send(&mut ws, "5").await.map_err(|e| probe_failure(&e))?;
+    Ok(Passed::new(
+        ws,
+        format!("GET {path}: 101 Switching Protocols, probe answered, session upgraded"),
+    ))
+}
+
+fn explain_handshake(path: &str, error: tungstenite::Error) -> Failure {
+    let stripped = format!(
+        "the WebSocket upgrade is stripped by a proxy: clients will be stuck on long-polling; \
+         add proxy_http_version 1.1 and the Upgrade/Connection headers (see {NGINX_CONF})"
+    );
+    match error {
+        tungstenite::Error::Http(response) => {
+            let status = response.status();
+            let body = response
+                .body()
+                .as_deref()
+                .map(String::from_utf8_lossy)
+                .unwrap_or_default();
+            let what = format!(
+                "GET {path} (Upgrade: websocket) answered {status} instead of 101 Switching \
+                 Protocols{}",
+                if body.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {:?}", snippet(&body, 80))
+                }
+            );
+            let hint = match status.as_u16() {
+                502..=504 => format!(
+                    "the proxy lost herald while upgrading; with nginx, check the engine path's \
+                     location against {NGINX_CONF}"
+                ),
+                403 => "the upgrade is refused by an origin check or a firewall in front of \
+                        herald"
+                    .to_owned(),
+                404 => "the proxy does not route WebSocket requests for the engine path to \
+                        herald"
+                    .to_owned(),
+                _ => stripped,
+            };
+            Failure::new(what, hint)
+        }
+        tungstenite::Error::Protocol(e) => Failure::new(
+            format!("GET {path} (Upgrade: websocket): broken upgrade answer: {e}"),
+            stripped,
+        ),
+        other => Failure::new(
+            format!("GET {path} (Upgrade: websocket) failed: {other}"),
+            stripped,
+        ),
+    }
+}
+
+fn probe_failure(error: &str) -> Failure {
+    Failure::new(
+        format!("the WebSocket opened, but the Engine.IO probe failed: {error}"),
+        format!(
+            "something between the client and herald does not pass WebSocket frames through \
+             (or herald lost the session: with several nodes, the upgrade must reach the node \
+             of the polling session, nginx ip_hash in {NGINX_CONF})"
+        ),
+    )
+}
+
+/// Sends one text frame.
+pub(crate) async fn send(ws: &mut Ws, text: &str) -> Result<(), String> {
+    ws.send(Message::text(text))
+        .await
+        .map_err(|e| format!("sending failed: {e}"))
+}
+
+/// The next Engine.IO text packet other than a ping (answered) or a noop, before `deadline`.
+pub(crate) async fn next_text(ws: &mut Ws, deadline: Instant) -> Result<String, String> {
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, ws.next()).await {
+            Err(_) => return Err("no answer in time".to_owned()),
+            Ok(None) => return Err("the server closed the WebSocket".to_owned()),
+            Ok(Some(Err(e))) => return Err(format!("the WebSocket broke: {e}")),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        match frame {
+            Message::Text(text) => match text.as_str() {
+                "2" => send(ws, "3").await?,
+                "6" => {}
+                "1" => return Err("the server closed the Engine.IO session".to_owned()),
+                other => return Ok(other.to_owned()),
+            },
+            Message::Close(frame) => {
+                let why = frame.map(|f| f.reason.to_string()).unwrap_or_default();
+                return Err(format!("the server closed the WebSocket {why}")
+                    .trim_end()
+                    .to_owned());
+            }
+            // Binary attachments, pings and pongs are not part of what doctor asks for.
+            _ => {}
+        }
+    }
+}
