@@ -1,10 +1,10 @@
 //! `herald doctor <public URL>`: connects the way a browser's socket.io-client does and says,
 //! step by step and in plain words, where it stops and why.
 //!
-//! The steps ([`Step`]), each bounded by [`Options::timeout`]: URL → DNS ([`net`]) → TCP →
-//! TLS for https/wss ([`tls`]) → the Engine.IO polling handshake ([`engine`]) → the WebSocket
-//! upgrade of that session ([`websocket`]) → the Socket.IO CONNECT with the token and
-//! `register` of a workspace ([`socketio`], with [`token`] explaining refusals). The first
+//! The steps ([`Step`]), each bounded by [`Options::timeout`]: URL → DNS (`net`) → TCP →
+//! TLS for https/wss (`tls`) → the Engine.IO polling handshake (`engine`) → the WebSocket
+//! upgrade of that session (`websocket`) → the Socket.IO CONNECT with the token and
+//! `register` of a workspace (`socketio`, with `token` explaining refusals). The first
 //! failing step ends the run with the likely cause and the fix; the [`Report`] renders as text
 //! or JSON. The binary's `doctor` subcommand only parses flags and prints the report.
 

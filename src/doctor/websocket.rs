@@ -74,30 +74,32 @@ pub(crate) async fn upgrade(
     };
     // Probe, as socket.io-client does before it moves the session.
     let deadline = Instant::now() + timeout;
-    send(&mut ws, "2probe")
-        .await
-        .map_err(|e| probe_failure(&e))?;
-    let pong = next_text(&mut ws, deadline)
-        .await
-        .map_err(|e| probe_failure(&e))?;
+    let closed = |e: String| probe_failure(ProbeError::Closed(e));
+    send(&mut ws, "2probe").await.map_err(closed)?;
+    let pong = match next_text(&mut ws, deadline).await {
+        Ok(pong) => pong,
+        Err(e) if e == NO_ANSWER => return Err(probe_failure(ProbeError::Silent)),
+        Err(e) => return Err(closed(e)),
+    };
     if pong != "3probe" {
-        return Err(probe_failure(&format!(
-            "expected the probe answer \"3probe\", got {:?}",
-            snippet(&pong, 60)
-        )));
+        return Err(probe_failure(ProbeError::Unexpected(pong)));
     }
-    send(&mut ws, "5").await.map_err(|e| probe_failure(&e))?;
+    send(&mut ws, "5").await.map_err(closed)?;
     Ok(Passed::new(
         ws,
         format!("GET {path}: 101 Switching Protocols, probe answered, session upgraded"),
     ))
 }
 
-fn explain_handshake(path: &str, error: tungstenite::Error) -> Failure {
-    let stripped = format!(
+/// The hint for an upgrade that never reached herald as one.
+fn stripped() -> String {
+    format!(
         "the WebSocket upgrade is stripped by a proxy: clients will be stuck on long-polling; \
          add proxy_http_version 1.1 and the Upgrade/Connection headers (see {NGINX_CONF})"
-    );
+    )
+}
+
+fn explain_handshake(path: &str, error: tungstenite::Error) -> Failure {
     match error {
         tungstenite::Error::Http(response) => {
             let status = response.status();
@@ -126,30 +128,59 @@ fn explain_handshake(path: &str, error: tungstenite::Error) -> Failure {
                 404 => "the proxy does not route WebSocket requests for the engine path to \
                         herald"
                     .to_owned(),
-                _ => stripped,
+                _ => stripped(),
             };
             Failure::new(what, hint)
         }
         tungstenite::Error::Protocol(e) => Failure::new(
             format!("GET {path} (Upgrade: websocket): broken upgrade answer: {e}"),
-            stripped,
+            stripped(),
         ),
         other => Failure::new(
             format!("GET {path} (Upgrade: websocket) failed: {other}"),
-            stripped,
+            stripped(),
         ),
     }
 }
 
-fn probe_failure(error: &str) -> Failure {
-    Failure::new(
-        format!("the WebSocket opened, but the Engine.IO probe failed: {error}"),
-        format!(
-            "something between the client and herald does not pass WebSocket frames through \
-             (or herald lost the session: with several nodes, the upgrade must reach the node \
-             of the polling session, nginx ip_hash in {NGINX_CONF})"
+/// Why the probe failed.
+enum ProbeError {
+    /// Nothing came back in time.
+    Silent,
+    /// The connection closed or broke.
+    Closed(String),
+    /// Something other than `3probe` came back.
+    Unexpected(String),
+}
+
+fn probe_failure(error: ProbeError) -> Failure {
+    match error {
+        // What nginx without the headers does: it passes herald's 101 on, but herald never
+        // saw an upgrade request and closes the connection.
+        ProbeError::Closed(why) => Failure::new(
+            format!("the WebSocket answered 101, then closed before the Engine.IO probe: {why}"),
+            format!(
+                "{}. (With several herald nodes, an upgrade that reaches another node than the \
+                 polling session's ends the same way: the proxy must pin sessions, nginx ip_hash)",
+                stripped()
+            ),
         ),
-    )
+        ProbeError::Silent => Failure::new(
+            "the WebSocket opened, but the Engine.IO probe got no answer in time",
+            format!(
+                "something between the client and herald does not pass WebSocket frames \
+                 through; with nginx compare the engine path's location with {NGINX_CONF}"
+            ),
+        ),
+        ProbeError::Unexpected(text) => Failure::new(
+            format!(
+                "the WebSocket opened, but the Engine.IO probe was answered {:?} instead of \
+                 \"3probe\"",
+                snippet(&text, 60)
+            ),
+            "another server than herald answers WebSocket requests on this path",
+        ),
+    }
 }
 
 /// Sends one text frame.
@@ -159,11 +190,14 @@ pub(crate) async fn send(ws: &mut Ws, text: &str) -> Result<(), String> {
         .map_err(|e| format!("sending failed: {e}"))
 }
 
+/// What [`next_text`] says when nothing came before the deadline.
+pub(crate) const NO_ANSWER: &str = "no answer in time";
+
 /// The next Engine.IO text packet other than a ping (answered) or a noop, before `deadline`.
 pub(crate) async fn next_text(ws: &mut Ws, deadline: Instant) -> Result<String, String> {
     loop {
         let frame = match tokio::time::timeout_at(deadline, ws.next()).await {
-            Err(_) => return Err("no answer in time".to_owned()),
+            Err(_) => return Err(NO_ANSWER.to_owned()),
             Ok(None) => return Err("the server closed the WebSocket".to_owned()),
             Ok(Some(Err(e))) => return Err(format!("the WebSocket broke: {e}")),
             Ok(Some(Ok(frame))) => frame,
