@@ -181,6 +181,23 @@ describe("herald doctor against herald directly", () => {
   });
 });
 
+describe("herald doctor with allowed_origins = [\"https://cells.example.com\"]", () => {
+  let herald;
+  before(async () => {
+    herald = await startHerald("doctor-origins", { allowedOrigins: ["https://cells.example.com"] });
+  });
+  after(async () => {
+    await herald?.stop();
+  });
+
+  test("--origin of another page: the polling step fails, origin refused; the listed origin passes", async () => {
+    const refusedRun = await doctor([herald.url, "--origin", "https://evil.example.com", "--json"]);
+    assertFailedAt(refusedRun, "polling", /403[\s\S]*refused the origin https:\/\/evil\.example\.com[\s\S]*allowed_origins/);
+    const listed = await doctor([herald.url, "--origin", "https://cells.example.com", "--json"]);
+    assertAllPassed(listed, "url:pass dns:pass tcp:pass tls:skip polling:pass websocket:pass connect:skip");
+  });
+});
+
 describe("herald doctor through nginx", () => {
   let herald;
   before(async () => {

@@ -9,7 +9,9 @@ use rustls::ClientConfig;
 use tokio::time::Instant;
 use tokio_tungstenite::{
     WebSocketStream,
-    tungstenite::{self, Message, client::IntoClientRequest as _, http::HeaderValue},
+    tungstenite::{
+        self, Message, client::IntoClientRequest as _, http::HeaderValue, protocol::WebSocketConfig,
+    },
 };
 
 use super::{
@@ -21,6 +23,10 @@ use super::{
 
 /// The upgraded Engine.IO session.
 pub(crate) type Ws = WebSocketStream<Box<dyn Stream>>;
+
+/// The largest message doctor accepts: its answers are a few hundred bytes, and a server that
+/// sends more is not let near this process's memory.
+const MAX_MESSAGE: usize = 1024 * 1024;
 
 /// Where the shipped nginx configuration is, for hints.
 const NGINX_CONF: &str = "deploy/nginx/herald.conf";
@@ -54,7 +60,10 @@ pub(crate) async fn upgrade(
         request.headers_mut().insert("Origin", value);
     }
     let stream = open(target, addr, tls, timeout).await?;
-    let handshake = tokio_tungstenite::client_async(request, stream);
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(MAX_MESSAGE))
+        .max_frame_size(Some(MAX_MESSAGE));
+    let handshake = tokio_tungstenite::client_async_with_config(request, stream, Some(config));
     let mut ws = match tokio::time::timeout(timeout, handshake).await {
         Ok(Ok((ws, _response))) => ws,
         Ok(Err(e)) => return Err(explain_handshake(&path, e)),
