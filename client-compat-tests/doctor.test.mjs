@@ -40,7 +40,8 @@ async function doctor(args, { env = {} } = {}) {
   child.stderr.setEncoding("utf8").on("data", (c) => (stderr += c));
   let timer;
   const outcome = await Promise.race([
-    onceEvent(child, "exit").then(([code]) => ({ code })),
+    // "close", not "exit": stdout is read to its end.
+    onceEvent(child, "close").then(([code]) => ({ code })),
     new Promise((res) => (timer = setTimeout(() => res({ timeout: true }), DOCTOR_MS))),
   ]);
   clearTimeout(timer);
@@ -287,18 +288,29 @@ describe("herald doctor over TLS (nginx with ssl, a CA made by the test)", () =>
     await openssl(["x509", "-req", "-in", f("server.csr"), "-CA", f("ca.pem"), "-CAkey", f("ca.key"),
       "-CAcreateserial", "-out", f("server.pem"), "-days", "2", "-extfile", f("ext.cnf")]);
 
+    // The same certificate, expired yesterday.
+    await openssl(["x509", "-req", "-in", f("server.csr"), "-CA", f("ca.pem"), "-CAkey", f("ca.key"),
+      "-CAcreateserial", "-out", f("expired.pem"), "-days", "-1", "-extfile", f("ext.cnf")]);
+
     herald = await startHerald("doctor-tls", { trustedProxies: ["127.0.0.1"] });
-    tlsPort = await freePort();
-    nginx = await startNginx("doctor-tls", {
+    ({ nginx, tlsPort } = await startTlsNginx("doctor-tls", f("server.pem")));
+  });
+
+  /** nginx in front of herald with a second, TLS listener (beside the plain one startNginx
+   * checks /health on) serving `cert`. */
+  async function startTlsNginx(label, cert) {
+    const port = await freePort();
+    const started = await startNginx(label, {
       upstreams: [`127.0.0.1:${herald.port}`],
-      // A second, TLS listener beside the plain one startNginx checks /health on.
       transform: (conf) => conf.replace(
         /^(\s*)listen (127\.0\.0\.1:\d+);$/m,
-        `$1listen $2;\n$1listen 127.0.0.1:${tlsPort} ssl;\n` +
-          `$1ssl_certificate ${f("server.pem")};\n$1ssl_certificate_key ${f("server.key")};`,
+        `$1listen $2;\n$1listen 127.0.0.1:${port} ssl;\n` +
+          `$1ssl_certificate ${cert};\n$1ssl_certificate_key ${join(dir, "server.key")};`,
       ),
     });
-  });
+    return { nginx: started, tlsPort: port };
+  }
+
   after(async () => {
     await nginx?.stop();
     await herald?.stop();
@@ -324,5 +336,15 @@ describe("herald doctor over TLS (nginx with ssl, a CA made by the test)", () =>
   test("a name the certificate does not cover: the tls step fails, wrong name", async () => {
     const res = await doctor([`https://127.0.0.1:${tlsPort}`, "--ca", join(dir, "ca.pem"), "--json"]);
     assertFailedAt(res, "tls", /not valid for the name 127\.0\.0\.1 \(wrong name\)/);
+  });
+
+  test("an expired certificate: the tls step fails, expired", async () => {
+    const expired = await startTlsNginx("doctor-tls-expired", join(dir, "expired.pem"));
+    try {
+      const res = await doctor([`https://localhost:${expired.tlsPort}`, "--ca", join(dir, "ca.pem"), "--json"]);
+      assertFailedAt(res, "tls", /certificate of localhost has expired[\s\S]*renew/);
+    } finally {
+      await expired.nginx.stop();
+    }
   });
 });

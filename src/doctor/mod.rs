@@ -68,16 +68,8 @@ pub async fn run(opts: &Options) -> Report {
     };
 
     let tls = if target.secure {
-        let config = tls::client_config(opts.ca.as_deref());
-        let Some(config) = report.record(
-            Step::Tls,
-            match config {
-                Ok(config) => tls::check(&target, addr, config.clone(), opts.ca.is_some(), timeout)
-                    .await
-                    .map(|p| report::Passed::new(config, p.detail)),
-                Err(failure) => Err(failure),
-            },
-        ) else {
+        let checked = tls::check(&target, addr, opts.ca.as_deref(), timeout).await;
+        let Some(config) = report.record(Step::Tls, checked) else {
             return report;
         };
         Some(config)

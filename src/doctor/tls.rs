@@ -21,7 +21,7 @@ pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
 
 /// The client configuration: webpki roots, plus the certificates of `ca` when given.
-pub(crate) fn client_config(ca: Option<&Path>) -> Result<Arc<ClientConfig>, Failure> {
+fn client_config(ca: Option<&Path>) -> Result<Arc<ClientConfig>, Failure> {
     let mut roots = RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(path) = ca {
         let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(path)
@@ -61,27 +61,28 @@ pub(crate) fn client_config(ca: Option<&Path>) -> Result<Arc<ClientConfig>, Fail
     Ok(Arc::new(config))
 }
 
-/// The TLS step: a handshake with `addr`, checking the certificate against `target.host`.
+/// The TLS step: a handshake with `addr`, checking the certificate against `target.host`
+/// with the public roots and `ca`. Passes on the configuration for the later steps.
 pub(crate) async fn check(
     target: &Target,
     addr: SocketAddr,
-    config: Arc<ClientConfig>,
-    with_ca: bool,
+    ca: Option<&Path>,
     timeout: Duration,
-) -> Result<Passed<()>, Failure> {
-    let tls = handshake(target, addr, config, timeout).await?;
+) -> Result<Passed<Arc<ClientConfig>>, Failure> {
+    let config = client_config(ca)?;
+    let tls = handshake(target, addr, config.clone(), timeout).await?;
     let version = tls
         .get_ref()
         .1
         .protocol_version()
         .map_or_else(|| "TLS".to_owned(), |v| format!("{v:?}").replace('_', "."));
-    let trust = if with_ca {
+    let trust = if ca.is_some() {
         "the public roots or the --ca file"
     } else {
         "the public roots"
     };
     Ok(Passed::new(
-        (),
+        config,
         format!(
             "{version} with {}, certificate valid for {} and trusted by {trust}",
             addr, target.host
