@@ -199,3 +199,34 @@ pub(crate) fn snippet(text: &str, max: usize) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_has_a_mark_per_step_the_fix_and_the_verdict() {
+        let mut report = Report::new("http://x");
+        assert_eq!(
+            report.record(Step::Url, Ok(Passed::new(7, "parsed"))),
+            Some(7)
+        );
+        report.skip(Step::Tls, "plain");
+        let failed: Option<()> =
+            report.record(Step::Polling, Err(Failure::new("404", "use /socket.io")));
+        assert!(failed.is_none());
+        report.conclude("OK: never shown after a failure");
+        assert!(!report.ok);
+        let text = report.to_text();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[1], "PASS  url        parsed");
+        assert_eq!(lines[2], "SKIP  tls        plain");
+        assert_eq!(lines[3], "FAIL  polling    404");
+        assert_eq!(lines[4].trim(), "fix: use /socket.io");
+        assert_eq!(lines[5], "verdict: FAIL at step polling: 404");
+        let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+        assert_eq!(json["steps"][2]["status"], "fail");
+        assert_eq!(json["steps"][2]["hint"], "use /socket.io");
+        assert_eq!(snippet("a\nbcdef", 3), "a b…");
+    }
+}
