@@ -230,7 +230,6 @@ fn print_development_banner(
 
 /// `herald doctor`: runs the checks and prints the report; exits 1 when a step failed (the
 /// report already says why).
-#[allow(clippy::print_stdout)]
 fn doctor(cfg: &Config, args: DoctorArgs) -> anyhow::Result<std::process::ExitCode> {
     let token = match (&args.token, &args.token_file) {
         (Some(token), _) => Some(token.trim().to_owned()),
@@ -263,11 +262,13 @@ fn doctor(cfg: &Config, args: DoctorArgs) -> anyhow::Result<std::process::ExitCo
         .build()
         .context("start the tokio runtime")?;
     let report = runtime.block_on(herald::doctor::run(&opts));
-    if args.json {
-        println!("{}", report.to_json());
+    let text = if args.json {
+        report.to_json() + "\n"
     } else {
-        print!("{}", report.to_text());
-    }
+        report.to_text()
+    };
+    // Not print!: a closed stdout (`| head`) must not panic.
+    let _ = std::io::stdout().write_all(text.as_bytes());
     Ok(if report.ok {
         std::process::ExitCode::SUCCESS
     } else {
