@@ -16,6 +16,7 @@ mod connect_race;
 mod delivery;
 mod dev_mode;
 mod disconnect_user;
+mod doctor;
 mod expiry;
 mod history;
 mod http_api;
