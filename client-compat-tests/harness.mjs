@@ -96,8 +96,13 @@ export function renderConfig({
   cluster,
   chat,
   tls,
+  shutdownTimeout,
+  shutdown,
+  limits,
+  authBackend,
 } = {}) {
   const lines = [];
+  if (shutdownTimeout !== undefined) lines.push(`shutdown_timeout = ${tomlString(shutdownTimeout)}`);
   if (enginePath !== undefined) lines.push(`engine_path = ${tomlString(enginePath)}`);
   if (statusPublic !== undefined) lines.push(`status_public = ${statusPublic ? "true" : "false"}`);
   if (trustedProxies !== undefined) {
@@ -110,6 +115,11 @@ export function renderConfig({
   lines.push("", "[private]", `key = ${tomlString(privateKey)}`);
   if (authorizedHosts !== undefined) {
     lines.push(`authorized_hosts = [${authorizedHosts.map(tomlString).join(", ")}]`);
+  }
+  if (authBackend !== undefined) {
+    // {url, timeout?}: browsers are authenticated by that backend (auth.mode = "backend").
+    lines.push("", "[auth]", 'mode = "backend"', `backend_url = ${tomlString(authBackend.url)}`);
+    if (authBackend.timeout !== undefined) lines.push(`backend_timeout = ${tomlString(authBackend.timeout)}`);
   }
   lines.push("", "[auth.jwt]", `secret = ${tomlString(jwtSecret)}`);
   if (issuer !== undefined) lines.push(`issuer = ${tomlString(issuer)}`);
@@ -150,6 +160,14 @@ export function renderConfig({
   }
   if (tls !== undefined) {
     lines.push("", "[tls]", `cert = ${tomlString(tls.cert)}`, `key = ${tomlString(tls.key)}`);
+  }
+  for (const [section, values] of [["limits", limits], ["shutdown", shutdown]]) {
+    // Keys as in config.default.toml; strings (durations) quoted, numbers as they are.
+    if (values === undefined) continue;
+    lines.push("", `[${section}]`);
+    for (const [key, value] of Object.entries(values)) {
+      lines.push(`${key} = ${typeof value === "string" ? tomlString(value) : value}`);
+    }
   }
   return lines.join("\n") + "\n";
 }

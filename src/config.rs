@@ -14,11 +14,13 @@ use figment::{
 use serde::{Deserialize, Serialize};
 
 mod chat;
+mod limits;
 mod net;
 mod secret;
 mod validate;
 
 pub use chat::ChatConfig;
+pub use limits::{LimitsConfig, ShutdownConfig};
 
 pub use net::{IpRange, any_contains};
 pub use secret::Secret;
@@ -56,9 +58,13 @@ pub struct Config {
     pub engine_path: String,
     /// Serve `GET /status` without the private key.
     pub status_public: bool,
-    /// Hard bound on a graceful shutdown.
+    /// Hard bound on a graceful shutdown (drain included).
     #[serde(with = "humantime_serde")]
     pub shutdown_timeout: Duration,
+    /// How a node leaves: sockets disconnected gradually.
+    pub shutdown: ShutdownConfig,
+    /// Admission control and per-client limits.
+    pub limits: LimitsConfig,
     /// Peers whose `X-Forwarded-For` header is believed.
     pub trusted_proxies: Vec<IpRange>,
     /// Browser origins allowed on the Engine.IO path (empty: any, without CORS headers).

@@ -8,7 +8,9 @@
 //!
 //! Requests carry their connection's [`Severer`] (and the usual `ConnectInfo<SocketAddr>`).
 //! A socket that started on long-polling and upgraded lives on the connection of its upgrade
-//! request, not of its handshake: [`Connections`] remembers those by Engine.IO session id.
+//! request, not of its handshake: [`Connections`] remembers those by Engine.IO session id, and,
+//! for a socket still on long-polling, the connection of its latest `GET` (cutting it fails the
+//! pending poll, and socket.io-client reconnects).
 //!
 //! With connection state recovery on, a connection that is upgraded to a WebSocket also runs
 //! its first frames through a [`FrameRewriter`], which adds the `pid` to the CONNECT answer.
@@ -230,7 +232,8 @@ pub struct Connections(Arc<Mutex<Registry>>);
 
 #[derive(Debug, Default)]
 struct Registry {
-    by_sid: HashMap<String, Weak<Shared>>,
+    /// The connection, and whether it is the session's WebSocket (else its latest poll).
+    by_sid: HashMap<String, (Weak<Shared>, bool)>,
     purge_at: usize,
 }
 
@@ -241,18 +244,35 @@ impl Connections {
     /// The connection an Engine.IO session upgraded to, while it is open.
     pub fn upgraded(&self, sid: &str) -> Option<Severer> {
         let registry = self.lock();
-        registry.by_sid.get(sid)?.upgrade().map(Severer)
+        let (connection, websocket) = registry.by_sid.get(sid)?;
+        connection.upgrade().filter(|_| *websocket).map(Severer)
     }
 
-    fn remember(&self, sid: &str, severer: &Severer) {
+    /// The connection a session lives on now: its WebSocket, or the connection of its latest
+    /// long-polling `GET`.
+    pub fn current(&self, sid: &str) -> Option<Severer> {
+        let registry = self.lock();
+        registry.by_sid.get(sid)?.0.upgrade().map(Severer)
+    }
+
+    fn remember(&self, sid: &str, severer: &Severer, websocket: bool) {
         let mut registry = self.lock();
         if registry.by_sid.len() >= registry.purge_at.max(FIRST_PURGE) {
-            registry.by_sid.retain(|_, token| token.strong_count() > 0);
+            registry
+                .by_sid
+                .retain(|_, (token, _)| token.strong_count() > 0);
             registry.purge_at = registry.by_sid.len() * 2;
+        }
+        if !websocket
+            && let Some((held, true)) = registry.by_sid.get(sid)
+            && held.strong_count() > 0
+        {
+            // A poll that raced the upgrade: the WebSocket is where the session lives.
+            return;
         }
         registry
             .by_sid
-            .insert(sid.to_owned(), Arc::downgrade(&severer.0));
+            .insert(sid.to_owned(), (Arc::downgrade(&severer.0), websocket));
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Registry> {
@@ -271,17 +291,21 @@ pub async fn expose(
     next: Next,
 ) -> Response {
     if let Some(ConnectInfo(peer)) = request.extensions_mut().remove::<ConnectInfo<Peer>>() {
+        let sid = request.uri().query().and_then(|query| {
+            query
+                .split('&')
+                .find_map(|pair| pair.strip_prefix("sid="))
+                .map(str::to_owned)
+        });
         if request.headers().contains_key(axum::http::header::UPGRADE) {
             peer.severer.upgrading();
-            let sid = request.uri().query().and_then(|query| {
-                query
-                    .split('&')
-                    .find_map(|pair| pair.strip_prefix("sid="))
-                    .map(str::to_owned)
-            });
             if let Some(sid) = sid {
-                connections.remember(&sid, &peer.severer);
+                connections.remember(&sid, &peer.severer, true);
             }
+        } else if let Some(sid) = sid
+            && request.method() == axum::http::Method::GET
+        {
+            connections.remember(&sid, &peer.severer, false);
         }
         request.extensions_mut().insert(ConnectInfo(peer.addr));
         request.extensions_mut().insert(peer.severer);
@@ -336,13 +360,23 @@ mod tests {
     fn dead_upgrades_are_forgotten() {
         let connections = Connections::default();
         let live = Severable::new(tokio::io::empty());
-        connections.remember("live", &live.severer());
+        connections.remember("live", &live.severer(), true);
         {
             let gone = Severable::new(tokio::io::empty());
-            connections.remember("gone", &gone.severer());
+            connections.remember("gone", &gone.severer(), true);
         }
         assert!(connections.upgraded("live").is_some());
         assert!(connections.upgraded("gone").is_none());
         assert!(connections.upgraded("never").is_none());
+
+        // A poll's connection is current but not an upgrade, and never replaces the WebSocket.
+        let poll = Severable::new(tokio::io::empty());
+        connections.remember("polling", &poll.severer(), false);
+        assert!(connections.upgraded("polling").is_none());
+        assert!(connections.current("polling").is_some());
+        connections.remember("live", &poll.severer(), false);
+        let current = connections.current("live").unwrap();
+        current.sever();
+        assert!(live.shared.token.is_cancelled());
     }
 }

@@ -18,6 +18,7 @@
 //! - [`connection`]: the accept loop (plain or TLS) and connections that can be cut off one by
 //!   one (slow consumers).
 //! - [`tls`]: native TLS, the certificate and key loaded at startup.
+//! - [`drain`]: sockets leave a shutting-down node gradually (rolling restarts).
 //! - [`metrics`]: what the server counts, for `GET /metrics`.
 //! - [`recovery`]: Socket.IO connection state recovery (`pid`, offsets, saved sessions).
 //! - [`http`]: health, status and HTTP publishing.
@@ -31,10 +32,12 @@ pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod doctor;
+pub mod drain;
 pub mod error;
 pub mod history;
 pub mod http;
 pub mod ids;
+pub mod limits;
 pub mod metrics;
 pub mod pipeline;
 pub mod realtime;

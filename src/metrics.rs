@@ -41,6 +41,13 @@ pub struct ConnectionLabels {
     pub transport: &'static str,
 }
 
+/// Labels of limit refusals.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct LimitLabels {
+    /// Which limit refused (`crate::limits::Limit::label`).
+    pub limit: &'static str,
+}
+
 /// Every metric of a server; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Metrics {
@@ -73,6 +80,12 @@ pub struct Metrics {
     pub redis_outages: Counter,
     /// Events per second, for `/status` (sampled by a task of the server).
     pub throughput: Throughput,
+    /// Refusals by limit (`[limits]`).
+    pub limit_refusals: Family<LimitLabels, Counter>,
+    /// Live Engine.IO sessions admitted by the handshake bound.
+    pub sessions: Gauge,
+    /// Handshakes between their Engine.IO request and their namespace admission.
+    pub handshakes_in_flight: Gauge,
 }
 
 impl Default for Metrics {
@@ -97,6 +110,8 @@ impl Metrics {
         let (replayed, resyncs, slow_disconnects) = Default::default();
         let (handshakes, registers, recoveries) = Default::default();
         let connections = Family::default();
+        let limit_refusals = Family::<LimitLabels, Counter>::default();
+        let (sessions, handshakes_in_flight) = (Gauge::default(), Gauge::default());
         // 50 µs to ~3.3 s.
         let publish_to_emit = Histogram::new(exponential_buckets(0.000_05, 2.0, 17));
 
@@ -150,6 +165,21 @@ impl Metrics {
             connections.clone(),
         );
         registry.register(
+            "limit_refusals",
+            "Refusals by limit: handshakes answered 503, events and registers refused, sockets disconnected",
+            limit_refusals.clone(),
+        );
+        registry.register(
+            "engine_sessions",
+            "Live Engine.IO sessions (counted against limits.max_connections)",
+            sessions.clone(),
+        );
+        registry.register(
+            "handshakes_in_flight",
+            "Handshakes not yet admitted to a namespace (bounded by limits.max_handshakes_in_flight)",
+            handshakes_in_flight.clone(),
+        );
+        registry.register(
             "publish_to_emit_seconds",
             "Time from publish to emit",
             publish_to_emit.clone(),
@@ -183,6 +213,9 @@ impl Metrics {
             redis_up,
             redis_outages,
             throughput: Throughput::default(),
+            limit_refusals,
+            sessions,
+            handshakes_in_flight,
         }
     }
 
@@ -195,6 +228,20 @@ impl Metrics {
         family
             .get_or_create(&OutcomeLabels { namespace, outcome })
             .inc();
+    }
+
+    /// Counts one refusal by a limit.
+    pub fn refused(&self, limit: crate::limits::Limit) {
+        self.limit_counter(limit).inc();
+    }
+
+    /// The refusal counter of one limit, to keep where it is counted often.
+    pub fn limit_counter(&self, limit: crate::limits::Limit) -> Counter {
+        self.limit_refusals
+            .get_or_create(&LimitLabels {
+                limit: limit.label(),
+            })
+            .clone()
     }
 
     /// The registry in the OpenMetrics text format.

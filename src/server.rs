@@ -2,7 +2,8 @@
 //!
 //! [`run`] takes the listener and a [`CancellationToken`] from its caller (the binary, or a test
 //! on `127.0.0.1:0`). On cancellation it stops accepting, closes every connection (clients
-//! reconnect, as after npm's `io.close()`) and waits for them to end, all within `shutdown_timeout`.
+//! reconnect, as after npm's `io.close()`) spread over `shutdown.drain` ([`crate::drain`]), and
+//! waits for them to end, all within `shutdown_timeout`.
 
 use std::{
     sync::Arc,
@@ -25,11 +26,13 @@ use crate::{
     },
     config::{AuthMode, Config},
     connection::{self, Connections, Peer, SeverableListener},
+    drain,
     history::{EventLog, MemoryLog},
     http::{
         self,
         origin::{self, OriginPolicy},
     },
+    limits::{Admission, UserSockets, admission},
     metrics::Metrics,
     pipeline::Publisher,
     realtime::{
@@ -74,7 +77,12 @@ pub enum ServerError {
 /// # Errors
 /// An authenticator that cannot be built (unreadable key file, bad backend URL).
 pub fn build(cfg: &Arc<Config>) -> Result<(Router, AppState), ServerError> {
-    let auth = Authenticator::from_config(cfg)?;
+    let metrics = if cfg.cluster.redis_url.is_some() {
+        Metrics::clustered()
+    } else {
+        Metrics::new()
+    };
+    let auth = Authenticator::from_config(cfg, &metrics)?;
     let engine = &cfg.engine;
     let (layer, io): (_, Io) = SocketIo::builder()
         .req_path(cfg.engine_path.clone())
@@ -83,14 +91,11 @@ pub fn build(cfg: &Arc<Config>) -> Result<(Router, AppState), ServerError> {
         .max_payload(engine.max_payload_bytes)
         .ws_max_message_size(usize::try_from(engine.max_payload_bytes).unwrap_or(usize::MAX))
         .max_buffer_size(engine.max_buffer_size)
+        .connect_timeout(cfg.limits.handshake_timeout)
         .transports([TransportType::Polling, TransportType::Websocket])
         .build_layer();
     let connections = Connections::default();
-    let metrics = if cfg.cluster.redis_url.is_some() {
-        Metrics::clustered()
-    } else {
-        Metrics::new()
-    };
+    let admission = Admission::new(&cfg.engine_path, &cfg.limits, &metrics);
     let slow = SlowPolicy::new(connections.clone(), metrics.slow_disconnects.clone());
     let cluster = match &cfg.cluster.redis_url {
         Some(url) => Some(Redis::open(url.expose(), &cfg.cluster.prefix)?),
@@ -123,6 +128,8 @@ pub fn build(cfg: &Arc<Config>) -> Result<(Router, AppState), ServerError> {
         auth,
         io: io.clone(),
         started: Instant::now(),
+        user_sockets: UserSockets::default(),
+        admission: admission.clone(),
         cfg: cfg.clone(),
     };
     realtime::register_namespaces(&io, &state);
@@ -153,6 +160,12 @@ pub fn build(cfg: &Arc<Config>) -> Result<(Router, AppState), ServerError> {
                 max_payload: usize::try_from(engine.max_payload_bytes).unwrap_or(usize::MAX),
             },
             polling::add_pid,
+        ))
+        // Inside the origin guard (a foreign page takes no slot) and CORS (a refusal is
+        // readable by the page, which retries).
+        .layer(axum::middleware::from_fn_with_state(
+            admission,
+            admission::admit,
         ))
         .layer(axum::middleware::from_fn_with_state(
             origins.clone(),
@@ -283,11 +296,18 @@ pub async fn run(
         result = &mut server => return flatten(result),
         () = shutdown.cancelled() => {}
     }
-    tracing::info!(timeout = ?cfg.shutdown_timeout, "shutting down: closing connections");
+    // The listener is closed (graceful shutdown of `serve`); handshakes on connections that
+    // are still open are refused and /ready answers 503.
+    state.admission.close();
+    let spread_over = cfg.shutdown.drain.min(cfg.shutdown_timeout / 2);
+    tracing::info!(timeout = ?cfg.shutdown_timeout, drain = ?spread_over, "shutting down");
     let drain = async {
         // Close the transports, as npm's io.close() does: clients see "transport close" and
         // reconnect (to another node, or to this one once it is back). A DISCONNECT packet
         // would tell socket.io-client to stay disconnected until the page is reloaded.
+        // Held coalesced events go out to sockets still here, before they leave.
+        state.publisher.flush().await;
+        drain::spread(&state, spread_over).await;
         state.publisher.flush().await;
         state.io.close().await;
         flatten(server.await)

@@ -6,6 +6,7 @@ use crate::{
     auth::{Authenticator, private::PrivateAccess},
     cluster::Redis,
     config::Config,
+    limits::{Admission, UserSockets},
     metrics::Metrics,
     pipeline::Publisher,
     realtime::{Io, slow::SlowPolicy},
@@ -39,4 +40,8 @@ pub struct AppState {
     pub node_id: String,
     /// When the server started, for `/status` uptime.
     pub started: Instant,
+    /// Sockets per user on this node (`limits.max_sockets_per_user`).
+    pub user_sockets: UserSockets,
+    /// The handshake bounds; closed when the node shuts down.
+    pub admission: Admission,
 }

@@ -6,18 +6,25 @@
 //! no such header). The backend answers 200 `{"user", "groups", "workspaces"}` or 401/403.
 //! Per-workspace checks go to `<backend_url>/workspaces/<id>` with the same headers. Positive
 //! answers are cached per credential for `auth.cache_ttl`; concurrent identical questions are
-//! asked once. Every call is bounded by `auth.backend_timeout`.
+//! asked once. Every call is bounded by `auth.backend_timeout`, and at most
+//! `limits.max_auth_calls_in_flight` are in flight: a call waits for a slot at most half of that
+//! timeout (then fails as the backend being unavailable), so a reconnect storm cannot open
+//! thousands of requests to the backend at once.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use axum::http::{StatusCode, header};
 use moka::future::Cache;
+use prometheus_client::metrics::counter::Counter;
 use serde::Deserialize;
+use tokio::sync::Semaphore;
 
 use super::{AuthError, AuthSetupError, Credentials, Principal};
 use crate::{
     config::AuthConfig,
     ids::{GroupPath, UserId, WorkspaceId},
+    limits::Limit,
+    metrics::Metrics,
 };
 
 /// Largest backend answer read, in bytes.
@@ -29,6 +36,12 @@ pub struct BackendAuth {
     url: reqwest::Url,
     principals: Cache<Credentials, Principal>,
     grants: Cache<(Credentials, WorkspaceId), ()>,
+    /// Slots for calls in flight (`limits.max_auth_calls_in_flight`).
+    calls: Semaphore,
+    /// How long a call may wait for a slot (half of `auth.backend_timeout`).
+    wait: Duration,
+    /// Calls that found no slot in time.
+    refused: Counter,
 }
 
 impl std::fmt::Debug for BackendAuth {
@@ -58,11 +71,16 @@ struct Answer {
 }
 
 impl BackendAuth {
-    /// Builds the HTTP client and caches.
+    /// Builds the HTTP client and caches; at most `max_in_flight` calls at once, refusals
+    /// counted in `metrics`.
     ///
     /// # Errors
     /// No `backend_url`, or a client that cannot be built.
-    pub fn from_config(cfg: &AuthConfig) -> Result<Self, AuthSetupError> {
+    pub fn from_config(
+        cfg: &AuthConfig,
+        max_in_flight: usize,
+        metrics: &Metrics,
+    ) -> Result<Self, AuthSetupError> {
         let url: reqwest::Url = cfg
             .backend_url
             .as_deref()
@@ -90,6 +108,9 @@ impl BackendAuth {
                 .time_to_live(cfg.cache_ttl)
                 .support_invalidation_closures()
                 .build(),
+            calls: Semaphore::new(max_in_flight),
+            wait: cfg.backend_timeout / 2,
+            refused: metrics.limit_counter(Limit::AuthCallsInFlight),
         })
     }
 
@@ -191,6 +212,10 @@ impl BackendAuth {
         url: reqwest::Url,
         credentials: &Credentials,
     ) -> Result<Vec<u8>, AuthError> {
+        let Ok(Ok(_slot)) = tokio::time::timeout(self.wait, self.calls.acquire()).await else {
+            self.refused.inc();
+            return Err(AuthError::Unavailable("too many calls in flight".into()));
+        };
         let mut request = self
             .client
             .get(url)

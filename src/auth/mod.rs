@@ -89,14 +89,22 @@ pub struct Session {
 }
 
 impl Authenticator {
-    /// Builds the authenticator that `auth.mode` selects.
+    /// Builds the authenticator that `auth.mode` selects; refusals by
+    /// `limits.max_auth_calls_in_flight` are counted in `metrics`.
     ///
     /// # Errors
     /// An unreadable key file or an unusable backend URL.
-    pub fn from_config(cfg: &Config) -> Result<Arc<Self>, AuthSetupError> {
+    pub fn from_config(
+        cfg: &Config,
+        metrics: &crate::metrics::Metrics,
+    ) -> Result<Arc<Self>, AuthSetupError> {
         Ok(Arc::new(match cfg.auth.mode {
             AuthMode::Jwt => Self::Jwt(jwt::JwtVerifier::from_config(&cfg.auth.jwt)?),
-            AuthMode::Backend => Self::Backend(backend::BackendAuth::from_config(&cfg.auth)?),
+            AuthMode::Backend => Self::Backend(backend::BackendAuth::from_config(
+                &cfg.auth,
+                cfg.limits.max_auth_calls_in_flight,
+                metrics,
+            )?),
         }))
     }
 

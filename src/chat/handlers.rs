@@ -100,6 +100,7 @@ pub(crate) fn register(io: &Io, state: &AppState) {
         let (state, chat) = (state.clone(), chat.clone());
         async move {
             let admitted = admit(state.clone(), chat, &socket, data).await;
+            crate::limits::handshake_done(&socket);
             counted(&state.metrics, "chat", admitted)
         }
     };

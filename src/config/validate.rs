@@ -60,6 +60,36 @@ impl Config {
                 "chat.presence_timeout",
                 u64::from(!self.chat.presence_timeout.is_zero()),
             ),
+            ("limits.max_connections", self.limits.max_connections as u64),
+            (
+                "limits.max_handshakes_in_flight",
+                self.limits.max_handshakes_in_flight as u64,
+            ),
+            (
+                "limits.max_auth_calls_in_flight",
+                self.limits.max_auth_calls_in_flight as u64,
+            ),
+            (
+                "limits.max_sockets_per_user",
+                self.limits.max_sockets_per_user as u64,
+            ),
+            (
+                "limits.max_workspaces_per_socket",
+                self.limits.max_workspaces_per_socket as u64,
+            ),
+            (
+                "limits.events_per_second",
+                u64::from(self.limits.events_per_second),
+            ),
+            ("limits.events_burst", u64::from(self.limits.events_burst)),
+            (
+                "limits.rate_limited_disconnect_after",
+                u64::from(self.limits.rate_limited_disconnect_after),
+            ),
+            (
+                "limits.handshake_timeout",
+                u64::from(!self.limits.handshake_timeout.is_zero()),
+            ),
         ] {
             if value == 0 {
                 return Err(ConfigError::Invalid {

@@ -56,6 +56,10 @@ pub enum ErrorCode {
     Unavailable,
     /// The presented token is not valid.
     Unauthorized,
+    /// The socket sent events faster than `limits.events_per_second`; retry later.
+    RateLimited,
+    /// The socket is registered to `limits.max_workspaces_per_socket` workspaces already.
+    TooManyWorkspaces,
 }
 
 impl ErrorCode {
@@ -66,6 +70,8 @@ impl ErrorCode {
             Self::Forbidden => "forbidden",
             Self::Unavailable => "unavailable",
             Self::Unauthorized => "unauthorized",
+            Self::RateLimited => "rate_limited",
+            Self::TooManyWorkspaces => "too_many_workspaces",
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod access;
 pub mod eio3_compat;
 pub mod events;
 pub(crate) mod expiry;
+mod guard;
 mod private;
 mod public;
 mod raw_arg;
@@ -79,7 +80,9 @@ pub async fn apply_remote(state: &AppState, command: crate::cluster::control::Co
 
 /// Declares the namespaces and their handlers.
 pub fn register_namespaces(io: &Io, state: &AppState) {
-    io.ns("/", async || {});
+    io.ns("/", async |socket: socketioxide::extract::SocketRef| {
+        guard::handshake_done(&socket);
+    });
     public::register(io, state.clone());
     private::register(io, state.clone());
     crate::chat::register(io, state);

@@ -37,6 +37,7 @@ pub(super) fn register(io: &Io, state: AppState) {
         let state = state.clone();
         async move {
             let admitted = check(&state.private, &socket, data);
+            super::guard::handshake_done(&socket);
             if admitted.is_ok() {
                 // Before the CONNECT packet goes out: see `public::admit`.
                 add_handlers(&socket, &state);

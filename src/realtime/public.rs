@@ -17,6 +17,7 @@ use super::{
     ConnectRefusal, Io, access, counted,
     events::{self, ErrorAck, ErrorCode, OkAck, RefreshAck, RegisterAck, UserPosition},
     expiry::{self, ExpiryHandle},
+    guard::{self, throttle},
     recovered,
     reply::{Reply, truncate},
     rooms,
@@ -43,6 +44,7 @@ pub(super) fn register(io: &Io, state: AppState) {
         let state = state.clone();
         async move {
             let admitted = admit(&state, &socket, data).await;
+            guard::handshake_done(&socket);
             counted(&state.metrics, "public", admitted)
         }
     };
@@ -97,6 +99,7 @@ async fn admit(
     }
     start_expiry(state, socket, &session);
     watch_disconnect(socket, state);
+    guard::admitted(state, socket, &session.principal.user);
     socket.extensions.insert(Arc::new(session));
     socket.extensions.insert(Sequencer::new());
     add_handlers(socket, state);
@@ -231,11 +234,14 @@ fn start_expiry(state: &AppState, socket: &SocketRef, session: &Session) {
 /// transport dropped.
 fn watch_disconnect(socket: &SocketRef, state: &AppState) {
     let recovery = state.cfg.recovery.enabled.then(|| state.recovery.clone());
-    let publisher = state.publisher.clone();
+    let state = state.clone();
     socket.on_disconnect(move |socket: SocketRef, reason: DisconnectReason| {
-        let (recovery, publisher) = (recovery.clone(), publisher.clone());
+        let (recovery, state) = (recovery.clone(), state.clone());
         async move {
-            publisher.forget(socket.id).await;
+            if let Some(session) = socket.extensions.get::<Arc<Session>>() {
+                guard::forget(&state, &socket, &session.principal.user);
+            }
+            state.publisher.forget(socket.id).await;
             if let Some(expiry) = socket.extensions.get::<Arc<ExpiryHandle>>() {
                 expiry.stop();
             }
@@ -256,6 +262,9 @@ fn add_handlers(socket: &SocketRef, state: &AppState) {
               ack: AckSender| {
             let state = st.clone();
             async move {
+                if let Err(reply) = throttle(&state, &socket) {
+                    return reply.send(ack);
+                }
                 let _turn = ticket.turn().await;
                 let (reply, outcome) = on_register(&state, &socket, data).await;
                 Metrics::count(&state.metrics.registers, "public", outcome);
@@ -263,20 +272,22 @@ fn add_handlers(socket: &SocketRef, state: &AppState) {
             }
         },
     );
-    let st = state.clone();
-    socket.on(
-        events::UNREGISTER,
+    socket.on(events::UNREGISTER, {
+        let state = state.clone();
         move |socket: SocketRef,
               ticket: Ticket,
               TryData(data): TryData<serde_json::Value>,
               ack: AckSender| {
-            let state = st.clone();
+            let state = state.clone();
             async move {
+                if let Err(reply) = throttle(&state, &socket) {
+                    return reply.send(ack);
+                }
                 let _turn = ticket.turn().await;
                 on_unregister(&state, &socket, data).await.send(ack);
             }
-        },
-    );
+        }
+    });
     socket.on(events::REFRESH, {
         let state = state.clone();
         move |socket: SocketRef,
@@ -285,19 +296,29 @@ fn add_handlers(socket: &SocketRef, state: &AppState) {
               ack: AckSender| {
             let state = state.clone();
             async move {
+                if let Err(reply) = throttle(&state, &socket) {
+                    return reply.send(ack);
+                }
                 let _turn = ticket.turn().await;
                 on_refresh(&state, &socket, data).await.send(ack);
             }
         }
     });
+    let state = state.clone();
     socket.on_fallback(
-        async |socket: SocketRef, Event(event): Event, ack: AckSender| {
-            tracing::debug!(sid = %socket.id, event = %truncate(&event), "unknown event");
-            Reply::error(&ErrorAck::with_message(
-                ErrorCode::BadRequest,
-                "unknown event",
-            ))
-            .send(ack);
+        move |socket: SocketRef, Event(event): Event, ack: AckSender| {
+            let state = state.clone();
+            async move {
+                if let Err(reply) = throttle(&state, &socket) {
+                    return reply.send(ack);
+                }
+                tracing::debug!(sid = %socket.id, event = %truncate(&event), "unknown event");
+                Reply::error(&ErrorAck::with_message(
+                    ErrorCode::BadRequest,
+                    "unknown event",
+                ))
+                .send(ack);
+            }
         },
     );
 }
@@ -323,6 +344,9 @@ async fn on_register(
             "forbidden",
         );
     };
+    if let Err(reply) = guard::room_for_workspace(state, socket, &workspace) {
+        return (reply, "too_many_workspaces");
+    }
     match state.auth.can_read(&session, &workspace).await {
         Ok(true) => {
             let room = LoggedRoom::Workspace(&workspace);

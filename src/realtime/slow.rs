@@ -49,6 +49,17 @@ impl SlowPolicy {
         }
     }
 
+    /// The connection a socket lives on now (its WebSocket, or its latest long-polling `GET`),
+    /// for ending its transport without a Socket.IO DISCONNECT (a rolling restart).
+    pub fn connection_of(&self, socket: &SocketRef) -> Option<Severer> {
+        self.connections
+            .current(socket.id.as_str())
+            .or_else(|| match socket.transport_type() {
+                TransportType::Websocket => socket.req_parts().extensions.get::<Severer>().cloned(),
+                TransportType::Polling => None,
+            })
+    }
+
     /// Sends one event to one socket; a full queue cuts it off. Whether it was queued.
     pub fn emit<T: ?Sized + Serialize>(
         &self,

@@ -23,6 +23,7 @@ mod http_api;
 mod leaks;
 mod metrics;
 mod origins;
+mod payload_limits;
 mod private_access;
 mod publish;
 mod register;

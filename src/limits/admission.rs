@@ -1,0 +1,281 @@
+//! [`Admission`]: the fast refusal of Engine.IO handshakes the node cannot take now.
+//!
+//! An Engine.IO handshake is a request on the engine path without a `sid` (a polling `GET` or a
+//! WebSocket upgrade). Before socketioxide sees it, [`admit`] checks two bounds:
+//! - sessions: `limits.max_connections` Engine.IO sessions at most, else 503 `server_full`;
+//! - handshakes in flight: `limits.max_handshakes_in_flight` at most, else 503 `overloaded`.
+//!
+//! An admitted handshake carries a [`Ticket`] in its request extensions. socketioxide keeps the
+//! handshake request's parts for the session's whole life, so the ticket lives exactly as long
+//! as the session: its drop ends the session count. Its handshake slot is given back as soon as
+//! the socket has been through a namespace's connect middleware ([`Ticket::admitted`]), when
+//! the session ends, or, for a client that never sends CONNECT, when socketioxide closes it
+//! after `limits.handshake_timeout`.
+//!
+//! The refusal is immediate (no queueing, no timeout): socket.io-client sees a failed
+//! transport and retries with its randomized backoff, which spreads a reconnect storm.
+
+use std::sync::{
+    Arc, Mutex,
+    atomic::{AtomicBool, Ordering},
+};
+
+use axum::{
+    Json,
+    extract::{Request, State},
+    http::{HeaderValue, StatusCode, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use prometheus_client::metrics::{counter::Counter, family::Family, gauge::Gauge};
+use serde_json::json;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::Limit;
+use crate::metrics::{LimitLabels, Metrics};
+
+/// The handshake bounds of a node; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Admission(Arc<Inner>);
+
+#[derive(Debug)]
+struct Inner {
+    engine_path: String,
+    max_sessions: i64,
+    handshakes: Arc<Semaphore>,
+    sessions: Gauge,
+    in_flight: Gauge,
+    refusals: Family<LimitLabels, Counter>,
+    /// Set when the node shuts down: every handshake is refused.
+    closed: AtomicBool,
+}
+
+/// An admitted Engine.IO session: counted while it lives, holding a handshake slot until its
+/// socket is admitted to a namespace.
+#[derive(Debug)]
+pub struct Ticket {
+    slot: Mutex<Option<OwnedSemaphorePermit>>,
+    sessions: Gauge,
+    in_flight: Gauge,
+}
+
+impl Ticket {
+    /// The handshake is over (the socket passed a namespace's connect middleware, admitted or
+    /// not): its slot goes to the next one. Idempotent.
+    pub fn admitted(&self) {
+        let slot = self
+            .slot
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if slot.is_some() {
+            self.in_flight.dec();
+        }
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.admitted();
+        self.sessions.dec();
+    }
+}
+
+/// Why a handshake was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    Full,
+    Overloaded,
+    ShuttingDown,
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let (code, message) = match self {
+            Self::Full => (
+                "server_full",
+                "this node holds as many connections as it may",
+            ),
+            Self::Overloaded => (
+                "overloaded",
+                "too many handshakes in progress, retry shortly",
+            ),
+            Self::ShuttingDown => ("shutting_down", "this node is shutting down"),
+        };
+        let mut response = (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"code": code, "message": message})),
+        )
+            .into_response();
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        response
+    }
+}
+
+impl Admission {
+    /// Bounds from `[limits]`, counted in `metrics`.
+    pub fn new(engine_path: &str, limits: &crate::config::LimitsConfig, metrics: &Metrics) -> Self {
+        Self(Arc::new(Inner {
+            engine_path: engine_path.trim_end_matches('/').to_owned(),
+            max_sessions: i64::try_from(limits.max_connections).unwrap_or(i64::MAX),
+            handshakes: Arc::new(Semaphore::new(limits.max_handshakes_in_flight)),
+            sessions: metrics.sessions.clone(),
+            in_flight: metrics.handshakes_in_flight.clone(),
+            refusals: metrics.limit_refusals.clone(),
+            closed: AtomicBool::new(false),
+        }))
+    }
+
+    /// The node is shutting down: every handshake from now on is refused (503
+    /// `shutting_down`), also on connections that were open before the listener closed.
+    pub fn close(&self) {
+        self.0.closed.store(true, Ordering::Release);
+    }
+
+    /// Whether [`Self::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.0.closed.load(Ordering::Acquire)
+    }
+
+    /// Whether a request opens an Engine.IO session.
+    fn is_handshake(&self, request: &Request) -> bool {
+        let path = request.uri().path().trim_end_matches('/');
+        path == self.0.engine_path
+            && request.method() == axum::http::Method::GET
+            && !request
+                .uri()
+                .query()
+                .unwrap_or_default()
+                .split('&')
+                .any(|pair| pair.starts_with("sid="))
+    }
+
+    fn ticket(&self) -> Result<Ticket, Refusal> {
+        let inner = &self.0;
+        if self.is_closed() {
+            return Err(Refusal::ShuttingDown);
+        }
+        let before = inner.sessions.inc();
+        let ticket = |slot| Ticket {
+            slot: Mutex::new(slot),
+            sessions: inner.sessions.clone(),
+            in_flight: inner.in_flight.clone(),
+        };
+        if before >= inner.max_sessions {
+            inner.sessions.dec();
+            self.refused(Limit::Connections);
+            return Err(Refusal::Full);
+        }
+        match inner.handshakes.clone().try_acquire_owned() {
+            Ok(permit) => {
+                inner.in_flight.inc();
+                Ok(ticket(Some(permit)))
+            }
+            Err(_) => {
+                // Not a session: undo the count (the ticket's drop would too, but it is not
+                // made for a refusal).
+                inner.sessions.dec();
+                self.refused(Limit::HandshakesInFlight);
+                Err(Refusal::Overloaded)
+            }
+        }
+    }
+
+    fn refused(&self, limit: Limit) {
+        let labels = LimitLabels {
+            limit: limit.label(),
+        };
+        self.0.refusals.get_or_create(&labels).inc();
+    }
+}
+
+/// Middleware: refuses handshakes beyond the bounds with 503, and gives admitted ones their
+/// [`Ticket`].
+pub async fn admit(
+    State(admission): State<Admission>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    if !admission.is_handshake(&request) {
+        return next.run(request).await;
+    }
+    match admission.ticket() {
+        Ok(ticket) => {
+            request.extensions_mut().insert(Arc::new(ticket));
+            next.run(request).await
+        }
+        Err(refusal) => {
+            tracing::debug!(?refusal, "handshake refused");
+            refusal.into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Config;
+
+    fn admission(max_connections: usize, in_flight: usize) -> (Admission, Metrics) {
+        let mut limits = Config::from_toml("").unwrap().limits;
+        limits.max_connections = max_connections;
+        limits.max_handshakes_in_flight = in_flight;
+        let metrics = Metrics::new();
+        (Admission::new("/socket.io/", &limits, &metrics), metrics)
+    }
+
+    #[test]
+    fn slots_come_back_when_admitted_and_sessions_when_dropped() {
+        let (admission, metrics) = admission(3, 2);
+        let a = admission.ticket().unwrap();
+        let b = admission.ticket().unwrap();
+        assert_eq!(admission.ticket().unwrap_err(), Refusal::Overloaded);
+        assert_eq!(metrics.handshakes_in_flight.get(), 2);
+        a.admitted();
+        a.admitted();
+        assert_eq!(metrics.handshakes_in_flight.get(), 1);
+        let c = admission.ticket().unwrap();
+        assert_eq!(metrics.sessions.get(), 3);
+        c.admitted();
+        // Three sessions live: full, whatever the free slots.
+        assert_eq!(admission.ticket().unwrap_err(), Refusal::Full);
+        drop(b);
+        assert_eq!(metrics.sessions.get(), 2);
+        assert_eq!(metrics.handshakes_in_flight.get(), 0);
+        assert!(admission.ticket().is_ok());
+        admission.close();
+        assert_eq!(admission.ticket().unwrap_err(), Refusal::ShuttingDown);
+        let text = metrics.render();
+        assert!(
+            text.contains(r#"herald_limit_refusals_total{limit="max_connections"} 1"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"herald_limit_refusals_total{limit="max_handshakes_in_flight"} 1"#),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn only_requests_without_a_sid_on_the_engine_path_are_handshakes() {
+        let (admission, _) = admission(1, 1);
+        let request = |method: &str, uri: &str| {
+            Request::builder()
+                .method(method)
+                .uri(uri)
+                .body(axum::body::Body::empty())
+                .unwrap()
+        };
+        assert!(admission.is_handshake(&request("GET", "/socket.io/?EIO=4&transport=polling")));
+        assert!(admission.is_handshake(&request("GET", "/socket.io?EIO=4&transport=websocket")));
+        assert!(!admission.is_handshake(&request(
+            "GET",
+            "/socket.io/?EIO=4&transport=polling&sid=abc"
+        )));
+        assert!(!admission.is_handshake(&request("POST", "/socket.io/?EIO=4&transport=polling")));
+        assert!(!admission.is_handshake(&request("GET", "/health")));
+        assert!(!admission.is_handshake(&request("GET", "/socket.iox/?EIO=4")));
+    }
+}

@@ -1,0 +1,65 @@
+//! Limits and admission control: what one client, one user and the whole node may take.
+//!
+//! - [`admission`]: the HTTP side. Engine.IO handshakes beyond `limits.max_connections` or
+//!   `limits.max_handshakes_in_flight` get a fast HTTP 503, which socket.io-client retries with
+//!   its backoff: a reconnect storm is admitted at the pace the node can take.
+//! - [`users`]: sockets per user (the oldest makes room for the newest).
+//! - [`rate`]: a token bucket per browser socket on the events it sends.
+//!
+//! The Socket.IO side that applies them to `/public` sockets is `crate::realtime::guard`. Every
+//! refusal is counted in `herald_limit_refusals_total{limit}` under one of the [`Limit`] names.
+
+pub mod admission;
+pub mod rate;
+pub mod users;
+
+pub use admission::{Admission, Ticket};
+pub use rate::{Bucket, Verdict};
+pub use users::UserSockets;
+
+/// The socket went through a namespace's connect middleware (admitted or not): its handshake
+/// slot is free for the next one. Every namespace's connect middleware calls it; a namespace
+/// that did not would hold its sockets' slots until their sessions end.
+pub fn handshake_done(socket: &socketioxide::extract::SocketRef) {
+    if let Some(ticket) = socket
+        .req_parts()
+        .extensions
+        .get::<std::sync::Arc<Ticket>>()
+    {
+        ticket.admitted();
+    }
+}
+
+/// The limits whose refusals are counted, by their `limit` label in `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// `limits.max_connections`: handshake answered 503 `server_full`.
+    Connections,
+    /// `limits.max_handshakes_in_flight`: handshake answered 503 `overloaded`.
+    HandshakesInFlight,
+    /// `limits.max_auth_calls_in_flight`: a backend auth call found no slot in time.
+    AuthCallsInFlight,
+    /// `limits.max_sockets_per_user`: the user's oldest socket was disconnected.
+    SocketsPerUser,
+    /// `limits.max_workspaces_per_socket`: a `register` refused.
+    WorkspacesPerSocket,
+    /// `limits.events_per_second`: an event refused with `rate_limited`.
+    RateLimited,
+    /// `limits.rate_limited_disconnect_after`: a socket disconnected for flooding.
+    RateDisconnect,
+}
+
+impl Limit {
+    /// The `limit` label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Connections => "max_connections",
+            Self::HandshakesInFlight => "max_handshakes_in_flight",
+            Self::AuthCallsInFlight => "max_auth_calls_in_flight",
+            Self::SocketsPerUser => "max_sockets_per_user",
+            Self::WorkspacesPerSocket => "max_workspaces_per_socket",
+            Self::RateLimited => "rate_limited",
+            Self::RateDisconnect => "rate_limited_disconnect",
+        }
+    }
+}
