@@ -287,7 +287,9 @@ async fn every_delivery_matches_the_access_of_its_moment() {
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(rand::random::<u64>);
     let mut rng = StdRng::seed_from_u64(seed);
-    let server = TestServer::start("").await;
+    // Each browser fires SOCKET_OPS requests as fast as it can: above the default event rate
+    // (limits.events_burst), which is not what this test is about.
+    let server = TestServer::start("[limits]\nevents_burst = 1000").await;
     let clock = Clock::default();
 
     let mut initial: HashMap<String, BTreeSet<String>> = HashMap::new();
