@@ -23,6 +23,7 @@ use crate::{
         ClusterError, Redis, bus, control, ingest,
         log::RedisLog,
         nodes::{self, NodeInfo},
+        sessions::RedisSessions,
     },
     config::{AuthMode, Config},
     connection::{self, Connections, Peer, SeverableListener},
@@ -41,7 +42,7 @@ use crate::{
         slow::SlowPolicy,
     },
     recovery::{
-        Recovery,
+        MemorySessions, Recovery, SessionStore,
         polling::{self, PollingRewrite},
         ws_frames::RewriteContext,
     },
@@ -116,6 +117,14 @@ pub fn build(cfg: &Arc<Config>) -> Result<(Router, AppState), ServerError> {
         }
     };
     let chat = Chat::open(cfg, cluster.as_ref())?;
+    let sessions: Arc<dyn SessionStore> = match &cluster {
+        Some(redis) => Arc::new(RedisSessions::new(
+            redis.commands.clone(),
+            &redis.prefix,
+            cfg.recovery.max_disconnection,
+        )),
+        None => Arc::new(MemorySessions::new(cfg.recovery.max_disconnection)),
+    };
     let state = AppState {
         chat,
         cluster,
@@ -124,7 +133,7 @@ pub fn build(cfg: &Arc<Config>) -> Result<(Router, AppState), ServerError> {
         publisher: Publisher::new(io.clone(), cfg, log, slow.clone(), metrics.clone()),
         slow,
         metrics,
-        recovery: Arc::new(Recovery::new(cfg.recovery.max_disconnection)),
+        recovery: Arc::new(Recovery::new(sessions)),
         auth,
         io: io.clone(),
         started: Instant::now(),
@@ -309,6 +318,7 @@ pub async fn run(
         state.publisher.flush().await;
         drain::spread(&state, spread_over).await;
         state.publisher.flush().await;
+        realtime::save_sessions(&state).await;
         state.io.close().await;
         flatten(server.await)
     };

@@ -6,7 +6,8 @@
 //! node is appended to Redis Streams ([`log`]), which numbers it cluster-wide and gives it its
 //! offsets; every node reads the shared stream in order ([`bus`]) and delivers to its own
 //! sockets. Offsets and epochs live in Redis, so a client may resume on any node and epochs
-//! survive restarts. Nodes announce themselves with a heartbeat ([`nodes`]). Backends using the
+//! survive restarts. Socket.IO recovery sessions live in Redis too ([`sessions`]), so a client
+recovers on any node. Nodes announce themselves with a heartbeat ([`nodes`]). Backends using the
 //! npm `@socket.io/redis-emitter` are understood too ([`emitter`]).
 
 use std::time::Duration;
@@ -19,6 +20,7 @@ pub mod emitter;
 pub mod ingest;
 pub mod log;
 pub mod nodes;
+pub mod sessions;
 pub mod wire;
 
 /// Why cluster mode could not start.

@@ -26,7 +26,7 @@ use std::{
 use serde::Serialize;
 use serde_json::value::RawValue;
 use socketioxide::{SendError, SocketError, extract::SocketRef, socket::Sid};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, watch};
 
 use super::{PublishError, Stamped};
 use crate::{
@@ -153,6 +153,9 @@ pub(crate) struct Deliverer {
     log: Arc<dyn EventLog>,
     slow: SlowPolicy,
     order: Arc<Mutex<Order>>,
+    /// The number of the last event delivered here, for those waiting for this node to catch
+    /// up with the cluster (a socket recovering from another node).
+    delivered: Arc<watch::Sender<u64>>,
     /// Most live events kept aside for one replaying socket before it is cut off as slow.
     aside_limit: usize,
     /// Whether events carry the Socket.IO recovery offset as their last argument.
@@ -166,6 +169,9 @@ pub(crate) struct Deliverer {
 const REPLAY_STALL: Duration = Duration::from_secs(10);
 /// How often a paced replay looks for room again.
 const REPLAY_RETRY: Duration = Duration::from_millis(5);
+/// How long a recovery waits for this node to deliver the events a socket already got from
+/// another node (cluster mode: each node's bus reader runs at its own pace).
+const CATCH_UP: Duration = Duration::from_secs(2);
 
 /// An event owed to one socket, with the meta it is to carry.
 #[derive(Debug, Clone)]
@@ -210,6 +216,7 @@ impl Deliverer {
             log,
             slow,
             order: Arc::new(Mutex::new(Order::default())),
+            delivered: Arc::new(watch::Sender::new(0)),
             aside_limit: settings.aside_limit,
             recovery_offsets: settings.recovery_offsets,
             shared_log: settings.shared_log,
@@ -256,6 +263,7 @@ impl Deliverer {
     /// Sets the number of the last event delivered here (a bus reader starting).
     pub(crate) async fn start_at(&self, seq: u64) {
         self.order.lock().await.seq = seq;
+        self.delivered.send_replace(seq);
     }
 
     /// Emits a logged event to the sockets of its rooms, each once.
@@ -268,6 +276,7 @@ impl Deliverer {
     ) -> Result<(), PublishError> {
         let Appended { seq, positions } = appended;
         order.seq = seq;
+        self.delivered.send_replace(seq);
         let ns = self
             .io
             .of(&*self.public_ns)
@@ -460,14 +469,29 @@ impl Deliverer {
     /// missed (live events for it are kept aside from now on); `None` when it cannot be served.
     /// The socket need not be connected yet: [`Self::finish`] sends once it is.
     ///
+    /// `seen` is the last event number the socket got. When it got it from another node that
+    /// is ahead of this one, this waits (up to [`CATCH_UP`]) until this node has delivered it
+    /// too: otherwise those events would reach the socket a second time, live.
+    ///
     /// # Errors
     /// The log cannot be read.
     pub(crate) async fn recover(
         &self,
         socket: &SocketRef,
         rooms_after: &[(String, u64)],
+        seen: u64,
     ) -> Result<Option<Owed>, HistoryError> {
         let mut order = self.order.lock().await;
+        if seen > order.seq {
+            drop(order);
+            let mut delivered = self.delivered.subscribe();
+            let caught_up = delivered.wait_for(|at| *at >= seen);
+            if !matches!(tokio::time::timeout(CATCH_UP, caught_up).await, Ok(Ok(_))) {
+                tracing::debug!(sid = %socket.id, seen, "not recovered: this node is behind the offset");
+                return Ok(None);
+            }
+            order = self.order.lock().await;
+        }
         let Some(missed) = self.log.missed(rooms_after, order.seq).await? else {
             return Ok(None);
         };

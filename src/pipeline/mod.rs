@@ -176,7 +176,8 @@ impl Publisher {
 
     /// Socket.IO recovery: puts `socket` back in its rooms and returns what it missed after
     /// the given sequence number in each, or `None` when the log no longer holds all of it.
-    /// Send it with [`Self::finish`] once the socket is connected.
+    /// `seen` is the last event number the socket got (its recovery offset), possibly from
+    /// another node. Send it with [`Self::finish`] once the socket is connected.
     ///
     /// # Errors
     /// The event log cannot be read.
@@ -184,8 +185,9 @@ impl Publisher {
         &self,
         socket: &SocketRef,
         rooms_after: &[(String, u64)],
+        seen: u64,
     ) -> Result<Option<Owed>, HistoryError> {
-        self.deliverer.recover(socket, rooms_after).await
+        self.deliverer.recover(socket, rooms_after, seen).await
     }
 
     /// Sends a socket what it is owed (after a recovery; nothing after a plain admission), then

@@ -78,6 +78,12 @@ pub async fn apply_remote(state: &AppState, command: crate::cluster::control::Co
     }
 }
 
+/// Shutdown: saves the browser sockets' sessions for recovery on another node, when sessions
+/// outlive this process (cluster mode with `[recovery]` on). Call before closing the server.
+pub async fn save_sessions(state: &AppState) {
+    recovered::save_all(state).await;
+}
+
 /// Declares the namespaces and their handlers.
 pub fn register_namespaces(io: &Io, state: &AppState) {
     io.ns("/", async |socket: socketioxide::extract::SocketRef| {

@@ -246,7 +246,7 @@ fn watch_disconnect(socket: &SocketRef, state: &AppState) {
                 expiry.stop();
             }
             if let Some(recovery) = recovery {
-                recovered::save(&recovery, &socket, reason);
+                recovered::save(&recovery, &socket, reason).await;
             }
         }
     });

@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use futures_util::StreamExt;
+
 use socketioxide::{extract::SocketRef, socket::DisconnectReason};
 
 use super::rooms;
@@ -46,11 +48,15 @@ pub(super) async fn admit(
     let recovery = &state.recovery;
     let claim = claimed(auth);
     let recovered = match claim {
-        Some((pid, offset)) => match recovery.claim(pid, &session.principal.user) {
-            Some(saved) => restore(state, socket, session, &saved, offset)
+        Some((pid, offset)) => match recovery.claim(pid, &session.principal.user).await {
+            Ok(Some(saved)) => restore(state, socket, session, &saved, offset)
                 .await
                 .map(|owed| (pid.to_owned(), owed)),
-            None => None,
+            Ok(None) => None,
+            Err(error) => {
+                tracing::warn!(sid = %socket.id, %error, "session not recovered: a new one starts");
+                None
+            }
         },
         None => None,
     };
@@ -112,7 +118,7 @@ async fn restore(
     if !rooms_after.iter().any(|(room, _)| *room == own) {
         rooms_after.push((own, offset));
     }
-    match state.publisher.recover(socket, &rooms_after).await {
+    match state.publisher.recover(socket, &rooms_after, offset).await {
         Ok(owed) => owed,
         Err(error) => {
             tracing::warn!(sid = %socket.id, %error, "session not recovered: event log unavailable");
@@ -132,7 +138,7 @@ async fn may_read(
 
 /// Saves the session of a socket whose transport dropped (not one that left or was sent
 /// away), for `recovery.max_disconnection`.
-pub(super) fn save(recovery: &Recovery, socket: &SocketRef, reason: DisconnectReason) {
+pub(super) async fn save(recovery: &Recovery, socket: &SocketRef, reason: DisconnectReason) {
     let recoverable = matches!(
         reason,
         DisconnectReason::TransportClose
@@ -158,5 +164,29 @@ pub(super) fn save(recovery: &Recovery, socket: &SocketRef, reason: DisconnectRe
             (room.to_string(), joined)
         })
         .collect();
-    recovery.save(pid.0.clone(), session.principal.user.clone(), rooms);
+    let user = session.principal.user.clone();
+    if let Err(error) = recovery.save(&pid.0, user, rooms).await {
+        tracing::warn!(sid = %socket.id, %error, "session not saved: it cannot be recovered");
+    }
+}
+
+/// Most sessions saved at once at shutdown.
+const SAVES_AT_ONCE: usize = 64;
+
+/// Shutdown, when sessions outlive the process (cluster mode): saves every browser socket's
+/// session so that its client recovers on another node. Closing the server does not run the
+/// sockets' disconnect handlers (socketioxide drops its namespaces first), hence this.
+pub(super) async fn save_all(state: &AppState) {
+    if !state.cfg.recovery.enabled || !state.recovery.outlives_process() {
+        return;
+    }
+    let Some(ns) = state.io.of(&state.cfg.public.path) else {
+        return;
+    };
+    let recovery = &state.recovery;
+    futures_util::stream::iter(ns.sockets())
+        .for_each_concurrent(SAVES_AT_ONCE, |socket| async move {
+            save(recovery, &socket, DisconnectReason::ClosingServer).await;
+        })
+        .await;
 }

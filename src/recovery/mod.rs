@@ -7,9 +7,12 @@
 //! puts the socket back in its rooms and sends every packet it missed after `offset`.
 //!
 //! In herald:
-//! - the offset is the event's node-wide sequence number in the event log;
+//! - the offset is the event's sequence number in the event log: node-wide on a single node,
+//!   cluster-wide in cluster mode (Redis numbers every event), so it means the same on every
+//!   node;
 //! - a `/public` socket that drops for a transport reason leaves a [`Saved`] session for
-//!   `recovery.max_disconnection`; the next handshake naming its `pid` (same user) claims it;
+//!   `recovery.max_disconnection` in a [`SessionStore`] (memory; Redis in cluster mode, so any
+//!   node can recover it); the next handshake naming its `pid` (same user) claims it;
 //! - socketioxide writes the CONNECT answer itself, with `sid` only: herald adds `pid` on the
 //!   way out, in the long-polling response body ([`polling`]) or the WebSocket frame
 //!   ([`ws_frames`]), using the pid it [`Recovery::announce`]d for that socket's id.
@@ -17,7 +20,7 @@
 use std::{
     collections::HashMap,
     sync::{
-        Mutex, MutexGuard,
+        Arc, Mutex, MutexGuard,
         atomic::{AtomicUsize, Ordering},
     },
     time::Duration,
@@ -29,27 +32,19 @@ use crate::ids::UserId;
 
 pub mod connect_packet;
 pub mod polling;
+pub mod sessions;
 pub mod ws_frames;
+
+pub use sessions::{MemorySessions, Saved, SessionError, SessionStore};
 
 /// Announcements older than this are dropped: their CONNECT answer never went out.
 const ANNOUNCEMENT_TTL: Duration = Duration::from_secs(60);
 
-/// A session that may be recovered.
-#[derive(Debug, Clone)]
-pub struct Saved {
-    /// Whose it was: only the same user may claim it.
-    pub user: UserId,
-    /// The rooms the socket was in, with the sequence number at which it joined each.
-    pub rooms: Vec<(String, u64)>,
-    /// Until when it may be claimed.
-    pub expires: Instant,
-}
-
-/// Recovery state of the node: saved sessions, and the pids to add to CONNECT answers.
+/// Recovery state of the node: where sessions are saved, and the pids to add to CONNECT
+/// answers (those are the node's own: a CONNECT answer leaves the node that made it).
 #[derive(Debug)]
 pub struct Recovery {
-    max_disconnection: Duration,
-    saved: Mutex<HashMap<String, Saved>>,
+    sessions: Arc<dyn SessionStore>,
     /// Engine.IO sid → (pid, when announced), until its CONNECT answer has been rewritten.
     announced: Mutex<HashMap<String, (String, Instant)>>,
     /// How many announcements wait: the rewriters skip all work while this is zero.
@@ -57,11 +52,10 @@ pub struct Recovery {
 }
 
 impl Recovery {
-    /// Recovery with sessions kept for `max_disconnection`.
-    pub fn new(max_disconnection: Duration) -> Self {
+    /// Recovery with sessions kept in `sessions`.
+    pub fn new(sessions: Arc<dyn SessionStore>) -> Self {
         Self {
-            max_disconnection,
-            saved: Mutex::new(HashMap::new()),
+            sessions,
             announced: Mutex::new(HashMap::new()),
             waiting: AtomicUsize::new(0),
         }
@@ -97,27 +91,33 @@ impl Recovery {
         pid
     }
 
-    /// Keeps a dropped socket's session for `recovery.max_disconnection`.
-    pub fn save(&self, pid: String, user: UserId, rooms: Vec<(String, u64)>) {
-        let now = Instant::now();
-        let mut saved = lock(&self.saved);
-        saved.retain(|_, session| session.expires > now);
-        let expires = now + self.max_disconnection;
-        saved.insert(
-            pid,
-            Saved {
-                user,
-                rooms,
-                expires,
-            },
-        );
+    /// Whether saved sessions outlive this process (cluster mode): then a node shutting
+    /// down saves its sockets' sessions, for them to recover on another node.
+    pub fn outlives_process(&self) -> bool {
+        self.sessions.outlives_process()
     }
 
-    /// Takes the session `pid` when it is still there and was `user`'s.
-    pub fn claim(&self, pid: &str, user: &UserId) -> Option<Saved> {
-        let mut saved = lock(&self.saved);
-        let session = saved.remove(pid)?;
-        (session.expires > Instant::now() && session.user == *user).then_some(session)
+    /// Keeps a dropped socket's session for `recovery.max_disconnection`.
+    ///
+    /// # Errors
+    /// The store is unreachable: the session cannot be recovered.
+    pub async fn save(
+        &self,
+        pid: &str,
+        user: UserId,
+        rooms: Vec<(String, u64)>,
+    ) -> Result<(), SessionError> {
+        self.sessions.save(pid, Saved { user, rooms }).await
+    }
+
+    /// Takes the session `pid` when it is still there and was `user`'s. A pid tried by another
+    /// user is spent: it was guessed or stolen.
+    ///
+    /// # Errors
+    /// The store is unreachable.
+    pub async fn claim(&self, pid: &str, user: &UserId) -> Result<Option<Saved>, SessionError> {
+        let session = self.sessions.take(pid).await?;
+        Ok(session.filter(|session| session.user == *user))
     }
 }
 
@@ -136,27 +136,42 @@ mod tests {
         UserId::parse(id).unwrap()
     }
 
+    fn in_memory(max_disconnection: Duration) -> Recovery {
+        Recovery::new(Arc::new(MemorySessions::new(max_disconnection)))
+    }
+
+    async fn claimed(recovery: &Recovery, pid: &str, who: &str) -> Option<Saved> {
+        recovery.claim(pid, &user(who)).await.unwrap()
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_session_is_claimed_once_by_its_user_within_the_window() {
-        let recovery = Recovery::new(Duration::from_secs(120));
-        recovery.save("p1".into(), user("alice"), vec![("workspace:a".into(), 0)]);
-        assert!(recovery.claim("p1", &user("bob")).is_none(), "another user");
+        let recovery = in_memory(Duration::from_secs(120));
+        let rooms = vec![("workspace:a".to_owned(), 3)];
+        recovery.save("p1", user("alice"), rooms).await.unwrap();
+        assert!(
+            claimed(&recovery, "p1", "bob").await.is_none(),
+            "another user"
+        );
         // A failed claim by someone else spends the pid: it was guessed or stolen.
-        assert!(recovery.claim("p1", &user("alice")).is_none());
+        assert!(claimed(&recovery, "p1", "alice").await.is_none());
 
-        recovery.save("p2".into(), user("alice"), vec![]);
+        recovery.save("p2", user("alice"), vec![]).await.unwrap();
         tokio::time::advance(Duration::from_secs(119)).await;
-        assert!(recovery.claim("p2", &user("alice")).is_some());
-        assert!(recovery.claim("p2", &user("alice")).is_none(), "only once");
+        assert!(claimed(&recovery, "p2", "alice").await.is_some());
+        assert!(
+            claimed(&recovery, "p2", "alice").await.is_none(),
+            "only once"
+        );
 
-        recovery.save("p3".into(), user("alice"), vec![]);
+        recovery.save("p3", user("alice"), vec![]).await.unwrap();
         tokio::time::advance(Duration::from_secs(121)).await;
-        assert!(recovery.claim("p3", &user("alice")).is_none(), "expired");
+        assert!(claimed(&recovery, "p3", "alice").await.is_none(), "expired");
     }
 
     #[tokio::test(start_paused = true)]
     async fn announcements_are_taken_once_and_expire() {
-        let recovery = Recovery::new(Duration::from_secs(120));
+        let recovery = in_memory(Duration::from_secs(120));
         assert!(!recovery.any_waiting());
         recovery.announce("sid1", "pid1");
         assert!(recovery.any_waiting());

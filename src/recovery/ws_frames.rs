@@ -207,7 +207,9 @@ mod tests {
     use super::*;
 
     fn rewriter() -> FrameRewriter {
-        let recovery = Arc::new(Recovery::new(Duration::from_secs(60)));
+        let recovery = Arc::new(Recovery::new(Arc::new(
+            crate::recovery::MemorySessions::new(Duration::from_secs(60)),
+        )));
         recovery.announce("abc", "P1");
         FrameRewriter::new(RewriteContext {
             recovery,
