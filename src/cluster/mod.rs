@@ -7,8 +7,8 @@
 //! offsets; every node reads the shared stream in order ([`bus`]) and delivers to its own
 //! sockets. Offsets and epochs live in Redis, so a client may resume on any node and epochs
 //! survive restarts. Socket.IO recovery sessions live in Redis too ([`sessions`]), so a client
-recovers on any node. Nodes announce themselves with a heartbeat ([`nodes`]). Backends using the
-//! npm `@socket.io/redis-emitter` are understood too ([`emitter`]).
+//! recovers on any node. Nodes announce themselves with a heartbeat ([`nodes`]). Backends using
+//! the npm `@socket.io/redis-emitter` are understood too ([`emitter`]).
 
 use std::time::Duration;
 

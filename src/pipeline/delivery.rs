@@ -142,7 +142,26 @@ struct Order {
     /// The number of the last event delivered here.
     seq: u64,
     /// Sockets whose replay is under way, with the live events kept aside for each.
-    replays: HashMap<Sid, Vec<Pending>>,
+    replays: HashMap<Sid, Replay>,
+}
+
+/// A socket whose live events are kept aside (being admitted, or replaying).
+#[derive(Default)]
+struct Replay {
+    /// The live events kept aside, in order.
+    aside: Vec<Pending>,
+    /// While the socket is being admitted, the socket and its rooms: socketioxide adds it to
+    /// its namespace only after the connect middleware, so room queries do not find it yet.
+    admitting: Option<(SocketRef, Vec<String>)>,
+}
+
+impl std::fmt::Debug for Replay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replay")
+            .field("aside", &self.aside.len())
+            .field("admitting", &self.admitting.is_some())
+            .finish()
+    }
 }
 
 /// Logs and emits events on the browsers' namespace; cheap to clone.
@@ -302,7 +321,8 @@ impl Deliverer {
         // socket's rooms itself), so the rule is kept by socket id: excluding the sockets of
         // the earlier rooms would miss one that left them in between.
         let mut served: HashSet<Sid> = HashSet::new();
-        let dedupe = names.len() > 1;
+        let admitting = order.replays.values().any(|r| r.admitting.is_some());
+        let dedupe = names.len() > 1 || admitting;
         let mut slow_sockets = Vec::new();
         let mut delivered = 0;
         for target in plan {
@@ -318,11 +338,11 @@ impl Deliverer {
                 if dedupe && !served.insert(socket.id) {
                     continue;
                 }
-                if let Some(aside) = order.replays.get_mut(&socket.id) {
-                    if aside.len() >= self.aside_limit {
+                if let Some(replay) = order.replays.get_mut(&socket.id) {
+                    if replay.aside.len() >= self.aside_limit {
                         slow_sockets.push(socket);
                     } else {
-                        aside.push(Pending {
+                        replay.aside.push(Pending {
                             event: stamped.clone(),
                             workspace: target.workspace.cloned(),
                             position: target.position.clone(),
@@ -339,6 +359,26 @@ impl Deliverer {
                     Sent::Done => delivered += 1,
                     Sent::Full => slow_sockets.push(socket),
                     Sent::Gone => {}
+                }
+            }
+            if admitting {
+                for (sid, replay) in &mut order.replays {
+                    let Some((socket, rooms)) = &replay.admitting else {
+                        continue;
+                    };
+                    if !rooms.iter().any(|room| room == target.room) || !served.insert(*sid) {
+                        continue;
+                    }
+                    if replay.aside.len() >= self.aside_limit {
+                        slow_sockets.push(socket.clone());
+                    } else {
+                        replay.aside.push(Pending {
+                            event: stamped.clone(),
+                            workspace: target.workspace.cloned(),
+                            position: target.position.clone(),
+                            seq,
+                        });
+                    }
                 }
             }
         }
@@ -367,8 +407,9 @@ impl Deliverer {
         for name in &names {
             joins.note(name, order.seq);
         }
+        order.replays.entry(socket.id).or_default().admitting =
+            Some((socket.clone(), names.clone()));
         socket.join(names);
-        order.replays.entry(socket.id).or_default();
     }
 
     /// Takes `socket` out of `rooms` between two deliveries: whatever the socket is told
@@ -499,13 +540,10 @@ impl Deliverer {
         for (room, after) in rooms_after {
             joins.note(room, (*after).min(order.seq));
         }
-        socket.join(
-            rooms_after
-                .iter()
-                .map(|(room, _)| room.clone())
-                .collect::<Vec<_>>(),
-        );
-        order.replays.entry(socket.id).or_default();
+        let names: Vec<String> = rooms_after.iter().map(|(room, _)| room.clone()).collect();
+        order.replays.entry(socket.id).or_default().admitting =
+            Some((socket.clone(), names.clone()));
+        socket.join(names);
         Ok(Some(Owed(
             missed
                 .into_iter()
@@ -549,7 +587,10 @@ impl Deliverer {
             let aside = order
                 .replays
                 .get_mut(&socket.id)
-                .map(std::mem::take)
+                .map(|replay| {
+                    replay.admitting = None;
+                    std::mem::take(&mut replay.aside)
+                })
                 .unwrap_or_default();
             if aside.is_empty() {
                 order.replays.remove(&socket.id);

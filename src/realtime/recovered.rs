@@ -180,6 +180,8 @@ pub(super) async fn save_all(state: &AppState) {
     if !state.cfg.recovery.enabled || !state.recovery.outlives_process() {
         return;
     }
+    // A client reconnecting here while this node closes would take its session and lose it.
+    state.recovery.close();
     let Some(ns) = state.io.of(&state.cfg.public.path) else {
         return;
     };

@@ -21,7 +21,7 @@ use std::{
     collections::HashMap,
     sync::{
         Arc, Mutex, MutexGuard,
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -45,6 +45,9 @@ const ANNOUNCEMENT_TTL: Duration = Duration::from_secs(60);
 #[derive(Debug)]
 pub struct Recovery {
     sessions: Arc<dyn SessionStore>,
+    /// Set when the node shuts down: it claims no session any more (its client would lose it
+    /// again at once), so the session stays for another node.
+    closing: AtomicBool,
     /// Engine.IO sid → (pid, when announced), until its CONNECT answer has been rewritten.
     announced: Mutex<HashMap<String, (String, Instant)>>,
     /// How many announcements wait: the rewriters skip all work while this is zero.
@@ -56,6 +59,7 @@ impl Recovery {
     pub fn new(sessions: Arc<dyn SessionStore>) -> Self {
         Self {
             sessions,
+            closing: AtomicBool::new(false),
             announced: Mutex::new(HashMap::new()),
             waiting: AtomicUsize::new(0),
         }
@@ -97,6 +101,11 @@ impl Recovery {
         self.sessions.outlives_process()
     }
 
+    /// The node is shutting down: from now on it claims no session.
+    pub fn close(&self) {
+        self.closing.store(true, Ordering::Release);
+    }
+
     /// Keeps a dropped socket's session for `recovery.max_disconnection`.
     ///
     /// # Errors
@@ -116,6 +125,9 @@ impl Recovery {
     /// # Errors
     /// The store is unreachable.
     pub async fn claim(&self, pid: &str, user: &UserId) -> Result<Option<Saved>, SessionError> {
+        if self.closing.load(Ordering::Acquire) {
+            return Ok(None);
+        }
         let session = self.sessions.take(pid).await?;
         Ok(session.filter(|session| session.user == *user))
     }

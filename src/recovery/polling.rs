@@ -39,10 +39,15 @@ pub async fn add_pid(
             query.split('&').any(|kv| kv == "transport=polling")
                 && query.split('&').any(|kv| kv.starts_with("sid="))
         });
-    if !is_poll || !rewrite.recovery.any_waiting() {
+    if !is_poll {
         return next.run(request).await;
     }
+    // Looked at once the poll is answered: a long poll can start before the handshake whose
+    // CONNECT answer it carries has announced its pid (a recovery claim takes a Redis round trip).
     let response = next.run(request).await;
+    if !rewrite.recovery.any_waiting() {
+        return response;
+    }
     let (mut parts, body) = response.into_parts();
     let Ok(bytes) = to_bytes(body, rewrite.max_payload.saturating_mul(2)).await else {
         // Larger than any payload socketioxide writes, or the body failed: nothing sensible
