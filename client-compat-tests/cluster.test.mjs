@@ -2,7 +2,7 @@
 // per run). A publish accepted by any node, over HTTP or /private, reaches every registered
 // socket on every node exactly once; a client resumes on another node with `since`; /status
 // lists the nodes; and a Redis outage is survived: clean errors while it lasts, delivery across
-// nodes back once Redis returns.
+// nodes and the redis-emitter subscription back within a second of Redis's return, logged.
 
 import { after, afterEach, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -202,6 +202,30 @@ async function metric(node, series) {
 
 const redisUp = (node) => metric(node, "herald_redis_up");
 
+/** The JSON log lines of `node` logged at or after `since` (ms) whose message contains `text`. */
+function logged(node, text, since) {
+  const found = [];
+  for (const line of node.stderrLines) {
+    let entry;
+    try {
+      entry = JSON.parse(line);
+    } catch {
+      continue; // not a log record (a panic would be one too, and fail elsewhere)
+    }
+    const at = Date.parse(entry.timestamp);
+    if (at >= since && String(entry.message).includes(text)) found.push({ at, message: entry.message });
+  }
+  return found;
+}
+
+/** Awaits a log line of `node` containing `text` after `since`; asserts it came within `ms` of it. */
+async function loggedWithin(node, text, since, ms) {
+  await until(() => logged(node, text, since).length > 0, 10_000, `"${text}" in the log of ${node.label}`);
+  const [{ at, message }] = logged(node, text, since);
+  assert.ok(at - since <= ms, `${node.label}: "${message}" came ${at - since} ms after Redis was back (over ${ms} ms)`);
+  return at - since;
+}
+
 describe("cluster: a Redis outage", () => {
   let redis;
   const nodes = [];
@@ -216,7 +240,7 @@ describe("cluster: a Redis outage", () => {
     await redis?.stop();
   });
 
-  test("clean errors while Redis is away, no crash, delivery across nodes back after", async () => {
+  test("clean errors while Redis is away, no crash, every subscription back within 1 s after, logged", async (t) => {
     const ws = uid("ws");
     const browser = await nodes[1].user({ workspaces: [ws], register: [ws] });
     const got = record(browser, "news");
@@ -225,6 +249,7 @@ describe("cluster: a Redis outage", () => {
     await eventually(() => got.events.length === 1, 5000, "the event before the outage");
 
     for (const node of nodes) assert.equal(await redisUp(node), 1, "herald_redis_up before the outage");
+    const stopping = Date.now();
     await redis.stop();
     const started = Date.now();
     const refused = await nodes[0].publishHttp({ event: "news", workspace: ws, data: "during" });
@@ -245,6 +270,36 @@ describe("cluster: a Redis outage", () => {
     }
 
     await redis.start();
+    const back = Date.now();
+    // Every reader of every node is back within a second of Redis, and says so.
+    const restored = [];
+    for (const node of nodes) {
+      restored.push(`${node.label} bus ${await loggedWithin(node, "cluster bus: Redis is back", back, 1000)} ms`);
+      restored.push(`${node.label} control ${await loggedWithin(node, "cluster control: Redis is back", back, 1000)} ms`);
+    }
+    // The emitter's subscription too: its holder lost it with Redis and takes it again (or
+    // another node does), within a second.
+    await until(
+      () => nodes.some((node) => logged(node, "taking in redis-emitter publishes", back).length > 0),
+      10_000,
+      "a node taking in redis-emitter publishes again",
+    );
+    for (const node of nodes.filter((n) => logged(n, "redis-emitter: Redis unreachable", stopping).length > 0)) {
+      await loggedWithin(node, "redis-emitter: Redis is back", back, 1000);
+    }
+    const taker = nodes.find((node) => logged(node, "taking in redis-emitter publishes", back).length > 0);
+    restored.push(`${taker.label} emitter ${await loggedWithin(taker, "taking in redis-emitter publishes", back, 1000)} ms`);
+    t.diagnostic(`restored after Redis came back: ${restored.join(", ")}`);
+    const emitted = record(browser, "emitted");
+    await until(
+      async () => {
+        await emit(redis.url, ["--to", `workspace:${ws}`, "--event", "emitted", "--json", '"after"']);
+        await delay(200); // poll interval: an emit's delivery, if one was taken in
+        return emitted.events.length > 0;
+      },
+      10_000,
+      "a redis-emitter publish delivered after Redis came back",
+    );
     // Publish until one goes through (the nodes reconnect by themselves), bounded.
     await until(
       async () => (await nodes[0].publishHttp({ event: "news", workspace: ws, data: "after" })).status === 202,

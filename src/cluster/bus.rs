@@ -41,10 +41,28 @@ pub fn spawn(redis: &Redis, publisher: Publisher, outages: Counter, shutdown: Ca
         // its data (a restart without persistence) and numbering started again.
         let mut generation: Option<String> = None;
         let mut down = false;
+        // Set when Redis failed: whether it lost its data is checked before the next read.
+        let mut recheck = false;
         loop {
+            if down {
+                let back = tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    back = super::probe(&mut connection) => back,
+                };
+                if back {
+                    tracing::info!("cluster bus: Redis is back; delivery across nodes restored");
+                    down = false;
+                } else {
+                    tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        () = tokio::time::sleep(RETRY) => {}
+                    }
+                    continue;
+                }
+            }
             let read = async {
                 let from = match last {
-                    Some(at) if down || generation.is_none() => {
+                    Some(at) if recheck || generation.is_none() => {
                         let now: Option<String> = connection.get(&generation_key).await?;
                         match (&generation, now) {
                             (Some(known), now) if now.as_ref() != Some(known) => {
@@ -92,12 +110,7 @@ pub fn spawn(redis: &Redis, publisher: Publisher, outages: Counter, shutdown: Ca
             };
             match reply {
                 Ok(reply) => {
-                    if down {
-                        tracing::info!(
-                            "cluster bus: Redis is back; delivery across nodes restored"
-                        );
-                        down = false;
-                    }
+                    recheck = false;
                     for entry in reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids) {
                         let at = last.unwrap_or(0);
                         match deliver(&publisher, &entry, at).await {
@@ -117,6 +130,7 @@ pub fn spawn(redis: &Redis, publisher: Publisher, outages: Counter, shutdown: Ca
                         outages.inc();
                         down = true;
                     }
+                    recheck = true;
                     tokio::select! {
                         () = shutdown.cancelled() => return,
                         () = tokio::time::sleep(RETRY) => {}

@@ -68,6 +68,22 @@ where
         let mut from = "$".to_owned();
         let mut down = false;
         loop {
+            if down {
+                let back = tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    back = super::probe(&mut connection) => back,
+                };
+                if back {
+                    tracing::info!("cluster control: Redis is back");
+                    down = false;
+                } else {
+                    tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        () = tokio::time::sleep(RETRY) => {}
+                    }
+                    continue;
+                }
+            }
             let options = StreamReadOptions::default()
                 .block(usize::try_from(BLOCK.as_millis()).unwrap_or(1000))
                 .count(256);
@@ -80,10 +96,6 @@ where
             };
             match reply {
                 Ok(reply) => {
-                    if down {
-                        tracing::info!("cluster control: Redis is back");
-                        down = false;
-                    }
                     for entry in reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids) {
                         from.clone_from(&entry.id);
                         let sender: Option<String> = entry.get("o");

@@ -4,7 +4,8 @@
 //!
 //! The emitter PUBLISHes on Redis pub/sub, which every node would receive: one node at a time
 //! (the holder of the `<prefix>:emitter-leader` lease, renewed every 2 s) takes them in,
-//! so each emit becomes one event, delivered on every node through the bus. Pub/sub keeps
+//! so each emit becomes one event, delivered on every node through the bus. When Redis is lost,
+//! the node tries again every 200 ms, and logs once that Redis is back. Pub/sub keeps
 //! nothing: emits made while no node is subscribed (a failover, a Redis outage) are lost, as
 //! they are with the npm adapter.
 
@@ -28,6 +29,9 @@ use crate::{
 const LEASE: Duration = Duration::from_secs(6);
 /// How often the holder renews it (and the others try to take it).
 const RENEW: Duration = Duration::from_secs(2);
+/// Pause before trying again when Redis failed: short, so that emits are taken in again
+/// within a second of Redis coming back.
+const RETRY: Duration = Duration::from_millis(200);
 
 /// Why an emit is not delivered.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +48,38 @@ enum Refused {
     Invalid(String),
 }
 
+/// Who holds the lease, as far as this node can tell.
+enum Lease {
+    /// This node: it takes the emits in.
+    Held,
+    /// Another node.
+    Elsewhere,
+    /// Redis did not answer.
+    Unreachable(redis::RedisError),
+}
+
+/// Whether Redis was lost, so that its loss and its return are each logged once.
+#[derive(Default)]
+struct Outage {
+    down: bool,
+}
+
+impl Outage {
+    fn lost(&mut self, error: &redis::RedisError) {
+        if !self.down {
+            tracing::warn!(%error, "redis-emitter: Redis unreachable; emits are not taken in until it is back");
+            self.down = true;
+        }
+    }
+
+    fn back(&mut self, what: &str) {
+        if self.down {
+            tracing::info!("redis-emitter: Redis is back; {what}");
+            self.down = false;
+        }
+    }
+}
+
 /// Takes in the emitter's publishes while this node holds the lease, until `shutdown`.
 pub fn spawn(
     redis: &Redis,
@@ -57,30 +93,65 @@ pub fn spawn(
     let redis = redis.clone();
     tokio::spawn(async move {
         let lease = format!("{}:emitter-leader", redis.prefix);
-        let mut tick = tokio::time::interval(RENEW);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut outage = Outage::default();
+        let mut pause = Duration::ZERO;
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return,
-                _ = tick.tick() => {}
+                () = tokio::time::sleep(pause) => {}
             }
-            if !hold_lease(&redis, &lease, &node_id).await {
-                continue;
+            match hold_lease(&redis, &lease, &node_id).await {
+                Lease::Held => {}
+                Lease::Elsewhere => {
+                    outage.back("another node takes in redis-emitter publishes");
+                    pause = RENEW;
+                    continue;
+                }
+                Lease::Unreachable(error) => {
+                    outage.lost(&error);
+                    pause = RETRY;
+                    continue;
+                }
             }
-            tracing::info!(%key, %namespace, "taking in redis-emitter publishes on this node");
-            let taking = take_in(&redis, &key, &namespace, max_targets, &publisher);
+            let messages = match subscribe(&redis, &key, &namespace).await {
+                Ok(messages) => messages,
+                Err(error) => {
+                    outage.lost(&error);
+                    pause = RETRY;
+                    continue;
+                }
+            };
+            if outage.down {
+                outage.back("taking in redis-emitter publishes on this node again");
+            } else {
+                tracing::info!(%key, %namespace, "taking in redis-emitter publishes on this node");
+            }
+            let taking = take_in(messages, &key, max_targets, &publisher);
             let renewing = keep_lease(&redis, &lease, &node_id);
-            tokio::select! {
+            pause = tokio::select! {
                 () = shutdown.cancelled() => return,
-                () = taking => tracing::warn!("redis-emitter subscription ended; trying again"),
-                () = renewing => tracing::warn!("redis-emitter lease lost; another node takes over"),
-            }
+                () = taking => {
+                    tracing::warn!("redis-emitter: subscription lost; subscribing again");
+                    outage.down = true;
+                    RETRY
+                }
+                lost = renewing => match lost {
+                    Lease::Unreachable(error) => {
+                        outage.lost(&error);
+                        RETRY
+                    }
+                    _ => {
+                        tracing::warn!("redis-emitter: lease lost; another node takes over");
+                        RENEW
+                    }
+                },
+            };
         }
     });
 }
 
-/// Takes or renews the lease; whether this node holds it.
-async fn hold_lease(redis: &Redis, lease: &str, node_id: &str) -> bool {
+/// Takes or renews the lease.
+async fn hold_lease(redis: &Redis, lease: &str, node_id: &str) -> Lease {
     let mut commands = redis.commands.clone();
     let ms = u64::try_from(LEASE.as_millis()).unwrap_or(u64::MAX);
     let taken: redis::RedisResult<Option<String>> = redis::cmd("SET")
@@ -91,51 +162,55 @@ async fn hold_lease(redis: &Redis, lease: &str, node_id: &str) -> bool {
         .arg(ms)
         .query_async(&mut commands)
         .await;
-    if matches!(taken, Ok(Some(_))) {
-        return true;
+    match taken {
+        Ok(Some(_)) => return Lease::Held,
+        Ok(None) => {}
+        Err(error) => return Lease::Unreachable(error),
     }
-    let holder: redis::RedisResult<Option<String>> = commands.get(lease).await;
-    if holder.ok().flatten().as_deref() != Some(node_id) {
-        return false;
+    let holder: Option<String> = match commands.get(lease).await {
+        Ok(holder) => holder,
+        Err(error) => return Lease::Unreachable(error),
+    };
+    if holder.as_deref() != Some(node_id) {
+        return Lease::Elsewhere;
     }
-    let renewed: redis::RedisResult<bool> = commands
-        .pexpire(lease, i64::try_from(ms).unwrap_or(i64::MAX))
-        .await;
-    renewed.unwrap_or(false)
+    match commands
+        .pexpire::<_, bool>(lease, i64::try_from(ms).unwrap_or(i64::MAX))
+        .await
+    {
+        Ok(true) => Lease::Held,
+        Ok(false) => Lease::Elsewhere,
+        Err(error) => Lease::Unreachable(error),
+    }
 }
 
-/// Renews the lease every [`RENEW`]; returns when it is lost.
-async fn keep_lease(redis: &Redis, lease: &str, node_id: &str) {
+/// Renews the lease every [`RENEW`]; returns why it is no longer held.
+async fn keep_lease(redis: &Redis, lease: &str, node_id: &str) -> Lease {
     loop {
         tokio::time::sleep(RENEW).await;
-        if !hold_lease(redis, lease, node_id).await {
-            return;
+        match hold_lease(redis, lease, node_id).await {
+            Lease::Held => {}
+            lost => return lost,
         }
     }
 }
 
-/// Subscribes and publishes what arrives; returns when the subscription ends.
-async fn take_in(
+/// A subscription to the emitter's channels of `namespace`.
+async fn subscribe(
     redis: &Redis,
     key: &str,
     namespace: &str,
-    max_targets: usize,
-    publisher: &Publisher,
-) {
-    let mut pubsub = match redis.client.get_async_pubsub().await {
-        Ok(pubsub) => pubsub,
-        Err(error) => {
-            tracing::warn!(%error, "redis-emitter: no subscription connection");
-            return;
-        }
-    };
+) -> redis::RedisResult<redis::aio::PubSub> {
+    let mut pubsub = redis.client.get_async_pubsub().await?;
     for pattern in emitter::subscription_patterns(key, namespace) {
-        if let Err(error) = pubsub.psubscribe(&pattern).await {
-            tracing::warn!(%error, %pattern, "redis-emitter: subscription refused");
-            return;
-        }
+        pubsub.psubscribe(&pattern).await?;
     }
-    let mut messages = pubsub.on_message();
+    Ok(pubsub)
+}
+
+/// Publishes what arrives; returns when the subscription ends (Redis lost).
+async fn take_in(pubsub: redis::aio::PubSub, key: &str, max_targets: usize, publisher: &Publisher) {
+    let mut messages = pubsub.into_on_message();
     while let Some(message) = messages.next().await {
         let channel = message.get_channel_name().as_bytes().to_vec();
         let decoded = emitter::decode(&channel, message.get_payload_bytes(), key);

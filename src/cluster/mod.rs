@@ -63,9 +63,18 @@ pub fn manager(
         .set_connection_timeout(Some(Duration::from_millis(500)))
         .set_response_timeout(Some(response_timeout))
         .set_number_of_retries(1)
-        .set_max_delay(Duration::from_millis(500));
+        .set_max_delay(Duration::from_millis(250));
     ConnectionManager::new_lazy_with_config(client.clone(), config)
         .map_err(|e| ClusterError::Url(e.to_string()))
+}
+
+/// Whether Redis answers a PING: the readers ask it before their blocking read once Redis
+/// failed, so that its return is logged when it happens, not after a read's whole block.
+async fn probe(connection: &mut ConnectionManager) -> bool {
+    redis::cmd("PING")
+        .query_async::<()>(connection)
+        .await
+        .is_ok()
 }
 
 impl Redis {
