@@ -203,6 +203,10 @@ pub struct EngineConfig {
     pub max_payload_bytes: u64,
     /// Outgoing packets queued per socket; when full, emits to that socket are dropped.
     pub max_buffer_size: usize,
+    /// Initial read buffer of each WebSocket (tungstenite's `read_buffer_size`); it grows for
+    /// a larger message. Browsers send small frames (`register`, pongs), so a small buffer
+    /// saves memory on every idle connection.
+    pub ws_read_buffer_bytes: usize,
 }
 
 /// `[publish]`: publishing limits.

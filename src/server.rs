@@ -46,7 +46,7 @@ use crate::{
         polling::{self, PollingRewrite},
         ws_frames::RewriteContext,
     },
-    state::AppState,
+    state::{AppState, Shared},
     tls::{self, TlsError},
 };
 
@@ -92,6 +92,7 @@ pub fn build(cfg: &Arc<Config>) -> Result<(Router, AppState), ServerError> {
         .max_payload(engine.max_payload_bytes)
         .ws_max_message_size(usize::try_from(engine.max_payload_bytes).unwrap_or(usize::MAX))
         .max_buffer_size(engine.max_buffer_size)
+        .ws_read_buffer_size(engine.ws_read_buffer_bytes)
         .connect_timeout(cfg.limits.handshake_timeout)
         .transports([TransportType::Polling, TransportType::Websocket])
         .build_layer();
@@ -125,7 +126,7 @@ pub fn build(cfg: &Arc<Config>) -> Result<(Router, AppState), ServerError> {
         )),
         None => Arc::new(MemorySessions::new(cfg.recovery.max_disconnection)),
     };
-    let state = AppState {
+    let state = AppState::new(Shared {
         chat,
         cluster,
         node_id: uuid::Uuid::new_v4().simple().to_string(),
@@ -140,7 +141,7 @@ pub fn build(cfg: &Arc<Config>) -> Result<(Router, AppState), ServerError> {
         user_sockets: UserSockets::default(),
         admission: admission.clone(),
         cfg: cfg.clone(),
-    };
+    });
     realtime::register_namespaces(&io, &state);
     let origins = OriginPolicy::new(&cfg.engine_path, &cfg.allowed_origins);
     let app = http::router(cfg)
@@ -294,9 +295,15 @@ pub async fn run(
         recovery: state.recovery.clone(),
         public_ns: cfg.public.path.as_str().into(),
     });
+    // Outermost, before axum's router clones the URI: see http::owned_head.
+    let app = tower::ServiceBuilder::new()
+        .map_request(http::owned_head::owned_head)
+        .service(app);
     let serve = axum::serve(
         SeverableListener::new(listener, tls, rewrite)?,
-        app.into_make_service_with_connect_info::<Peer>(),
+        axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<Peer>(
+            app,
+        ),
     )
     .with_graceful_shutdown(async move { stop_accepting.cancelled().await });
     let mut server = tokio::spawn(serve.into_future());

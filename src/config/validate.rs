@@ -43,6 +43,10 @@ impl Config {
             ("publish.max_body_bytes", self.publish.max_body_bytes as u64),
             ("publish.max_targets", self.publish.max_targets as u64),
             ("engine.max_buffer_size", self.engine.max_buffer_size as u64),
+            (
+                "engine.ws_read_buffer_bytes",
+                self.engine.ws_read_buffer_bytes as u64,
+            ),
             ("coalesce.max_pending", self.coalesce.max_pending as u64),
             ("history.size", self.history.size as u64),
             ("cluster.bus_size", self.cluster.bus_size as u64),

@@ -17,6 +17,7 @@ mod access;
 mod health;
 mod metrics;
 pub mod origin;
+pub mod owned_head;
 mod publish;
 mod ready;
 mod status;
