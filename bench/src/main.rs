@@ -137,9 +137,21 @@ fn all(args: &AllArgs) -> anyhow::Result<()> {
         }
     }
     let secret = |tag: &str| format!("bench-{tag}-{}-{}", std::process::id(), clock::now_us());
+    // herald's default limits (10,000 connections per node, 256 handshakes in flight) would
+    // refuse part of a 19k storm and of a 10k room with a fast 503, which this generator does
+    // not retry (socket.io-client would). The reference has no such limits: lift herald's so
+    // that both do the same work. `--herald-env` can set them back.
+    let mut herald_env: Vec<(String, String)> = [
+        ("HERALD_LIMITS__MAX_CONNECTIONS", "20000"),
+        ("HERALD_LIMITS__MAX_HANDSHAKES_IN_FLIGHT", "20000"),
+    ]
+    .into_iter()
+    .map(|(key, value)| (key.to_owned(), value.to_owned()))
+    .collect();
+    herald_env.extend(args.herald_env.iter().cloned());
     let setup = servers::Setup {
         herald_bin: args.herald.clone(),
-        herald_env: args.herald_env.clone(),
+        herald_env,
         reference_js: args.reference.clone(),
         node: args.node.clone(),
         server_cpu: args.server_cpu.clone(),
