@@ -12,7 +12,7 @@ use redis::{
 };
 use tokio_util::sync::CancellationToken;
 
-use super::{Redis, manager, wire};
+use super::{Redis, link::Link, wire};
 use crate::{
     history::{Appended, Epoch, HistoryError, Position},
     pipeline::Publisher,
@@ -22,9 +22,6 @@ use crate::{
 const BLOCK: Duration = Duration::from_millis(1000);
 /// Most events read at once.
 const BATCH: usize = 512;
-/// Pause before reading again after a failure.
-const RETRY: Duration = Duration::from_millis(200);
-
 /// Starts the reader; it stops with `shutdown`. Each time it loses Redis it counts `outages`.
 pub fn spawn(redis: &Redis, publisher: Publisher, outages: Counter, shutdown: CancellationToken) {
     let client = redis.client.clone();
@@ -32,7 +29,13 @@ pub fn spawn(redis: &Redis, publisher: Publisher, outages: Counter, shutdown: Ca
     let seq_key = format!("{}:seq", redis.prefix);
     let generation_key = format!("{}:generation", redis.prefix);
     tokio::spawn(async move {
-        let Ok(mut connection) = manager(&client, BLOCK * 3) else {
+        let Ok(mut link) = Link::open(
+            &client,
+            BLOCK * 3,
+            "cluster bus",
+            "delivering local events only until it is back",
+            "delivery across nodes restored",
+        ) else {
             tracing::error!("cluster bus: no Redis connection could be made");
             return;
         };
@@ -40,26 +43,13 @@ pub fn spawn(redis: &Redis, publisher: Publisher, outages: Counter, shutdown: Ca
         // The life of the cluster's data (see the append script): another one means Redis lost
         // its data (a restart without persistence) and numbering started again.
         let mut generation: Option<String> = None;
-        let mut down = false;
         // Set when Redis failed: whether it lost its data is checked before the next read.
         let mut recheck = false;
         loop {
-            if down {
-                let back = tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    back = super::probe(&mut connection) => back,
-                };
-                if back {
-                    tracing::info!("cluster bus: Redis is back; delivery across nodes restored");
-                    down = false;
-                } else {
-                    tokio::select! {
-                        () = shutdown.cancelled() => return,
-                        () = tokio::time::sleep(RETRY) => {}
-                    }
-                    continue;
-                }
+            if !link.ready(&shutdown).await {
+                return;
             }
+            let connection = &mut link.connection;
             let read = async {
                 let from = match last {
                     Some(at) if recheck || generation.is_none() => {
@@ -125,15 +115,12 @@ pub fn spawn(redis: &Redis, publisher: Publisher, outages: Counter, shutdown: Ca
                     }
                 }
                 Err(error) => {
-                    if !down {
-                        tracing::warn!(%error, "cluster bus: Redis unreachable; delivering local events only until it is back");
-                        outages.inc();
-                        down = true;
-                    }
                     recheck = true;
-                    tokio::select! {
-                        () = shutdown.cancelled() => return,
-                        () = tokio::time::sleep(RETRY) => {}
+                    let Some(began) = link.failed(&error, &shutdown).await else {
+                        return;
+                    };
+                    if began {
+                        outages.inc();
                     }
                 }
             }

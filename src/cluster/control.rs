@@ -11,15 +11,13 @@ use redis::{
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
-use super::{Redis, manager};
+use super::{Redis, link::Link};
 use crate::realtime::events::{AccessChange, DisconnectUser};
 
 /// Commands kept in the stream (only nodes that are up read them, at once).
 const KEPT: usize = 10_000;
 /// How long one read waits.
 const BLOCK: Duration = Duration::from_millis(1000);
-/// Pause before reading again after a failure.
-const RETRY: Duration = Duration::from_millis(200);
 
 /// A command for every node.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -60,36 +58,29 @@ where
     let client = redis.client.clone();
     let key = format!("{}:control", redis.prefix);
     tokio::spawn(async move {
-        let Ok(mut connection) = manager(&client, BLOCK * 3) else {
+        let Ok(mut link) = Link::open(
+            &client,
+            BLOCK * 3,
+            "cluster control",
+            "commands from other nodes wait until it is back",
+            "commands from other nodes restored",
+        ) else {
             tracing::error!("cluster control: no Redis connection could be made");
             return;
         };
         // Only commands from now on: older ones were for sockets of another time.
         let mut from = "$".to_owned();
-        let mut down = false;
         loop {
-            if down {
-                let back = tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    back = super::probe(&mut connection) => back,
-                };
-                if back {
-                    tracing::info!("cluster control: Redis is back");
-                    down = false;
-                } else {
-                    tokio::select! {
-                        () = shutdown.cancelled() => return,
-                        () = tokio::time::sleep(RETRY) => {}
-                    }
-                    continue;
-                }
+            if !link.ready(&shutdown).await {
+                return;
             }
             let options = StreamReadOptions::default()
                 .block(usize::try_from(BLOCK.as_millis()).unwrap_or(1000))
                 .count(256);
             let (keys, ids) = ([&key], [&from]);
-            let read =
-                connection.xread_options::<_, _, Option<StreamReadReply>>(&keys, &ids, &options);
+            let read = link
+                .connection
+                .xread_options::<_, _, Option<StreamReadReply>>(&keys, &ids, &options);
             let reply = tokio::select! {
                 () = shutdown.cancelled() => return,
                 reply = read => reply,
@@ -112,13 +103,8 @@ where
                     }
                 }
                 Err(error) => {
-                    if !down {
-                        tracing::warn!(%error, "cluster control: Redis unreachable");
-                        down = true;
-                    }
-                    tokio::select! {
-                        () = shutdown.cancelled() => return,
-                        () = tokio::time::sleep(RETRY) => {}
+                    if link.failed(&error, &shutdown).await.is_none() {
+                        return;
                     }
                 }
             }

@@ -18,6 +18,7 @@ pub mod bus;
 pub mod control;
 pub mod emitter;
 pub mod ingest;
+mod link;
 pub mod log;
 pub mod nodes;
 pub mod sessions;
@@ -66,15 +67,6 @@ pub fn manager(
         .set_max_delay(Duration::from_millis(250));
     ConnectionManager::new_lazy_with_config(client.clone(), config)
         .map_err(|e| ClusterError::Url(e.to_string()))
-}
-
-/// Whether Redis answers a PING: the readers ask it before their blocking read once Redis
-/// failed, so that its return is logged when it happens, not after a read's whole block.
-async fn probe(connection: &mut ConnectionManager) -> bool {
-    redis::cmd("PING")
-        .query_async::<()>(connection)
-        .await
-        .is_ok()
 }
 
 impl Redis {
