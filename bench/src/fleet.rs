@@ -141,10 +141,14 @@ pub(crate) struct Fleet {
     admitted: u64,
 }
 
+/// How long a scenario's generators may live: longer than any scenario of `bench all`.
+pub(crate) const SCENARIO_LIFETIME: Duration = Duration::from_secs(900);
+
 impl Fleet {
     /// Starts enough generators for `browsers` browsers spread over `rooms` workspaces and waits
     /// until each is prepared. `concurrency`: handshakes in flight per generator (`None`: all
-    /// browsers at once, a storm).
+    /// browsers at once, a storm). Each generator exits by itself after `lifetime`, whatever
+    /// happens to the driver.
     ///
     /// # Errors
     /// A generator did not start or prepare within 10 s.
@@ -155,6 +159,7 @@ impl Fleet {
         browsers: u64,
         rooms: u64,
         concurrency: Option<usize>,
+        lifetime: Duration,
     ) -> anyhow::Result<Self> {
         let processes = browsers.div_ceil(PER_PROCESS).max(1);
         let mut loads = Vec::new();
@@ -170,7 +175,8 @@ impl Fleet {
                 .arg(format!("--first={first}"))
                 .arg(format!("--rooms={rooms}"))
                 .arg(format!("--secret={secret}"))
-                .arg(format!("--concurrency={}", concurrency.unwrap_or(0)));
+                .arg(format!("--concurrency={}", concurrency.unwrap_or(0)))
+                .arg(format!("--lifetime={}", lifetime.as_secs()));
             loads.push(Peer::spawn(command, format!("load generator {p}"))?);
             first += count;
         }

@@ -77,6 +77,9 @@ pub(crate) async fn run(args: &SoakArgs, setup: &Setup, spawner: &Spawner) -> an
         bail!("--minutes must be in (0, 1440]");
     }
     let duration = Duration::from_secs_f64(minutes * 60.0);
+    // The load processes end by themselves after this, whatever happens to the driver: the
+    // run, its warm-up and the wait for open files to come back, with room to spare.
+    let lifetime = duration + Duration::from_secs(600);
     let stable = if args.smoke { 500 } else { 2000 };
     let server = Server::start(Kind::Herald, setup, "soak").await?;
 
@@ -87,6 +90,7 @@ pub(crate) async fn run(args: &SoakArgs, setup: &Setup, spawner: &Spawner) -> an
         stable,
         ROOMS,
         Some(200),
+        lifetime,
     )
     .await?;
     let admission = fleet.go(Duration::from_secs(120)).await?;
@@ -99,7 +103,7 @@ pub(crate) async fn run(args: &SoakArgs, setup: &Setup, spawner: &Spawner) -> an
         args.churn_rate, args.publish_rate
     ));
 
-    let mut churn = start_churn(spawner, &server, setup, args.churn_rate)?;
+    let mut churn = start_churn(spawner, &server, setup, args.churn_rate, lifetime)?;
     let publisher = crate::fleet::publish(
         spawner,
         server.addr,
@@ -146,6 +150,7 @@ fn start_churn(
     server: &Server,
     setup: &Setup,
     rate: f64,
+    lifetime: Duration,
 ) -> anyhow::Result<Peer> {
     let mut command = spawner.command();
     command
@@ -154,7 +159,8 @@ fn start_churn(
         .arg(format!("--source={}", crate::fleet::next_source()))
         .arg(format!("--rate={rate}"))
         .arg(format!("--rooms={ROOMS}"))
-        .arg(format!("--secret={}", setup.jwt_secret));
+        .arg(format!("--secret={}", setup.jwt_secret))
+        .arg(format!("--lifetime={}", lifetime.as_secs()));
     Peer::spawn(command, "churn".to_owned())
 }
 

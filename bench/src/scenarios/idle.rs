@@ -31,6 +31,7 @@ pub(crate) async fn run(ctx: &Ctx, kind: Kind, label: &str) -> anyhow::Result<Gr
         browsers,
         browsers,
         None,
+        crate::fleet::SCENARIO_LIFETIME,
     )
     .await?;
     let cpu_before = server.cpu()?;

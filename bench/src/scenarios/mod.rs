@@ -51,6 +51,7 @@ impl Ctx {
             browsers,
             rooms,
             Some(SETUP_CONCURRENCY),
+            crate::fleet::SCENARIO_LIFETIME,
         )
         .await?;
         let admission = fleet.go(Duration::from_secs(150)).await?;
