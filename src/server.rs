@@ -308,9 +308,13 @@ pub async fn run(
     .with_graceful_shutdown(async move { stop_accepting.cancelled().await });
     let mut server = tokio::spawn(serve.into_future());
 
+    // Shutdown first: the server's graceful end follows it within milliseconds (upgraded and
+    // idle connections are not waited for), and an unbiased select would then sometimes take
+    // that branch and return without the drain, cutting every socket at once.
     tokio::select! {
-        result = &mut server => return flatten(result),
+        biased;
         () = shutdown.cancelled() => {}
+        result = &mut server => return flatten(result),
     }
     // The listener is closed (graceful shutdown of `serve`); handshakes on connections that
     // are still open are refused and /ready answers 503.
