@@ -155,6 +155,18 @@ struct Replay {
     admitting: Option<(SocketRef, Vec<String>)>,
 }
 
+impl Replay {
+    /// Keeps a live event aside, unless `limit` events already are: then the socket is to be
+    /// cut off as slow (`false`).
+    fn keep_aside(&mut self, limit: usize, pending: impl FnOnce() -> Pending) -> bool {
+        if self.aside.len() >= limit {
+            return false;
+        }
+        self.aside.push(pending());
+        true
+    }
+}
+
 impl std::fmt::Debug for Replay {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Replay")
@@ -321,6 +333,7 @@ impl Deliverer {
         // socket's rooms itself), so the rule is kept by socket id: excluding the sockets of
         // the earlier rooms would miss one that left them in between.
         let mut served: HashSet<Sid> = HashSet::new();
+        let replaying = !order.replays.is_empty();
         let admitting = order.replays.values().any(|r| r.admitting.is_some());
         let dedupe = names.len() > 1 || admitting;
         let mut slow_sockets = Vec::new();
@@ -333,21 +346,24 @@ impl Deliverer {
                 offset: target.position.offset,
                 epoch: target.position.epoch.as_str(),
             };
+            let pending = || Pending {
+                event: stamped.clone(),
+                workspace: target.workspace.cloned(),
+                position: target.position.clone(),
+                seq,
+            };
             let sockets = ns.clone().to(target.room.to_owned()).sockets();
             for socket in sockets {
                 if dedupe && !served.insert(socket.id) {
                     continue;
                 }
-                if let Some(replay) = order.replays.get_mut(&socket.id) {
-                    if replay.aside.len() >= self.aside_limit {
+                // No lookup per member while no socket is replaying (the usual case).
+                let replay = replaying
+                    .then(|| order.replays.get_mut(&socket.id))
+                    .flatten();
+                if let Some(replay) = replay {
+                    if !replay.keep_aside(self.aside_limit, pending) {
                         slow_sockets.push(socket);
-                    } else {
-                        replay.aside.push(Pending {
-                            event: stamped.clone(),
-                            workspace: target.workspace.cloned(),
-                            position: target.position.clone(),
-                            seq,
-                        });
                     }
                     continue;
                 }
@@ -369,15 +385,9 @@ impl Deliverer {
                     if !rooms.iter().any(|room| room == target.room) || !served.insert(*sid) {
                         continue;
                     }
-                    if replay.aside.len() >= self.aside_limit {
-                        slow_sockets.push(socket.clone());
-                    } else {
-                        replay.aside.push(Pending {
-                            event: stamped.clone(),
-                            workspace: target.workspace.cloned(),
-                            position: target.position.clone(),
-                            seq,
-                        });
+                    let socket = socket.clone();
+                    if !replay.keep_aside(self.aside_limit, pending) {
+                        slow_sockets.push(socket);
                     }
                 }
             }
