@@ -259,8 +259,11 @@ pub struct RecoveryConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterConfig {
-    /// `redis://host:port/db`; unset: a single node.
+    /// `redis://host:port/db`; on a Redis Cluster, its seed nodes' URLs separated by commas;
+    /// unset: a single herald node.
     pub redis_url: Option<Secret>,
+    /// What `redis_url` points to.
+    pub redis_mode: RedisMode,
     /// Prefix of every Redis key herald writes (one cluster per prefix).
     pub prefix: String,
     /// Events kept in the stream every node reads; a node that falls further behind (a long
@@ -269,6 +272,17 @@ pub struct ClusterConfig {
     /// The `key` of backends' npm `@socket.io/redis-emitter` whose publishes herald takes in;
     /// empty: none.
     pub emitter_key: String,
+}
+
+/// What kind of Redis `cluster.redis_url` points to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RedisMode {
+    /// One Redis server (or a failover pair behind one address).
+    #[default]
+    Standalone,
+    /// A Redis Cluster: herald's keys share one hash slot, `{prefix}`.
+    Cluster,
 }
 
 /// `[tls]`: `https` and `wss` served by herald itself, without a proxy. Both files or neither.
@@ -503,6 +517,16 @@ mod tests {
             let error = cfg.validate(false).unwrap_err();
             assert!(error.to_string().contains("tls."), "{error}");
         }
+    }
+
+    #[test]
+    fn redis_mode_is_standalone_or_cluster() {
+        let cfg = Config::from_toml("").unwrap();
+        assert_eq!(cfg.cluster.redis_mode, RedisMode::Standalone);
+        let cfg = Config::from_toml("[cluster]\nredis_mode = \"cluster\"").unwrap();
+        assert_eq!(cfg.cluster.redis_mode, RedisMode::Cluster);
+        let err = Config::from_toml("[cluster]\nredis_mode = \"sentinel\"").unwrap_err();
+        assert!(err.to_string().contains("redis_mode"), "{err}");
     }
 
     #[test]

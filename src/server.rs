@@ -100,7 +100,11 @@ pub fn build(cfg: &Arc<Config>) -> Result<(Router, AppState), ServerError> {
     let admission = Admission::new(&cfg.engine_path, &cfg.limits, &metrics);
     let slow = SlowPolicy::new(connections.clone(), metrics.slow_disconnects.clone());
     let cluster = match &cfg.cluster.redis_url {
-        Some(url) => Some(Redis::open(url.expose(), &cfg.cluster.prefix)?),
+        Some(url) => Some(Redis::open(
+            url.expose(),
+            &cfg.cluster.prefix,
+            cfg.cluster.redis_mode,
+        )?),
         None => None,
     };
     let log: Arc<dyn EventLog> = match &cluster {

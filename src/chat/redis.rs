@@ -11,14 +11,17 @@
 //! history to survive a Redis restart.
 
 use futures_util::{FutureExt, future::BoxFuture};
-use redis::{AsyncCommands, Script, aio::ConnectionManager};
+use redis::{AsyncCommands, Script};
 use uuid::Uuid;
 
 use super::{
     room::Room,
     store::{ChatStore, Deleted, Message, Page, StoreError},
 };
-use crate::{cluster::Redis, ids::UserId};
+use crate::{
+    cluster::{Commands, Redis},
+    ids::UserId,
+};
 
 /// `KEYS`: seq, order, msg. `ARGV`: message uuid, message JSON. Returns the message's number.
 const POST: &str = r"
@@ -40,7 +43,7 @@ return 2";
 /// The Redis chat store; cheap to clone.
 #[derive(Clone)]
 pub struct RedisStore {
-    commands: ConnectionManager,
+    commands: Commands,
     prefix: String,
     post: Script,
     delete: Script,

@@ -24,13 +24,13 @@ const BLOCK: Duration = Duration::from_millis(1000);
 const BATCH: usize = 512;
 /// Starts the reader; it stops with `shutdown`. Each time it loses Redis it counts `outages`.
 pub fn spawn(redis: &Redis, publisher: Publisher, outages: Counter, shutdown: CancellationToken) {
-    let client = redis.client.clone();
+    let redis = redis.clone();
     let key = format!("{}:bus", redis.prefix);
     let seq_key = format!("{}:seq", redis.prefix);
     let generation_key = format!("{}:generation", redis.prefix);
     tokio::spawn(async move {
         let Ok(mut link) = Link::open(
-            &client,
+            &redis,
             BLOCK * 3,
             "cluster bus",
             "delivering local events only until it is back",

@@ -55,11 +55,11 @@ where
     F: Fn(Command) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send,
 {
-    let client = redis.client.clone();
+    let redis = redis.clone();
     let key = format!("{}:control", redis.prefix);
     tokio::spawn(async move {
         let Ok(mut link) = Link::open(
-            &client,
+            &redis,
             BLOCK * 3,
             "cluster control",
             "commands from other nodes wait until it is back",

@@ -201,7 +201,7 @@ async fn subscribe(
     key: &str,
     namespace: &str,
 ) -> redis::RedisResult<redis::aio::PubSub> {
-    let mut pubsub = redis.client.get_async_pubsub().await?;
+    let mut pubsub = redis.pubsub().await?;
     for pattern in emitter::subscription_patterns(key, namespace) {
         pubsub.psubscribe(&pattern).await?;
     }

@@ -1,13 +1,13 @@
 //! A stream reader's Redis connection through outages: the loss is logged once, Redis is asked
-//! every 200 ms while it is away, and its return is logged when it happens (a PING before the
+//! every 200 ms while it is away, and its return is logged when it happens (a probe before the
 //! next blocking read, which could otherwise wait a whole block before saying anything).
 
 use std::time::Duration;
 
-use redis::{RedisError, aio::ConnectionManager};
+use redis::RedisError;
 use tokio_util::sync::CancellationToken;
 
-use super::{ClusterError, manager};
+use super::{ClusterError, Commands, Redis};
 
 /// Pause before asking Redis again after a failure.
 pub(super) const RETRY: Duration = Duration::from_millis(200);
@@ -15,7 +15,9 @@ pub(super) const RETRY: Duration = Duration::from_millis(200);
 /// One reader's connection, named in its log lines (`cluster bus`, `cluster control`).
 pub(super) struct Link {
     /// The connection; its commands may fail while Redis is away.
-    pub(super) connection: ConnectionManager,
+    pub(super) connection: Commands,
+    /// Asks whether Redis is back.
+    probe: redis::Cmd,
     reader: &'static str,
     /// What the reader does without Redis, logged with the loss.
     meanwhile: &'static str,
@@ -27,14 +29,15 @@ pub(super) struct Link {
 impl Link {
     /// A lazy connection whose commands wait at most `response_timeout`.
     pub(super) fn open(
-        client: &redis::Client,
+        redis: &Redis,
         response_timeout: Duration,
         reader: &'static str,
         meanwhile: &'static str,
         restored: &'static str,
     ) -> Result<Self, ClusterError> {
         Ok(Self {
-            connection: manager(client, response_timeout)?,
+            connection: redis.connection(response_timeout)?,
+            probe: redis.probe(),
             reader,
             meanwhile,
             restored,
@@ -46,10 +49,9 @@ impl Link {
     /// when `shutdown` came first.
     pub(super) async fn ready(&mut self, shutdown: &CancellationToken) -> bool {
         while self.down {
-            let ping = redis::cmd("PING");
             let back = tokio::select! {
                 () = shutdown.cancelled() => return false,
-                back = ping.query_async::<()>(&mut self.connection) => back.is_ok(),
+                back = self.probe.query_async::<()>(&mut self.connection) => back.is_ok(),
             };
             if back {
                 tracing::info!("{}: Redis is back; {}", self.reader, self.restored);

@@ -17,50 +17,52 @@
 use std::{sync::Arc, time::Duration};
 
 use futures_util::future::{BoxFuture, FutureExt};
-use redis::{AsyncCommands, Script, aio::ConnectionManager, streams::StreamRangeReply};
+use redis::{AsyncCommands, Script, streams::StreamRangeReply};
 
-use super::wire;
+use super::{Commands, wire};
 use crate::{
     history::{self, Appended, Epoch, EventLog, HistoryError, Logged, Missed, Position, Resume},
     pipeline::Stamped,
 };
 
-/// Appends an event: ARGV = prefix, history size, ttl (s), bus size, candidate epoch, event
-/// JSON, rooms…; returns `{seq, offset1, epoch1, offset2, epoch2, …}`.
+/// Appends an event. KEYS = generation, seq, bus, then for each room its stream, head and
+/// epoch; ARGV = history size, ttl (s), bus size, candidate epoch, event JSON. Returns
+/// `{seq, offset1, epoch1, offset2, epoch2, …}`. Every key is declared (a Redis Cluster routes
+/// the script by them and runs it only if they share one slot, which the `{prefix}` hash tag
+/// makes so).
 const APPEND: &str = r"
-local prefix, size, ttl, bus_size, candidate, body = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-redis.call('SET', prefix .. ':generation', candidate, 'NX')
-local seq = redis.call('INCR', prefix .. ':seq')
+local size, ttl, bus_size, candidate, body = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+redis.call('SET', KEYS[1], candidate, 'NX')
+local seq = redis.call('INCR', KEYS[2])
 local out = {seq}
 local positions = {}
-for i = 7, #ARGV do
-  local key = prefix .. ':room:' .. ARGV[i]
-  redis.call('SET', key .. ':epoch', candidate, 'NX')
-  local epoch = redis.call('GET', key .. ':epoch')
-  local offset = redis.call('INCR', key .. ':head')
-  redis.call('XADD', key, 'MAXLEN', '~', size, offset .. '-0', 's', seq, 'e', body)
-  for _, k in ipairs({key, key .. ':head', key .. ':epoch'}) do redis.call('EXPIRE', k, ttl) end
+for i = 4, #KEYS, 3 do
+  local stream, head, epoch_key = KEYS[i], KEYS[i + 1], KEYS[i + 2]
+  redis.call('SET', epoch_key, candidate, 'NX')
+  local epoch = redis.call('GET', epoch_key)
+  local offset = redis.call('INCR', head)
+  redis.call('XADD', stream, 'MAXLEN', '~', size, offset .. '-0', 's', seq, 'e', body)
+  for _, k in ipairs({stream, head, epoch_key}) do redis.call('EXPIRE', k, ttl) end
   table.insert(out, offset)
   table.insert(out, epoch)
   table.insert(positions, offset .. ':' .. epoch)
 end
-redis.call('XADD', prefix .. ':bus', 'MAXLEN', '~', bus_size, seq .. '-0', 'e', body, 'p', table.concat(positions, ' '))
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', bus_size, seq .. '-0', 'e', body, 'p', table.concat(positions, ' '))
 return out
 ";
 
-/// Starts a room's log if it has none and returns `{head, epoch}`: ARGV = prefix, room, ttl,
-/// candidate epoch.
+/// Starts a room's log if it has none and returns `{head, epoch}`. KEYS = the room's stream,
+/// head and epoch; ARGV = ttl, candidate epoch.
 const HEAD: &str = r"
-local key = ARGV[1] .. ':room:' .. ARGV[2]
-redis.call('SET', key .. ':epoch', ARGV[4], 'NX')
-for _, k in ipairs({key, key .. ':head', key .. ':epoch'}) do redis.call('EXPIRE', k, ARGV[3]) end
-return {tonumber(redis.call('GET', key .. ':head') or '0'), redis.call('GET', key .. ':epoch')}
+redis.call('SET', KEYS[3], ARGV[2], 'NX')
+for _, k in ipairs(KEYS) do redis.call('EXPIRE', k, ARGV[1]) end
+return {tonumber(redis.call('GET', KEYS[2]) or '0'), redis.call('GET', KEYS[3])}
 ";
 
 /// The shared event log of a cluster.
 #[derive(Clone)]
 pub struct RedisLog {
-    redis: ConnectionManager,
+    redis: Commands,
     prefix: Arc<str>,
     size: usize,
     ttl: Duration,
@@ -91,13 +93,7 @@ fn unavailable(error: &redis::RedisError) -> HistoryError {
 impl RedisLog {
     /// A log on `redis` under `prefix`, keeping `size` events per room for `ttl`, and
     /// `bus_size` events in the shared stream.
-    pub fn new(
-        redis: ConnectionManager,
-        prefix: &str,
-        size: usize,
-        ttl: Duration,
-        bus_size: usize,
-    ) -> Self {
+    pub fn new(redis: Commands, prefix: &str, size: usize, ttl: Duration, bus_size: usize) -> Self {
         Self {
             redis,
             prefix: prefix.into(),
@@ -113,6 +109,16 @@ impl RedisLog {
         format!("{}:room:{room}", self.prefix)
     }
 
+    /// Declares a room's three keys to a script, in the order the scripts read them: stream,
+    /// head, epoch.
+    fn key_room(&self, invocation: &mut redis::ScriptInvocation<'_>, room: &str) {
+        let stream = self.room_key(room);
+        invocation
+            .key(&stream)
+            .key(format!("{stream}:head"))
+            .key(format!("{stream}:epoch"));
+    }
+
     fn ttl_secs(&self) -> u64 {
         self.ttl.as_secs().max(1)
     }
@@ -125,15 +131,18 @@ impl RedisLog {
         let body = wire::encode(event);
         let mut invocation = self.append.prepare_invoke();
         invocation
-            .arg(&*self.prefix)
+            .key(format!("{}:generation", self.prefix))
+            .key(format!("{}:seq", self.prefix))
+            .key(format!("{}:bus", self.prefix));
+        for room in rooms {
+            self.key_room(&mut invocation, room);
+        }
+        invocation
             .arg(self.size)
             .arg(self.ttl_secs())
             .arg(self.bus_size)
             .arg(Epoch::generate().as_str())
             .arg(&body);
-        for room in rooms {
-            invocation.arg(room);
-        }
         let mut redis = self.redis.clone();
         let reply: Vec<redis::Value> = invocation
             .invoke_async(&mut redis)
@@ -145,11 +154,9 @@ impl RedisLog {
     /// The room's log start: `(head, epoch)`.
     async fn start(&self, room: &str) -> Result<(u64, Epoch), HistoryError> {
         let mut redis = self.redis.clone();
-        let (head, epoch): (u64, String) = self
-            .head
-            .prepare_invoke()
-            .arg(&*self.prefix)
-            .arg(room)
+        let mut invocation = self.head.prepare_invoke();
+        self.key_room(&mut invocation, room);
+        let (head, epoch): (u64, String) = invocation
             .arg(self.ttl_secs())
             .arg(Epoch::generate().as_str())
             .invoke_async(&mut redis)

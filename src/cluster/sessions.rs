@@ -13,10 +13,9 @@
 use std::{sync::Arc, time::Duration};
 
 use futures_util::future::{BoxFuture, FutureExt};
-use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 
-use super::COMMAND_TIMEOUT;
+use super::{COMMAND_TIMEOUT, Commands};
 use crate::{
     ids::UserId,
     recovery::{Saved, SessionError, SessionStore},
@@ -37,7 +36,7 @@ struct Stored {
 /// The saved sessions of a cluster.
 #[derive(Clone)]
 pub struct RedisSessions {
-    redis: ConnectionManager,
+    redis: Commands,
     prefix: Arc<str>,
     max_disconnection: Duration,
 }
@@ -56,7 +55,7 @@ fn unavailable(error: impl std::fmt::Display) -> SessionError {
 
 impl RedisSessions {
     /// Sessions on `redis` under `prefix`, kept for `max_disconnection`.
-    pub fn new(redis: ConnectionManager, prefix: &str, max_disconnection: Duration) -> Self {
+    pub fn new(redis: Commands, prefix: &str, max_disconnection: Duration) -> Self {
         Self {
             redis,
             prefix: prefix.into(),
