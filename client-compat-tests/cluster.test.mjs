@@ -7,36 +7,10 @@
 import { after, afterEach, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 
-import { execFile } from "node:child_process";
 import { setTimeout as delay } from "node:timers/promises";
-import { fileURLToPath } from "node:url";
-import { promisify } from "node:util";
 
-const execFileAsync = promisify(execFile);
-
-import { PRIVATE_KEY, ack, eventually, flush, once, publish, record, startHerald, uid } from "./harness.mjs";
-import { startRedis } from "./redis.mjs";
-
-const EMIT = fileURLToPath(new URL("../js-fixtures/emit.mjs", import.meta.url));
-
-/** Runs js-fixtures/emit.mjs (the real npm @socket.io/redis-emitter) against `redisUrl`. */
-async function emit(redisUrl, args) {
-  const { stdout } = await execFileAsync(process.execPath, [EMIT, "--redis", redisUrl, "--nsp", "/public", ...args], {
-    timeout: 10_000,
-  });
-  return stdout;
-}
-
-/** Awaits `check()` until it returns a truthy value, every 100 ms, for at most `ms`. */
-async function until(check, ms, what) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() >= deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await delay(100); // poll interval of a bounded poll
-  }
-}
+import { PRIVATE_KEY, ack, eventually, flush, metric, once, publish, record, startHerald, uid, until } from "./harness.mjs";
+import { emit, startRedis } from "./redis.mjs";
 
 describe("cluster of three nodes", () => {
   let redis;
@@ -191,14 +165,6 @@ describe("cluster of three nodes", () => {
     }
   });
 });
-
-/** The value of a sample in a node's /metrics (exact series name and labels); NaN when absent. */
-async function metric(node, series) {
-  const res = await node.http("GET", "/metrics", { key: PRIVATE_KEY });
-  assert.equal(res.status, 200, res.text);
-  const line = res.text.split("\n").find((l) => l.startsWith(`${series} `));
-  return line === undefined ? NaN : Number(line.slice(series.length + 1));
-}
 
 const redisUp = (node) => metric(node, "herald_redis_up");
 

@@ -132,6 +132,8 @@ export function renderConfig({
   }
   if (cluster !== undefined) {
     lines.push("", "[cluster]", `redis_url = ${tomlString(cluster.redisUrl)}`, `prefix = ${tomlString(cluster.prefix)}`);
+    // "cluster": redis_url is a comma-separated list of Redis Cluster seeds.
+    if (cluster.mode !== undefined) lines.push(`redis_mode = ${tomlString(cluster.mode)}`);
   }
   if (chat !== undefined) {
     // `chat: {dataDir, presenceTimeout, historyPage, maxText, ...}`: the [chat] section, enabled.
@@ -516,6 +518,14 @@ export class Herald {
   }
 }
 
+/** The value of a sample in a node's /metrics (exact series name and labels); NaN when absent. */
+export async function metric(node, series) {
+  const res = await node.http("GET", "/metrics", { key: PRIVATE_KEY });
+  assert.equal(res.status, 200, res.text);
+  const line = res.text.split("\n").find((l) => l.startsWith(`${series} `));
+  return line === undefined ? NaN : Number(line.slice(series.length + 1));
+}
+
 /**
  * An HTTPS request trusting `ca` (PEM), for herald's native TLS: resolves with
  * { status, headers, text() } like fetch's response; rejects on a TLS or connection error.
@@ -618,6 +628,17 @@ export async function eventually(condition, ms = WAIT_MS, what = "condition") {
   while (!condition()) {
     if (Date.now() >= deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await delay(50); // poll interval of a bounded poll
+  }
+}
+
+/** Awaits `check()` until it returns a truthy value, every 100 ms, for at most `ms`. */
+export async function until(check, ms, what) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() >= deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await delay(100); // poll interval of a bounded poll
   }
 }
 

@@ -4,9 +4,14 @@
 //
 //   node emit.mjs --redis redis://127.0.0.1:6379 --nsp /public --to workspace:ws1 \
 //        --event tree_changes --json '{"path":"/a"}'
+//   node emit.mjs --cluster --redis redis://127.0.0.1:7001,redis://127.0.0.1:7002 ...
 //
 // Options (repeatable ones marked *):
 //   --redis URL          Redis URL; defaults to $REDIS_URL, then redis://127.0.0.1:6379
+//   --cluster            a Redis Cluster: --redis is a comma-separated list of seed node URLs,
+//                        connected with node-redis createCluster instead of createClient. The
+//                        emitter still makes a classic PUBLISH, sent to one node, which the
+//                        cluster forwards to every node
 //   --key PREFIX         the emitter's `key` option (its default is "socket.io")
 //   --nsp NAME           namespace, as in emitter.of(NAME); default "/"
 //   --to ROOM *          emitter.to(ROOM)
@@ -22,16 +27,18 @@
 //   --disconnect-sockets emitter[.to(...)].disconnectSockets(true) instead of emit
 //
 // Prints one JSON line per Redis PUBLISH made: {"channel": ..., "receivers": N}, where N is
-// what Redis answered (the number of subscribers that got the message). Exit code 0 on success.
+// what Redis answered (the number of subscribers that got the message; with --cluster, only
+// those on the node that took the PUBLISH). Exit code 0 on success.
 
 import { parseArgs } from "node:util";
 
 import { Emitter } from "@socket.io/redis-emitter";
-import { createClient } from "redis";
+import { createCluster, createClient } from "redis";
 
 const { values } = parseArgs({
   options: {
     redis: { type: "string" },
+    cluster: { type: "boolean", default: false },
     key: { type: "string" },
     nsp: { type: "string", default: "/" },
     to: { type: "string", multiple: true, default: [] },
@@ -60,7 +67,10 @@ function revive(_key, value) {
 
 const url = values.redis ?? process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 // No reconnection: a Redis that is not there is an error the caller must see at once.
-const client = createClient({ url, socket: { reconnectStrategy: false, connectTimeout: 5000 } });
+const socket = { reconnectStrategy: false, connectTimeout: 5000 };
+const client = values.cluster
+  ? createCluster({ rootNodes: url.split(",").map((seed) => ({ url: seed.trim() })), defaults: { socket } })
+  : createClient({ url, socket });
 client.on("error", () => {}); // connect() and publish() reject with the same error
 try {
   await client.connect();
