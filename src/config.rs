@@ -526,7 +526,10 @@ mod tests {
         let cfg = Config::from_toml("[cluster]\nredis_mode = \"cluster\"").unwrap();
         assert_eq!(cfg.cluster.redis_mode, RedisMode::Cluster);
         let err = Config::from_toml("[cluster]\nredis_mode = \"sentinel\"").unwrap_err();
-        assert!(err.to_string().contains("redis_mode"), "{err}");
+        let ConfigError::Parse(inner) = err else {
+            panic!("expected a parse error");
+        };
+        assert!(inner.to_string().contains("sentinel"), "{inner}");
     }
 
     #[test]

@@ -39,6 +39,7 @@ use crate::{
     realtime::{
         self, Io,
         eio3_compat::{self, Eio3Compat},
+        expiry::ExpiryWheel,
         slow::SlowPolicy,
     },
     recovery::{
@@ -136,6 +137,7 @@ pub fn build(cfg: &Arc<Config>) -> Result<(Router, AppState), ServerError> {
         node_id: uuid::Uuid::new_v4().simple().to_string(),
         private: Arc::new(PrivateAccess::from_config(cfg)),
         publisher: Publisher::new(io.clone(), cfg, log, slow.clone(), metrics.clone()),
+        expiry: ExpiryWheel::start(cfg.auth.jwt.expiry_warning, slow.clone()),
         slow,
         metrics,
         recovery: Arc::new(Recovery::new(sessions)),

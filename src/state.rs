@@ -11,7 +11,7 @@ use crate::{
     limits::{Admission, UserSockets},
     metrics::Metrics,
     pipeline::Publisher,
-    realtime::{Io, slow::SlowPolicy},
+    realtime::{Io, expiry::ExpiryWheel, slow::SlowPolicy},
     recovery::Recovery,
 };
 
@@ -49,6 +49,8 @@ pub struct Shared {
     pub io: Io,
     /// Cuts off sockets whose queue is full.
     pub slow: SlowPolicy,
+    /// Every socket's token expiry (JWT mode), on one timer wheel.
+    pub expiry: ExpiryWheel,
     /// What the server counts.
     pub metrics: Metrics,
     /// Socket.IO connection state recovery: saved sessions, pids to announce.

@@ -37,7 +37,7 @@ use super::{
 use crate::{
     auth::Session,
     realtime::{
-        ConnectRefusal, Io, authenticate, counted, expiry, rooms,
+        ConnectRefusal, Io, authenticate, counted, rooms,
         sequencer::{Sequencer, Ticket},
     },
     state::AppState,
@@ -118,12 +118,7 @@ async fn admit(
     let session = authenticate(&state.auth, socket, data).await?;
     socket.join(rooms::user_room(&session.principal.user));
     if let Some(exp) = session.principal.expires_at {
-        let handle = expiry::watch(
-            socket.clone(),
-            exp,
-            state.cfg.auth.jwt.expiry_warning,
-            state.slow.clone(),
-        );
+        let handle = state.expiry.watch(socket.clone(), exp);
         socket.extensions.insert(Arc::new(handle));
     }
     socket.extensions.insert(Arc::new(session));

@@ -16,7 +16,7 @@ use socketioxide::{
 use super::{
     ConnectRefusal, Io, access, counted,
     events::{self, ErrorAck, ErrorCode, OkAck, RefreshAck, RegisterAck, UserPosition},
-    expiry::{self, ExpiryHandle},
+    expiry::ExpiryHandle,
     guard::{self, throttle},
     recovered,
     reply::{Reply, truncate},
@@ -224,10 +224,9 @@ fn start_expiry(state: &AppState, socket: &SocketRef, session: &Session) {
     let Some(exp) = session.principal.expires_at else {
         return;
     };
-    let (warning, slow) = (state.cfg.auth.jwt.expiry_warning, state.slow.clone());
     socket
         .extensions
-        .insert(Arc::new(expiry::watch(socket.clone(), exp, warning, slow)));
+        .insert(Arc::new(state.expiry.watch(socket.clone(), exp)));
 }
 
 /// On disconnect: stops the expiry timer, and saves the session for recovery when the
