@@ -39,8 +39,10 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use crate::recovery::ws_frames::{FrameRewriter, RewriteContext};
 
+mod linger;
 mod listener;
 
+pub use linger::{LINGER, Lingering};
 pub use listener::{Peer, SeverableListener, Stream};
 
 /// What a connection shares with its handles.

@@ -27,7 +27,7 @@ use tokio::{
 use tokio_rustls::{TlsAcceptor, server::TlsStream};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use super::{Severable, Severer, Shared};
+use super::{Severable, Severer, Shared, linger::Lingering};
 use crate::recovery::ws_frames::RewriteContext;
 
 /// How long a client may take over its TLS handshake before it is dropped.
@@ -45,9 +45,9 @@ const READY_QUEUE: usize = 64;
 #[derive(Debug)]
 pub enum Stream {
     /// Plain TCP.
-    Plain(TcpStream),
+    Plain(Lingering),
     /// TLS over TCP, past its handshake.
-    Tls(Box<TlsStream<TcpStream>>),
+    Tls(Box<TlsStream<Lingering>>),
 }
 
 impl AsyncRead for Stream {
@@ -132,7 +132,7 @@ pub struct SeverableListener {
 enum Incoming {
     Plain(TcpListener),
     Tls {
-        ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+        ready: mpsc::Receiver<(TlsStream<Lingering>, SocketAddr)>,
         /// Stops the accepting task (and pending handshakes) with the listener.
         _stop: DropGuard,
     },
@@ -187,7 +187,7 @@ fn no_delay(tcp: &TcpStream) {
 async fn accept_tls(
     mut listener: TcpListener,
     acceptor: TlsAcceptor,
-    done: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
+    done: mpsc::Sender<(TlsStream<Lingering>, SocketAddr)>,
     stop: CancellationToken,
 ) {
     let slots = Arc::new(Semaphore::new(MAX_HANDSHAKES));
@@ -207,7 +207,7 @@ async fn accept_tls(
         no_delay(&tcp);
         let (acceptor, done, stop) = (acceptor.clone(), done.clone(), stop.clone());
         tokio::spawn(async move {
-            let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp));
+            let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(Lingering::new(tcp)));
             let outcome = tokio::select! {
                 () = stop.cancelled() => return,
                 outcome = handshake => outcome,
@@ -241,7 +241,7 @@ impl Listener for SeverableListener {
             Incoming::Plain(listener) => {
                 let (tcp, addr) = Listener::accept(listener).await;
                 no_delay(&tcp);
-                (Stream::Plain(tcp), addr)
+                (Stream::Plain(Lingering::new(tcp)), addr)
             }
             Incoming::Tls { ready, .. } => match ready.recv().await {
                 Some((tls, addr)) => (Stream::Tls(Box::new(tls)), addr),

@@ -299,7 +299,10 @@ mod tests {
         // The new token's exp is mapped to tokio's clock at the refresh.
         let refreshed = Instant::now();
         let renewed = now_secs() + 3700;
-        schedule.apply(Command::Extend { id: 1, exp: renewed });
+        schedule.apply(Command::Extend {
+            id: 1,
+            exp: renewed,
+        });
         assert_eq!(schedule.next().await, Some(("a", Due::Warn(renewed))));
         let warned = refreshed.elapsed().as_secs();
         assert!(
