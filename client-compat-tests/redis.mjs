@@ -79,6 +79,16 @@ function bindable(port) {
   });
 }
 
+/**
+ * The deployments cluster mode runs on, for test files that run against each: a single
+ * redis-server (`redis_mode` left at its default) and a three-master Redis Cluster. Each
+ * `start()` resolves with something that has a `url` for herald and a `stop()`.
+ */
+export const REDIS_KINDS = [
+  { name: "one Redis", mode: undefined, start: () => startRedis() },
+  { name: "a Redis Cluster", mode: "cluster", start: () => startRedisCluster() },
+];
+
 /** Starts a redis-server on a free port. */
 export async function startRedis() {
   const redis = new RedisServer(await freePort());
