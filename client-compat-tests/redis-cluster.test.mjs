@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 
 import { setTimeout as delay } from "node:timers/promises";
 
-import { ack, eventually, flush, metric, publish, record, startHerald, uid, until } from "./harness.mjs";
+import { PRIVATE_KEY, ack, eventually, flush, metric, publish, record, startHerald, uid, until } from "./harness.mjs";
 import { emit, redisCli, startRedisCluster } from "./redis.mjs";
 
 describe("cluster of three nodes on a Redis Cluster", () => {
@@ -153,6 +153,26 @@ describe("cluster of three nodes on a Redis Cluster", () => {
     for (const { port, key } of found) {
       assert.ok(key.startsWith(`{${prefix}}:`), `key ${JSON.stringify(key)} is not under {${prefix}}:\n${list()}`);
       assert.equal(port, owner, `key ${JSON.stringify(key)} is on ${port}, not on ${owner}, the master of {${prefix}}`);
+    }
+  });
+
+  test("/status lists the live nodes from their heartbeats on the cluster; /ready is 200", async () => {
+    await nodes[1].user({});
+    // Heartbeats come every 2 s: wait until every node has reported, and node 2's socket.
+    const status = await until(
+      async () => {
+        const res = await nodes[0].http("GET", "/status", { key: PRIVATE_KEY });
+        const cluster = res.json?.cluster;
+        return cluster?.nodes?.length === 3 && cluster.connections.public >= 1 ? res.json : undefined;
+      },
+      8000,
+      "three nodes in /status",
+    );
+    assert.equal(status.cluster.redis, "up");
+    assert.equal(new Set(status.cluster.nodes.map((n) => n.addr)).size, 3);
+    for (const node of nodes) {
+      const ready = await node.http("GET", "/ready");
+      assert.equal(ready.status, 200, ready.text);
     }
   });
 
