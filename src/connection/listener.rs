@@ -207,7 +207,8 @@ async fn accept_tls(
         no_delay(&tcp);
         let (acceptor, done, stop) = (acceptor.clone(), done.clone(), stop.clone());
         tokio::spawn(async move {
-            let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(Lingering::new(tcp)));
+            let handshake =
+                tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(Lingering::new(tcp)));
             let outcome = tokio::select! {
                 () = stop.cancelled() => return,
                 outcome = handshake => outcome,
