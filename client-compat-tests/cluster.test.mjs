@@ -1,5 +1,5 @@
 // Cluster mode: three herald processes joined by a Redis of the test's own (a unique key prefix
-// per run). A publish accepted by any node, over HTTP or /private, reaches every registered
+// per run), once on a redis-server and once on a three-master Redis Cluster (REDIS_KINDS). A publish accepted by any node, over HTTP or /private, reaches every registered
 // socket on every node exactly once; a client resumes on another node with `since`; /status
 // lists the nodes; and a Redis outage is survived: clean errors while it lasts, delivery across
 // nodes and the redis-emitter subscription back within a second of Redis's return, logged.
@@ -10,161 +10,166 @@ import assert from "node:assert/strict";
 import { setTimeout as delay } from "node:timers/promises";
 
 import { PRIVATE_KEY, ack, eventually, flush, metric, once, publish, record, startHerald, uid, until } from "./harness.mjs";
-import { emit, startRedis } from "./redis.mjs";
+import { REDIS_KINDS, emit, startRedis } from "./redis.mjs";
 
-describe("cluster of three nodes", () => {
-  let redis;
-  const nodes = [];
-  before(async () => {
-    redis = await startRedis();
-    const cluster = { redisUrl: redis.url, prefix: uid("herald") };
-    for (const n of [1, 2, 3]) nodes.push(await startHerald(`cluster-${n}`, { cluster }));
-  });
-  afterEach((t) => nodes.forEach((node) => node.afterEach(t)));
-  after(async () => {
-    await Promise.all(nodes.map((node) => node.stop()));
-    await redis?.stop();
-  });
-
-  /** Proves every socket has everything published so far (markers through each node's user). */
-  async function settle(sockets) {
-    const backend = await nodes[0].connectPrivate();
-    await flush(backend, sockets);
-  }
-
-  test("every registered socket on every node gets each event once; nobody else does", async () => {
-    const ws = uid("ws");
-    const other = uid("other");
-    const registered = [];
-    const bystanders = [];
-    for (const node of nodes) {
-      registered.push(await node.user({ workspaces: [ws], register: [ws] }));
-      registered.push(await node.user({ workspaces: [ws], register: [ws], transports: ["polling"] }));
-      bystanders.push(await node.user({ workspaces: [ws] })); // may read ws, did not register
-      bystanders.push(await node.user({ workspaces: [other], register: [other] }));
-    }
-    const got = registered.map((socket) => record(socket, "changed"));
-    const leaked = bystanders.map((socket) => record(socket, "changed"));
-
-    const viaHttp = await nodes[0].publishHttp({ event: "changed", workspace: ws, data: "http" });
-    assert.equal(viaHttp.status, 202, viaHttp.text);
-    const backend = await nodes[2].connectPrivate();
-    await publish(backend, { event: "changed", workspace: ws, data: "private" });
-
-    await settle([...registered, ...bystanders]);
-    for (const [i, rec] of got.entries()) {
-      assert.deepEqual(
-        rec.events.map(([data]) => data),
-        ["http", "private"],
-        `registered socket ${i} (node ${Math.floor(i / 2) + 1})`,
-      );
-      const offsets = rec.events.map(([, meta]) => meta.offset);
-      assert.equal(offsets[1], offsets[0] + 1, "offsets are the cluster's, contiguous");
-    }
-    for (const [i, rec] of leaked.entries()) assert.deepEqual(rec.events, [], `bystander ${i}`);
-  });
-
-  test("a client resumes on another node with since: no gap, no duplicate", async () => {
-    const ws = uid("ws");
-    const backend = await nodes[1].connectPrivate();
-    const first = await nodes[0].user({ workspaces: [ws] });
-    const reply = await ack(first, "register", [{ workspace: ws }]);
-    const events = record(first, "tick");
-    await publish(backend, { event: "tick", workspace: ws, data: 1 });
-    await eventually(() => events.events.length === 1, 5000, "tick 1 on node 1");
-    const [, meta] = events.events[0];
-    assert.equal(meta.epoch, reply.epoch);
-    first.disconnect();
-
-    for (const n of [2, 3, 4]) await publish(backend, { event: "tick", workspace: ws, data: n });
-    const again = await nodes[2].user({ sub: first.sub, workspaces: [ws] });
-    const resumed = record(again, "tick");
-    const since = { offset: meta.offset, epoch: meta.epoch };
-    const head = await ack(again, "register", [{ workspace: ws, since }]);
-    assert.equal(head.ok, true, JSON.stringify(head));
-    assert.equal(head.epoch, meta.epoch, "the epoch is the cluster's");
-    await publish(backend, { event: "tick", workspace: ws, data: 5 });
-    await settle([again]);
-    assert.deepEqual(
-      resumed.events.map(([data]) => data),
-      [2, 3, 4, 5],
-    );
-  });
-
-  test("disconnect_user and access changes reach the user's sockets on every node", async () => {
-    const sub = uid("user");
-    const [ws1, ws2] = [uid("ws"), uid("ws")];
-    const tabs = [];
-    for (const node of nodes) tabs.push(await node.user({ sub, workspaces: [ws1, ws2], register: [ws1, ws2] }));
-    const revoked = tabs.map((tab) => once(tab, "access_revoked", 5000, "access_revoked"));
-    const change = await nodes[2].http("POST", "/api/v1/access", {
-      key: PRIVATE_KEY,
-      body: { user: sub, workspaces: [ws2] },
+for (const kind of REDIS_KINDS) {
+  describe(`cluster of three nodes on ${kind.name}`, () => {
+    let redis;
+    const nodes = [];
+    before(async () => {
+      redis = await kind.start();
+      const cluster = { redisUrl: redis.url, prefix: uid("herald"), mode: kind.mode };
+      for (const n of [1, 2, 3]) nodes.push(await startHerald(`cluster-${n}`, { cluster }));
     });
-    assert.equal(change.status, 200, change.text);
-    for (const [i, [payload]] of (await Promise.all(revoked)).entries()) {
-      assert.deepEqual(payload, { workspace: ws1 }, `tab on node ${i + 1}`);
+    afterEach((t) => nodes.forEach((node) => node.afterEach(t)));
+    after(async () => {
+      await Promise.all(nodes.map((node) => node.stop()));
+      await redis?.stop();
+    });
+
+    /** Proves every socket has everything published so far (markers through each node's user). */
+    async function settle(sockets) {
+      const backend = await nodes[0].connectPrivate();
+      await flush(backend, sockets);
     }
 
-    const backend = await nodes[0].connectPrivate();
-    const told = tabs.map((tab) => once(tab, "session_invalid", 5000, "session_invalid"));
-    const gone = tabs.map((tab) => once(tab, "disconnect", 5000, "disconnect"));
-    const reply = await ack(backend, "disconnect_user", [{ user: sub, reason: "logout" }]);
-    assert.equal(reply.ok, true, JSON.stringify(reply));
-    for (const [i, [payload]] of (await Promise.all(told)).entries()) {
-      assert.deepEqual(payload, { reason: "logout" }, `tab on node ${i + 1}`);
-    }
-    for (const [reason] of await Promise.all(gone)) assert.equal(reason, "io server disconnect");
-  });
+    test("every registered socket on every node gets each event once; nobody else does", async () => {
+      const ws = uid("ws");
+      const other = uid("other");
+      const registered = [];
+      const bystanders = [];
+      for (const node of nodes) {
+        registered.push(await node.user({ workspaces: [ws], register: [ws] }));
+        registered.push(await node.user({ workspaces: [ws], register: [ws], transports: ["polling"] }));
+        bystanders.push(await node.user({ workspaces: [ws] })); // may read ws, did not register
+        bystanders.push(await node.user({ workspaces: [other], register: [other] }));
+      }
+      const got = registered.map((socket) => record(socket, "changed"));
+      const leaked = bystanders.map((socket) => record(socket, "changed"));
 
-  test("a backend's npm @socket.io/redis-emitter reaches registered sockets on every node, once", async () => {
-    const ws = uid("ws");
-    const sockets = [];
-    for (const node of nodes) sockets.push(await node.user({ workspaces: [ws], register: [ws] }));
-    const got = sockets.map((socket) => record(socket, "tree_changes"));
-    const probe = record(sockets[0], "probe");
-    // One node takes emitter publishes in once it holds the lease (within seconds): probe until
-    // a publish reaches a socket, bounded.
-    await until(
-      async () => {
-        await emit(redis.url, ["--to", `user:${sockets[0].sub}`, "--event", "probe"]);
-        await delay(200); // poll interval: a probe's delivery, if subscribed
-        return probe.events.length > 0;
-      },
-      15_000,
-      "a node taking in redis-emitter publishes",
-    );
-    await emit(redis.url, ["--to", `workspace:${ws}`, "--event", "tree_changes", "--json", '{"path":"/a","n":18446744073709551615}']);
-    await settle(sockets);
-    for (const [i, rec] of got.entries()) {
-      assert.equal(rec.events.length, 1, `socket on node ${i + 1}: ${JSON.stringify(rec.events)}`);
-      const [data, meta] = rec.events[0];
-      assert.equal(data.path, "/a");
-      assert.equal(meta.workspace, ws);
-      assert.ok(Number.isSafeInteger(meta.offset), "the emit got an offset like any publish");
-    }
-  });
+      const viaHttp = await nodes[0].publishHttp({ event: "changed", workspace: ws, data: "http" });
+      assert.equal(viaHttp.status, 202, viaHttp.text);
+      const backend = await nodes[2].connectPrivate();
+      await publish(backend, { event: "changed", workspace: ws, data: "private" });
 
-  test("/status lists the live nodes and their connections; /ready is 200", async () => {
-    await nodes[1].user({});
-    // Heartbeats come every 2 s: wait until every node has reported, and node 2's socket.
-    const status = await until(
-      async () => {
-        const res = await nodes[0].http("GET", "/status", { key: PRIVATE_KEY });
-        const cluster = res.json?.cluster;
-        return cluster?.nodes?.length === 3 && cluster.connections.public >= 1 ? res.json : undefined;
-      },
-      8000,
-      "three nodes in /status",
-    );
-    assert.equal(status.cluster.redis, "up");
-    assert.deepEqual(new Set(status.cluster.nodes.map((n) => n.addr)).size, 3);
-    for (const node of nodes) {
-      const ready = await node.http("GET", "/ready");
-      assert.equal(ready.status, 200, ready.text);
-    }
+      await settle([...registered, ...bystanders]);
+      for (const [i, rec] of got.entries()) {
+        assert.deepEqual(
+          rec.events.map(([data]) => data),
+          ["http", "private"],
+          `registered socket ${i} (node ${Math.floor(i / 2) + 1})`,
+        );
+        const offsets = rec.events.map(([, meta]) => meta.offset);
+        assert.equal(offsets[1], offsets[0] + 1, "offsets are the cluster's, contiguous");
+      }
+      for (const [i, rec] of leaked.entries()) assert.deepEqual(rec.events, [], `bystander ${i}`);
+    });
+
+    test("a client resumes on another node with since: no gap, no duplicate", async () => {
+      const ws = uid("ws");
+      const backend = await nodes[1].connectPrivate();
+      const first = await nodes[0].user({ workspaces: [ws] });
+      const reply = await ack(first, "register", [{ workspace: ws }]);
+      const events = record(first, "tick");
+      await publish(backend, { event: "tick", workspace: ws, data: 1 });
+      await eventually(() => events.events.length === 1, 5000, "tick 1 on node 1");
+      const [, meta] = events.events[0];
+      assert.equal(meta.epoch, reply.epoch);
+      first.disconnect();
+
+      for (const n of [2, 3, 4]) await publish(backend, { event: "tick", workspace: ws, data: n });
+      const again = await nodes[2].user({ sub: first.sub, workspaces: [ws] });
+      const resumed = record(again, "tick");
+      const since = { offset: meta.offset, epoch: meta.epoch };
+      const head = await ack(again, "register", [{ workspace: ws, since }]);
+      assert.equal(head.ok, true, JSON.stringify(head));
+      assert.equal(head.epoch, meta.epoch, "the epoch is the cluster's");
+      await publish(backend, { event: "tick", workspace: ws, data: 5 });
+      await settle([again]);
+      assert.deepEqual(
+        resumed.events.map(([data]) => data),
+        [2, 3, 4, 5],
+      );
+    });
+
+    test("disconnect_user and access changes reach the user's sockets on every node", async () => {
+      const sub = uid("user");
+      const [ws1, ws2] = [uid("ws"), uid("ws")];
+      const tabs = [];
+      for (const node of nodes) tabs.push(await node.user({ sub, workspaces: [ws1, ws2], register: [ws1, ws2] }));
+      const revoked = tabs.map((tab) => once(tab, "access_revoked", 5000, "access_revoked"));
+      const change = await nodes[2].http("POST", "/api/v1/access", {
+        key: PRIVATE_KEY,
+        body: { user: sub, workspaces: [ws2] },
+      });
+      assert.equal(change.status, 200, change.text);
+      for (const [i, [payload]] of (await Promise.all(revoked)).entries()) {
+        assert.deepEqual(payload, { workspace: ws1 }, `tab on node ${i + 1}`);
+      }
+
+      const backend = await nodes[0].connectPrivate();
+      const told = tabs.map((tab) => once(tab, "session_invalid", 5000, "session_invalid"));
+      const gone = tabs.map((tab) => once(tab, "disconnect", 5000, "disconnect"));
+      const reply = await ack(backend, "disconnect_user", [{ user: sub, reason: "logout" }]);
+      assert.equal(reply.ok, true, JSON.stringify(reply));
+      for (const [i, [payload]] of (await Promise.all(told)).entries()) {
+        assert.deepEqual(payload, { reason: "logout" }, `tab on node ${i + 1}`);
+      }
+      for (const [reason] of await Promise.all(gone)) assert.equal(reason, "io server disconnect");
+    });
+
+    test("a backend's npm @socket.io/redis-emitter reaches registered sockets on every node, once", async () => {
+      const ws = uid("ws");
+      const sockets = [];
+      for (const node of nodes) sockets.push(await node.user({ workspaces: [ws], register: [ws] }));
+      const got = sockets.map((socket) => record(socket, "tree_changes"));
+      const probe = record(sockets[0], "probe");
+      // One node takes emitter publishes in once it holds the lease (within seconds): probe until
+      // a publish reaches a socket, bounded.
+      await until(
+        async () => {
+          await emit(redis.url, [...kind.emitArgs, "--to", `user:${sockets[0].sub}`, "--event", "probe"]);
+          await delay(200); // poll interval: a probe's delivery, if subscribed
+          return probe.events.length > 0;
+        },
+        15_000,
+        "a node taking in redis-emitter publishes",
+      );
+      const json = '{"path":"/a","n":18446744073709551615}';
+      await emit(redis.url, [...kind.emitArgs, "--to", `workspace:${ws}`, "--event", "tree_changes", "--json", json]);
+      await settle(sockets);
+      for (const [i, rec] of got.entries()) {
+        assert.equal(rec.events.length, 1, `socket on node ${i + 1}: ${JSON.stringify(rec.events)}`);
+        const [data, meta] = rec.events[0];
+        assert.equal(data.path, "/a");
+        assert.equal(meta.workspace, ws);
+        assert.ok(Number.isSafeInteger(meta.offset), "the emit got an offset like any publish");
+      }
+      const offsets = new Set(got.map((rec) => rec.events[0][1].offset));
+      assert.equal(offsets.size, 1, `one event, one offset on every node: ${[...offsets]}`);
+    });
+
+    test("/status lists the live nodes and their connections; /ready is 200", async () => {
+      await nodes[1].user({});
+      // Heartbeats come every 2 s: wait until every node has reported, and node 2's socket.
+      const status = await until(
+        async () => {
+          const res = await nodes[0].http("GET", "/status", { key: PRIVATE_KEY });
+          const cluster = res.json?.cluster;
+          return cluster?.nodes?.length === 3 && cluster.connections.public >= 1 ? res.json : undefined;
+        },
+        8000,
+        "three nodes in /status",
+      );
+      assert.equal(status.cluster.redis, "up");
+      assert.deepEqual(new Set(status.cluster.nodes.map((n) => n.addr)).size, 3);
+      for (const node of nodes) {
+        const ready = await node.http("GET", "/ready");
+        assert.equal(ready.status, 200, ready.text);
+      }
+    });
   });
-});
+}
 
 const redisUp = (node) => metric(node, "herald_redis_up");
 

@@ -82,11 +82,12 @@ function bindable(port) {
 /**
  * The deployments cluster mode runs on, for test files that run against each: a single
  * redis-server (`redis_mode` left at its default) and a three-master Redis Cluster. Each
- * `start()` resolves with something that has a `url` for herald and a `stop()`.
+ * `start()` resolves with something that has a `url` for herald and a `stop()`; `emitArgs` go to
+ * `emit` (the emitter's client connects to a cluster with `--cluster`).
  */
 export const REDIS_KINDS = [
-  { name: "one Redis", mode: undefined, start: () => startRedis() },
-  { name: "a Redis Cluster", mode: "cluster", start: () => startRedisCluster() },
+  { name: "one Redis", mode: undefined, emitArgs: [], start: () => startRedis() },
+  { name: "a Redis Cluster", mode: "cluster", emitArgs: ["--cluster"], start: () => startRedisCluster() },
 ];
 
 /** Starts a redis-server on a free port. */
