@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { setTimeout as delay } from "node:timers/promises";
 
 import { PRIVATE_KEY, ack, eventually, flush, metric, once, publish, record, startHerald, uid, until } from "./harness.mjs";
-import { REDIS_KINDS, emit, startRedis } from "./redis.mjs";
+import { REDIS_KINDS, assertCleanOutage, emit, emitUntilDelivered, startRedis } from "./redis.mjs";
 
 for (const kind of REDIS_KINDS) {
   describe(`cluster of three nodes on ${kind.name}`, () => {
@@ -222,18 +222,7 @@ describe("cluster: a Redis outage", () => {
     for (const node of nodes) assert.equal(await redisUp(node), 1, "herald_redis_up before the outage");
     const stopping = Date.now();
     await redis.stop();
-    const started = Date.now();
-    const refused = await nodes[0].publishHttp({ event: "news", workspace: ws, data: "during" });
-    assert.equal(refused.status, 503, refused.text);
-    assert.equal(refused.json?.code, "unavailable", refused.text);
-    assert.ok(Date.now() - started < 5000, `the refusal took ${Date.now() - started} ms`);
-    const reply = await ack(backend, "publish", [{ event: "news", workspace: ws, data: "during" }]);
-    assert.deepEqual([reply.ok, reply.error], [false, "unavailable"], JSON.stringify(reply));
-    for (const node of nodes) {
-      assert.equal((await node.http("GET", "/ready")).status, 503, "ready while Redis is away");
-      assert.equal((await node.http("GET", "/health")).status, 200, "the node died");
-    }
-    assert.ok(browser.connected, "the browser was dropped during the outage");
+    await assertCleanOutage(nodes, backend, browser, ws);
     for (const node of nodes) {
       assert.equal(await redisUp(node), 0, "herald_redis_up while Redis is away");
       // The bus reader notices within its blocking read (1 s) and counts the outage.
@@ -261,16 +250,7 @@ describe("cluster: a Redis outage", () => {
     const taker = nodes.find((node) => logged(node, "taking in redis-emitter publishes", back).length > 0);
     restored.push(`${taker.label} emitter ${await loggedWithin(taker, "taking in redis-emitter publishes", back, 1000)} ms`);
     t.diagnostic(`restored after Redis came back: ${restored.join(", ")}`);
-    const emitted = record(browser, "emitted");
-    await until(
-      async () => {
-        await emit(redis.url, ["--to", `workspace:${ws}`, "--event", "emitted", "--json", '"after"']);
-        await delay(200); // poll interval: an emit's delivery, if one was taken in
-        return emitted.events.length > 0;
-      },
-      10_000,
-      "a redis-emitter publish delivered after Redis came back",
-    );
+    await emitUntilDelivered(redis.url, [], browser, ws, "a redis-emitter publish delivered after Redis came back");
     // Publish until one goes through (the nodes reconnect by themselves), bounded.
     await until(
       async () => (await nodes[0].publishHttp({ event: "news", workspace: ws, data: "after" })).status === 202,

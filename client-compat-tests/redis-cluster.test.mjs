@@ -8,10 +8,8 @@
 import { after, afterEach, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 
-import { setTimeout as delay } from "node:timers/promises";
-
-import { ack, eventually, flush, metric, publish, record, startHerald, uid, until } from "./harness.mjs";
-import { emit, redisCli, startRedisCluster } from "./redis.mjs";
+import { eventually, flush, metric, publish, record, startHerald, uid, until } from "./harness.mjs";
+import { assertCleanOutage, emitUntilDelivered, redisCli, startRedisCluster } from "./redis.mjs";
 
 describe("a Redis Cluster: herald's one hash slot and the loss of its master", () => {
   let cluster;
@@ -74,19 +72,7 @@ describe("a Redis Cluster: herald's one hash slot and the loss of its master", (
     const ownerPort = await cluster.slotOwner(`{${prefix}}`);
     const owner = cluster.nodes.find((node) => node.port === ownerPort);
     await owner.stop();
-    const started = Date.now();
-    const refused = await nodes[0].publishHttp({ event: "news", workspace: ws, data: "during" });
-    assert.equal(refused.status, 503, refused.text);
-    assert.equal(refused.json?.code, "unavailable", refused.text);
-    assert.ok(Date.now() - started < 5000, `the refusal took ${Date.now() - started} ms`);
-    const reply = await ack(backend, "publish", [{ event: "news", workspace: ws, data: "during" }]);
-    assert.deepEqual([reply.ok, reply.error], [false, "unavailable"], JSON.stringify(reply));
-    for (const node of nodes) {
-      assert.equal(node.exited, null, `${node.label} exited during the outage`);
-      assert.equal((await node.http("GET", "/health")).status, 200, `${node.label} died`);
-      assert.equal((await node.http("GET", "/ready")).status, 503, `${node.label} ready while its slot is away`);
-    }
-    assert.ok(browser.connected, "the browser was dropped during the outage");
+    await assertCleanOutage(nodes, backend, browser, ws);
     for (const node of nodes) {
       await until(async () => (await metric(node, "herald_redis_up")) === 0, 8000, `herald_redis_up 0 on ${node.label}`);
       await until(
@@ -109,16 +95,7 @@ describe("a Redis Cluster: herald's one hash slot and the loss of its master", (
     await eventually(() => got.events.some(([data]) => data === "after"), 5000, "the event after the outage on node 2");
     assert.ok(!got.events.some(([data]) => data === "during"), "a refused publish was delivered");
     // The emitter's subscription moves to a seed that answers (the first may be the one killed).
-    const emitted = record(browser, "emitted");
-    await until(
-      async () => {
-        await emit(cluster.url, ["--cluster", "--to", `workspace:${ws}`, "--event", "emitted", "--json", '"after"']);
-        await delay(200); // poll interval: an emit's delivery, if one was taken in
-        return emitted.events.length > 0;
-      },
-      10_000,
-      "a redis-emitter publish delivered after the master came back",
-    );
+    await emitUntilDelivered(cluster.url, ["--cluster"], browser, ws, "a redis-emitter publish delivered after the master came back");
     for (const node of nodes) {
       assert.equal(node.exited, null, `${node.label} exited`);
       await until(async () => (await metric(node, "herald_redis_up")) === 1, 5000, `herald_redis_up 1 on ${node.label}`);

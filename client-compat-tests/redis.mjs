@@ -14,7 +14,9 @@ import { setTimeout as delay } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 
-import { freePort } from "./harness.mjs";
+import assert from "node:assert/strict";
+
+import { ack, freePort, record, until } from "./harness.mjs";
 
 const execFileAsync = promisify(execFile);
 
@@ -44,6 +46,45 @@ export async function emit(redisUrl, args) {
     timeout: 10_000,
   });
   return stdout;
+}
+
+/**
+ * Emits `emitted` to `workspace:<ws>` with the npm redis-emitter (`emitArgs`: `["--cluster"]` on a
+ * Redis Cluster) until `socket` receives one, for at most 10 s: after an outage the node taking
+ * the emitter's publishes in subscribes again by itself.
+ */
+export async function emitUntilDelivered(redisUrl, emitArgs, socket, ws, what) {
+  const emitted = record(socket, "emitted");
+  await until(
+    async () => {
+      await emit(redisUrl, [...emitArgs, "--to", `workspace:${ws}`, "--event", "emitted", "--json", '"after"']);
+      await delay(200); // poll interval: an emit's delivery, if one was taken in
+      return emitted.events.length > 0;
+    },
+    10_000,
+    what,
+  );
+}
+
+/**
+ * While the Redis herald's keys live on is away: a publish that needs it is refused at once with
+ * 503 `unavailable` over HTTP and an `unavailable` ack on /private, every node is alive but not
+ * ready, and `browser` stays connected.
+ */
+export async function assertCleanOutage(nodes, backend, browser, ws) {
+  const started = Date.now();
+  const refused = await nodes[0].publishHttp({ event: "news", workspace: ws, data: "during" });
+  assert.equal(refused.status, 503, refused.text);
+  assert.equal(refused.json?.code, "unavailable", refused.text);
+  assert.ok(Date.now() - started < 5000, `the refusal took ${Date.now() - started} ms`);
+  const reply = await ack(backend, "publish", [{ event: "news", workspace: ws, data: "during" }]);
+  assert.deepEqual([reply.ok, reply.error], [false, "unavailable"], JSON.stringify(reply));
+  for (const node of nodes) {
+    assert.equal(node.exited, null, `${node.label} exited during the outage`);
+    assert.equal((await node.http("GET", "/health")).status, 200, `${node.label} died`);
+    assert.equal((await node.http("GET", "/ready")).status, 503, `${node.label} ready while Redis is away`);
+  }
+  assert.ok(browser.connected, "the browser was dropped during the outage");
 }
 
 /**
