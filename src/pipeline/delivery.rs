@@ -189,7 +189,8 @@ pub(crate) struct Deliverer {
     delivered: Arc<watch::Sender<u64>>,
     /// Most live events kept aside for one replaying socket before it is cut off as slow.
     aside_limit: usize,
-    /// Whether events carry the Socket.IO recovery offset as their last argument.
+    /// Whether Socket.IO connection state recovery is on: events carry the recovery offset as
+    /// their last argument, and sockets note when they joined each room.
     recovery_offsets: bool,
     /// Whether the log is shared by several nodes (cluster): deliveries come from the bus.
     shared_log: bool,
@@ -413,9 +414,8 @@ impl Deliverer {
     /// aside until [`Self::finish`] (from the connect handler).
     pub(crate) async fn enter(&self, socket: &SocketRef, names: Vec<String>) {
         let mut order = self.order.lock().await;
-        let joins = joins_of(socket);
         for name in &names {
-            joins.note(name, order.seq);
+            self.note_join(socket, name, order.seq);
         }
         order.replays.entry(socket.id).or_default().admitting =
             Some((socket.clone(), names.clone()));
@@ -456,14 +456,14 @@ impl Deliverer {
             let mut order = self.order.lock().await;
             let Some(since) = since else {
                 let head = self.log.head(&name, order.seq).await?;
-                joins_of(socket).note(&name, order.seq);
+                self.note_join(socket, &name, order.seq);
                 socket.join(name);
                 return Ok(Joined::Live { head, replayed: 0 });
             };
             match self.log.resume(&name, since, order.seq).await? {
                 Resume::Beyond(head) => return Ok(Joined::Beyond(head)),
                 Resume::Resync(head) => {
-                    joins_of(socket).note(&name, order.seq);
+                    self.note_join(socket, &name, order.seq);
                     socket.join(name);
                     let (workspace, user) = match room {
                         LoggedRoom::Workspace(id) => (Some(id), None),
@@ -483,7 +483,7 @@ impl Deliverer {
                     return Ok(Joined::Resync(head));
                 }
                 Resume::Replay { events, head } => {
-                    joins_of(socket).note(&name, order.seq);
+                    self.note_join(socket, &name, order.seq);
                     socket.join(name);
                     if !events.is_empty() {
                         // From now on, live events for this socket wait for the replay.
@@ -646,6 +646,15 @@ impl Deliverer {
 impl Deliverer {
     fn cut_off(&self, socket: &SocketRef, why: &'static str) {
         self.slow.cut_off(socket, why);
+    }
+
+    /// Notes when `socket` joined `room`, for a recovery of its session. Only recovery reads
+    /// it: with recovery off, sockets carry no [`RoomJoins`] (a map and a copy of each room
+    /// name per socket).
+    fn note_join(&self, socket: &SocketRef, room: &str, seq: u64) {
+        if self.recovery_offsets {
+            joins_of(socket).note(room, seq);
+        }
     }
 }
 
