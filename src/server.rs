@@ -302,8 +302,10 @@ pub async fn run(
         public_ns: cfg.public.path.as_str().into(),
     });
     // Outermost, before axum's router clones the URI: see http::owned_head.
+    let owned_head =
+        http::owned_head::OwnedHead::new(&cfg.engine_path, cfg.auth.mode == AuthMode::Backend);
     let app = tower::ServiceBuilder::new()
-        .map_request(http::owned_head::owned_head)
+        .map_request(move |request| owned_head.apply(request))
         .service(app);
     let serve = axum::serve(
         SeverableListener::new(listener, tls, rewrite)?,

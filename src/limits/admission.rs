@@ -32,7 +32,10 @@ use serde_json::json;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::Limit;
-use crate::metrics::{LimitLabels, Metrics};
+use crate::{
+    http::session_request::opens_session,
+    metrics::{LimitLabels, Metrics},
+};
 
 /// The handshake bounds of a node; cheap to clone.
 #[derive(Debug, Clone)]
@@ -141,15 +144,7 @@ impl Admission {
 
     /// Whether a request opens an Engine.IO session.
     fn is_handshake(&self, request: &Request) -> bool {
-        let path = request.uri().path().trim_end_matches('/');
-        path == self.0.engine_path
-            && request.method() == axum::http::Method::GET
-            && !request
-                .uri()
-                .query()
-                .unwrap_or_default()
-                .split('&')
-                .any(|pair| pair.starts_with("sid="))
+        opens_session(&self.0.engine_path, request.method(), request.uri())
     }
 
     fn ticket(&self) -> Result<Ticket, Refusal> {
@@ -256,26 +251,5 @@ mod tests {
             text.contains(r#"herald_limit_refusals_total{limit="max_handshakes_in_flight"} 1"#),
             "{text}"
         );
-    }
-
-    #[test]
-    fn only_requests_without_a_sid_on_the_engine_path_are_handshakes() {
-        let (admission, _) = admission(1, 1);
-        let request = |method: &str, uri: &str| {
-            Request::builder()
-                .method(method)
-                .uri(uri)
-                .body(axum::body::Body::empty())
-                .unwrap()
-        };
-        assert!(admission.is_handshake(&request("GET", "/socket.io/?EIO=4&transport=polling")));
-        assert!(admission.is_handshake(&request("GET", "/socket.io?EIO=4&transport=websocket")));
-        assert!(!admission.is_handshake(&request(
-            "GET",
-            "/socket.io/?EIO=4&transport=polling&sid=abc"
-        )));
-        assert!(!admission.is_handshake(&request("POST", "/socket.io/?EIO=4&transport=polling")));
-        assert!(!admission.is_handshake(&request("GET", "/health")));
-        assert!(!admission.is_handshake(&request("GET", "/socket.iox/?EIO=4")));
     }
 }
