@@ -14,6 +14,23 @@ use tokio::{
     net::{TcpSocket, TcpStream},
 };
 
+/// The other headers a browser sends when it opens a WebSocket (Chrome 131, as nginx passes
+/// them on), with a file-sharing application's session cookies: a server keeps the head of the
+/// request that opened a session for the session's life, so an idle connection's memory
+/// depends on them (docs/benchmarks.md, S1).
+const BROWSER_HEADERS: &str = "Pragma: no-cache\r\nCache-Control: no-cache\r\n\
+    User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) \
+    Chrome/131.0.0.0 Safari/537.36\r\n\
+    Origin: http://127.0.0.1\r\n\
+    Accept-Encoding: gzip, deflate, br, zstd\r\n\
+    Accept-Language: en-GB,en-US;q=0.9,en;q=0.8,fr;q=0.7\r\n\
+    Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\
+    Cookie: JSESSIONID=6f1c9d2e8a4b7f3c1d5e9a2b8c4f7e1d.node1; \
+    open-xchange-secret-Zk3Xp9QmT2vL8rN4=2b7e151628aed2a6abf7158809cf4f3c; \
+    open-xchange-public-session-Zk3Xp9QmT2vL8rN4=f0e1d2c3b4a5968778695a4b3c2d1e0f; \
+    open-xchange-session-Zk3Xp9QmT2vL8rN4=a1b2c3d4e5f60718293a4b5c6d7e8f90; locale=en_GB\r\n\
+    X-Forwarded-For: 127.0.0.1\r\nX-Forwarded-Proto: https\r\nX-Real-IP: 127.0.0.1\r\n";
+
 /// Initial (and usual) read buffer per connection. Bench frames are ~150 bytes.
 pub(crate) const READ_BUFFER: usize = 1024;
 /// A buffer grown past this for one large frame is shrunk back once it is empty again.
@@ -72,7 +89,7 @@ impl Conn {
         let request = format!(
             "GET {path_and_query} HTTP/1.1\r\nHost: {server}\r\nUpgrade: websocket\r\n\
              Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-             Sec-WebSocket-Version: 13\r\n\r\n"
+             Sec-WebSocket-Version: 13\r\n{BROWSER_HEADERS}\r\n"
         );
         conn.stream
             .write_all(request.as_bytes())
