@@ -233,6 +233,8 @@ export class Herald {
       return this.exited;
     });
     this.exitPromise = exit;
+    // 'close' comes after 'exit', once stdout and stderr are drained: the log ends then.
+    this.stdioClosed = onceEvent(child, "close");
     const spawnError = onceEvent(child, "error").then(([err]) => err);
 
     let ready;
@@ -253,8 +255,11 @@ export class Herald {
       }
     };
     child.stderr.setEncoding("utf8");
+    const keep = (chunk) => {
+      if (!log.writableEnded) log.write(chunk);
+    };
     child.stderr.on("data", (chunk) => {
-      log.write(chunk);
+      keep(chunk);
       buffer += chunk;
       let nl;
       while ((nl = buffer.indexOf("\n")) >= 0) {
@@ -263,7 +268,7 @@ export class Herald {
       }
     });
     child.stdout.setEncoding("utf8");
-    child.stdout.on("data", (chunk) => log.write(chunk));
+    child.stdout.on("data", keep);
 
     let timer;
     const outcome = await Promise.race([
@@ -374,6 +379,15 @@ export class Herald {
       }
       clean = true;
     } finally {
+      // The last lines may still be in the pipes when 'exit' fires.
+      if (this.exited && this.stdioClosed) {
+        let timer;
+        await Promise.race([
+          this.stdioClosed,
+          new Promise((res) => (timer = setTimeout(res, STOP_MS))),
+        ]);
+        clearTimeout(timer);
+      }
       this.log?.end();
       // Logs are kept only where something went wrong.
       if (clean && !this.failed) rmSync(this.logFile, { force: true });
