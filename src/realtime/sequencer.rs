@@ -18,21 +18,23 @@ use socketioxide::{
     handler::{FromMessageParts, Value},
     socket::Socket,
 };
-use tokio::sync::watch;
+use tokio::sync::Notify;
 
 /// The per-socket counter pair: tickets issued, turns completed.
-#[derive(Debug)]
+///
+/// Every socket has one, so it is two counters and a `Notify` (about 70 bytes), not a
+/// `watch` channel (about 350: its shared state holds eight `Notify`s).
+#[derive(Debug, Default)]
 pub(crate) struct Sequencer {
     issued: AtomicU64,
-    completed: watch::Sender<u64>,
+    completed: AtomicU64,
+    /// Woken at the end of every turn.
+    turn_ended: Notify,
 }
 
 impl Sequencer {
     pub(crate) fn new() -> Arc<Self> {
-        Arc::new(Self {
-            issued: AtomicU64::new(0),
-            completed: watch::Sender::new(0),
-        })
+        Arc::default()
     }
 
     /// A place after every event already received from the socket (server-side changes to the
@@ -62,13 +64,16 @@ impl Ticket {
     /// Waits until every earlier ticket of the socket has finished.
     pub(crate) async fn turn(mut self) -> Option<Turn> {
         let sequencer = self.sequencer.take()?;
-        let number = self.number;
-        // The sender lives in `sequencer`, which we hold: `wait_for` cannot see it closed.
-        let _ = sequencer
-            .completed
-            .subscribe()
-            .wait_for(|completed| *completed == number)
-            .await;
+        loop {
+            let turn_ended = sequencer.turn_ended.notified();
+            let mut turn_ended = std::pin::pin!(turn_ended);
+            // Listening before looking: a turn that ends after the look wakes this one.
+            turn_ended.as_mut().enable();
+            if sequencer.completed.load(Ordering::Acquire) == self.number {
+                break;
+            }
+            turn_ended.await;
+        }
         Some(Turn { sequencer })
     }
 }
@@ -91,9 +96,8 @@ impl Drop for Ticket {
 
 impl Drop for Turn {
     fn drop(&mut self) {
-        self.sequencer
-            .completed
-            .send_modify(|completed| *completed += 1);
+        self.sequencer.completed.fetch_add(1, Ordering::Release);
+        self.sequencer.turn_ended.notify_waiters();
     }
 }
 
