@@ -68,10 +68,10 @@ impl Shared {
         self.severed.load(Ordering::Acquire)
     }
 
-    /// What a poll of the inner connection gives, unless the connection is cut off (then
-    /// `cut`). A poll that is to wait leaves its task's waker in `waiting` first, so that a
-    /// cut wakes it; ready polls touch no waker (the next poll sees the flag). The reader and
-    /// the writer may be different tasks, so each direction has its waker.
+    /// What a poll of the inner connection gives; a poll that is to wait ends as `cut` instead
+    /// when the connection is cut off, and otherwise leaves its task's waker in `waiting`, so
+    /// that a cut wakes it. Ready polls touch no waker (the next poll sees the flag). The
+    /// reader and the writer may be different tasks, so each direction has its waker.
     fn unless_severed<R>(
         &self,
         waiting: &AtomicWaker,
@@ -79,14 +79,16 @@ impl Shared {
         poll: Poll<R>,
         cut: impl FnOnce() -> R,
     ) -> Poll<R> {
-        if poll.is_pending() {
-            waiting.register(cx.waker());
+        if poll.is_ready() {
+            return poll;
         }
+        waiting.register(cx.waker());
         // After registering: a cut before it is seen here, one after it wakes the task.
         if self.is_severed() {
-            return Poll::Ready(cut());
+            Poll::Ready(cut())
+        } else {
+            Poll::Pending
         }
-        poll
     }
 }
 
