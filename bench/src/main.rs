@@ -61,19 +61,24 @@ struct AllArgs {
     /// Small sizes and short steps: a smoke test of the harness (seconds per run).
     #[arg(long)]
     quick: bool,
-    /// Runs per server and scenario (alternating herald, reference).
+    /// Runs per server and scenario (alternating the servers: herald, reference, ...).
     #[arg(long, default_value_t = 3)]
     rounds: usize,
     /// Only these scenarios (S1S2, S3, S4), comma-separated.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
-    /// Servers to run (herald, reference), comma-separated; both by default. One alone is for
-    /// experiments (`--herald-env`, another `--herald` build): no ratios then.
+    /// Servers to run (herald, reference, candidate), comma-separated; herald and reference by
+    /// default. One alone is for experiments (`--herald-env`): no ratios then.
     #[arg(long, value_delimiter = ',', default_values = ["herald", "reference"])]
     servers: Vec<String>,
     /// The herald binary.
     #[arg(long, default_value = "target/release/herald")]
     herald: PathBuf,
+    /// A second herald build to compare with `--herald` (A/B), run alternately with it and
+    /// with the same settings; adds `candidate` to `--servers`. The table then gives
+    /// candidate/herald ratios (candidate/reference too when the reference runs).
+    #[arg(long)]
+    candidate: Option<PathBuf>,
     /// The reference server script.
     #[arg(long, default_value = "js-fixtures/reference-server.js")]
     reference: PathBuf,
@@ -126,9 +131,11 @@ pub(crate) fn log(line: &str) {
 
 fn all(args: &AllArgs) -> anyhow::Result<()> {
     for (what, path) in [
-        ("herald binary", &args.herald),
-        ("reference server", &args.reference),
+        ("herald binary", Some(&args.herald)),
+        ("reference server", Some(&args.reference)),
+        ("candidate binary", args.candidate.as_ref()),
     ] {
+        let Some(path) = path else { continue };
         if !path.exists() {
             bail!(
                 "{what} not found at {} (run from the repository root)",
@@ -149,8 +156,10 @@ fn all(args: &AllArgs) -> anyhow::Result<()> {
     .map(|(key, value)| (key.to_owned(), value.to_owned()))
     .collect();
     herald_env.extend(args.herald_env.iter().cloned());
+    let kinds = server_kinds(args)?;
     let setup = servers::Setup {
         herald_bin: args.herald.clone(),
+        candidate_bin: args.candidate.clone(),
         herald_env,
         reference_js: args.reference.clone(),
         node: args.node.clone(),
@@ -179,14 +188,6 @@ fn all(args: &AllArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let mut kinds = Vec::new();
-    for name in &args.servers {
-        kinds.push(match name.as_str() {
-            "herald" => servers::Kind::Herald,
-            "reference" => servers::Kind::Reference,
-            other => bail!("unknown server {other:?} (herald, reference)"),
-        });
-    }
     let results = runtime.block_on(scenarios::run_all(&ctx, &args.only, args.rounds, &kinds));
     std::fs::create_dir_all(&args.out)?;
     std::fs::write(
@@ -194,7 +195,7 @@ fn all(args: &AllArgs) -> anyhow::Result<()> {
         serde_json::to_vec_pretty(&results)?,
     )?;
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{}", results.table())?;
+    writeln!(out, "{}", results.table(&kinds))?;
     for failure in &results.failures {
         writeln!(out, "FAILED: {failure}")?;
     }
@@ -214,6 +215,28 @@ fn all(args: &AllArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The servers `--servers` names, in that order, plus the candidate when `--candidate` gives
+/// one and `--servers` does not name it.
+fn server_kinds(args: &AllArgs) -> anyhow::Result<Vec<servers::Kind>> {
+    let mut kinds = Vec::new();
+    for name in &args.servers {
+        let kind = match name.as_str() {
+            "herald" => servers::Kind::Herald,
+            "reference" => servers::Kind::Reference,
+            "candidate" if args.candidate.is_some() => servers::Kind::Candidate,
+            "candidate" => bail!("--servers names candidate: give its binary with --candidate"),
+            other => bail!("unknown server {other:?} (herald, reference, candidate)"),
+        };
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
+        }
+    }
+    if args.candidate.is_some() && !kinds.contains(&servers::Kind::Candidate) {
+        kinds.push(servers::Kind::Candidate);
+    }
+    Ok(kinds)
+}
+
 fn soak(args: &soak::SoakArgs) -> anyhow::Result<()> {
     if !args.herald.exists() {
         bail!(
@@ -224,6 +247,7 @@ fn soak(args: &soak::SoakArgs) -> anyhow::Result<()> {
     let secret = |tag: &str| format!("soak-{tag}-{}-{}", std::process::id(), clock::now_us());
     let setup = servers::Setup {
         herald_bin: args.herald.clone(),
+        candidate_bin: None,
         herald_env: Vec::new(),
         reference_js: PathBuf::from("js-fixtures/reference-server.js"),
         node: PathBuf::from("node"),

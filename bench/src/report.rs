@@ -1,6 +1,7 @@
 //! Results: every measurement is a [`Metric`] of one run (scenario, server, round); the table
 //! gives, per scenario and metric, each server's median and min–max over the rounds and the
-//! herald/reference ratio of the medians.
+//! ratios of the medians: herald/reference, or candidate/herald when two herald builds are
+//! compared.
 
 use std::{collections::BTreeMap, fmt::Write as _};
 
@@ -101,8 +102,9 @@ impl Results {
         missing
     }
 
-    /// The Markdown table.
-    pub(crate) fn table(&self) -> String {
+    /// The Markdown table: a column per server of `kinds` (median and min–max), then a ratio
+    /// of medians per server against the baseline ([`baseline`]).
+    pub(crate) fn table(&self, kinds: &[Kind]) -> String {
         // (scenario, metric) in first-seen order, values per server.
         let mut order: Vec<(String, String)> = Vec::new();
         let mut values: BTreeMap<(String, String, Kind), Vec<f64>> = BTreeMap::new();
@@ -120,39 +122,76 @@ impl Results {
                     .push(v);
             }
         }
-        let mut out = String::from(
-            "| scenario | metric | herald median (min–max) | reference median (min–max) | herald/reference |\n\
-             |---|---|---|---|---|\n",
-        );
+        let base = baseline(kinds);
+        let compared: Vec<Kind> = kinds
+            .iter()
+            .copied()
+            .filter(|&kind| Some(kind) != base)
+            .collect();
+        let mut out = String::from("| scenario | metric |");
+        for kind in kinds {
+            let _ = write!(out, " {} median (min–max) |", kind.name());
+        }
+        if let Some(base) = base {
+            for kind in &compared {
+                let _ = write!(out, " {}/{} |", kind.name(), base.name());
+            }
+        }
+        out.push_str("\n|---|---|");
+        let columns = kinds.len() + if base.is_some() { compared.len() } else { 0 };
+        out.push_str(&"---|".repeat(columns));
+        out.push('\n');
         for (scenario, name) in order {
             let (unit, better) = meta[&(scenario.clone(), name.clone())];
-            let get = |kind| values.get(&(scenario.clone(), name.clone(), kind));
-            let cell = |vs: Option<&Vec<f64>>| match vs.and_then(|v| spread(v)) {
-                Some((med, lo, hi)) if lo == hi => format!("{} {unit}", fmt(med)),
-                Some((med, lo, hi)) => format!("{} {unit} ({}–{})", fmt(med), fmt(lo), fmt(hi)),
-                None => "—".to_owned(),
+            let median = |kind| {
+                values
+                    .get(&(scenario.clone(), name.clone(), kind))
+                    .and_then(|v| spread(v))
             };
-            let (h, r) = (get(Kind::Herald), get(Kind::Reference));
-            let ratio = match (h.and_then(|v| spread(v)), r.and_then(|v| spread(v))) {
-                (Some((hm, ..)), Some((rm, ..))) if rm != 0.0 && better != Better::Neither => {
-                    let hint = if better == Better::Lower {
-                        "lower is better"
-                    } else {
-                        "higher is better"
+            let _ = write!(out, "| {scenario} | {name} |");
+            for &kind in kinds {
+                let cell = match median(kind) {
+                    Some((med, lo, hi)) if lo == hi => format!("{} {unit}", fmt(med)),
+                    Some((med, lo, hi)) => {
+                        format!("{} {unit} ({}–{})", fmt(med), fmt(lo), fmt(hi))
+                    }
+                    None => "—".to_owned(),
+                };
+                let _ = write!(out, " {cell} |");
+            }
+            if let Some(base) = base {
+                for &kind in &compared {
+                    let ratio = match (median(kind), median(base)) {
+                        (Some((km, ..)), Some((bm, ..)))
+                            if bm != 0.0 && better != Better::Neither =>
+                        {
+                            let hint = if better == Better::Lower {
+                                "lower is better"
+                            } else {
+                                "higher is better"
+                            };
+                            format!("{} ({hint})", fmt(km / bm))
+                        }
+                        _ => String::new(),
                     };
-                    format!("{} ({hint})", fmt(hm / rm))
+                    let _ = write!(out, " {ratio} |");
                 }
-                _ => String::new(),
-            };
-            let _ = writeln!(
-                out,
-                "| {scenario} | {name} | {} | {} | {ratio} |",
-                cell(h),
-                cell(r)
-            );
+            }
+            out.push('\n');
         }
         out
     }
+}
+
+/// What the other servers are divided by: the reference when it runs, else herald when a
+/// candidate is compared with it; `None` for a single server.
+fn baseline(kinds: &[Kind]) -> Option<Kind> {
+    if kinds.len() < 2 {
+        return None;
+    }
+    [Kind::Reference, Kind::Herald]
+        .into_iter()
+        .find(|kind| kinds.contains(kind))
 }
 
 /// Median, min, max.
@@ -200,15 +239,48 @@ mod tests {
             results.add("S1", Kind::Herald, round, m(h));
             results.add("S1", Kind::Reference, round, m(r));
         }
-        let table = results.table();
+        let both = [Kind::Herald, Kind::Reference];
+        let table = results.table(&both);
         assert!(
             table.contains(
                 "| S1 | rss | 2.00 KB (1.00–3.00) | 20.0 KB (10.0–30.0) | 0.100 (lower is better) |"
             ),
             "{table}"
         );
-        let both = [Kind::Herald, Kind::Reference];
+        assert!(table.contains("| herald/reference |"), "{table}");
         assert!(results.incomplete(&["S1"], &both).is_empty());
         assert_eq!(results.incomplete(&["S2"], &both).len(), 2);
+    }
+
+    #[test]
+    fn a_candidate_is_compared_with_herald_or_the_reference() {
+        let mut results = Results::default();
+        let m = |v| vec![Metric::new("rss", "KB", Better::Lower, v)];
+        results.add("S1", Kind::Herald, 0, m(20.0));
+        results.add("S1", Kind::Candidate, 0, m(15.0));
+        results.add("S1", Kind::Reference, 0, m(40.0));
+
+        let ab = results.table(&[Kind::Herald, Kind::Candidate]);
+        assert!(ab.contains("| candidate/herald |"), "{ab}");
+        assert!(
+            ab.contains("| S1 | rss | 20.0 KB | 15.0 KB | 0.750 (lower is better) |"),
+            "{ab}"
+        );
+
+        let all = results.table(&[Kind::Herald, Kind::Reference, Kind::Candidate]);
+        assert!(
+            all.contains("| herald/reference | candidate/reference |"),
+            "{all}"
+        );
+        assert!(
+            all.contains("| 0.500 (lower is better) | 0.375 (lower is better) |"),
+            "{all}"
+        );
+
+        let alone = results.table(&[Kind::Herald]);
+        assert!(
+            alone.starts_with("| scenario | metric | herald median (min–max) |\n|---|---|---|\n"),
+            "{alone}"
+        );
     }
 }

@@ -1,7 +1,8 @@
-//! The two servers under test, started fresh for every measurement and pinned to the server
-//! core with `taskset`: herald (the release binary, configured by `HERALD_*` variables) and the
-//! npm socket.io reference (`js-fixtures/reference-server.js` on Node.js). Both get the same JWT
-//! secret and private key, listen on 127.0.0.1, and are ready when `GET /health` answers 200.
+//! The servers under test, started fresh for every measurement and pinned to the server core
+//! with `taskset`: herald (the release binary, configured by `HERALD_*` variables), the npm
+//! socket.io reference (`js-fixtures/reference-server.js` on Node.js) and, to compare two herald
+//! builds, a candidate build run exactly as herald is. All get the same JWT secret and private
+//! key, listen on 127.0.0.1, and are ready when `GET /health` answers 200.
 
 use std::{
     net::{Ipv4Addr, SocketAddr, TcpListener},
@@ -23,6 +24,8 @@ use crate::proc_stats;
 #[serde(rename_all = "snake_case")]
 pub(crate) enum Kind {
     Herald,
+    /// Another herald build (`bench all --candidate`), compared with `Herald`.
+    Candidate,
     Reference,
 }
 
@@ -30,6 +33,7 @@ impl Kind {
     pub(crate) fn name(self) -> &'static str {
         match self {
             Kind::Herald => "herald",
+            Kind::Candidate => "candidate",
             Kind::Reference => "reference",
         }
     }
@@ -39,6 +43,8 @@ impl Kind {
 #[derive(Debug, Clone)]
 pub(crate) struct Setup {
     pub(crate) herald_bin: PathBuf,
+    /// The candidate build, when one is compared.
+    pub(crate) candidate_bin: Option<PathBuf>,
     pub(crate) herald_env: Vec<(String, String)>,
     pub(crate) reference_js: PathBuf,
     pub(crate) node: PathBuf,
@@ -74,9 +80,14 @@ impl Server {
         let mut command = Command::new("taskset");
         command.arg("-c").arg(&setup.server_cpu);
         match kind {
-            Kind::Herald => {
+            Kind::Herald | Kind::Candidate => {
+                let bin = match (kind, &setup.candidate_bin) {
+                    (Kind::Candidate, Some(candidate)) => candidate,
+                    (Kind::Candidate, None) => bail!("no candidate build given (--candidate)"),
+                    _ => &setup.herald_bin,
+                };
                 command
-                    .arg(&setup.herald_bin)
+                    .arg(bin)
                     .env("HERALD_PUBLIC__HOST", "127.0.0.1")
                     .env("HERALD_PUBLIC__PORT", port.to_string())
                     .env("HERALD_PRIVATE__KEY", &setup.private_key)
