@@ -16,7 +16,7 @@ use super::{
 use crate::{
     auth::{Authenticator, Session},
     ids::{UserId, WorkspaceId},
-    realtime::{access, expiry::ExpiryHandle, rooms, sequencer::Sequencer},
+    realtime::{access, rooms, socket_state::SocketState},
     state::AppState,
 };
 
@@ -56,7 +56,8 @@ pub(super) async fn on_refresh(ctx: Ctx, value: Value) -> Result<Value, ChatErro
             "refresh applies to auth.mode = \"jwt\"".into(),
         ));
     };
-    let session = ctx.session()?;
+    let socket_state = ctx.socket_state()?;
+    let session = socket_state.session();
     let principal = match verifier.verify(token) {
         Ok(principal) if principal.user == session.principal.user => principal,
         Ok(_) => return Err(ChatError::Forbidden("the token is another user's")),
@@ -70,8 +71,8 @@ pub(super) async fn on_refresh(ctx: Ctx, value: Value) -> Result<Value, ChatErro
         principal,
         credentials: session.credentials.clone(),
     });
-    ctx.socket.extensions.insert(session.clone());
-    if let (Some(expiry), Some(exp)) = (ctx.socket.extensions.get::<Arc<ExpiryHandle>>(), exp) {
+    socket_state.replace_session(session.clone());
+    if let (Some(expiry), Some(exp)) = (socket_state.expiry(), exp) {
         expiry.extend(exp);
     }
     let revoked = recheck(&ctx, &session).await;
@@ -90,16 +91,12 @@ pub(crate) async fn revoke(
         return;
     };
     for socket in ns.within(rooms::user_room(user)).sockets() {
-        let (Some(sequencer), Ok(session)) = (
-            socket.extensions.get::<Arc<Sequencer>>(),
-            socket
-                .extensions
-                .get::<Arc<Session>>()
-                .ok_or(ChatError::Unavailable),
-        ) else {
+        let Some(socket_state) = SocketState::of(&socket) else {
             continue;
         };
-        let _turn = sequencer.ticket().turn().await;
+        let _turn = socket_state.ticket().turn().await;
+        // Read in turn: a `refresh` before this one may have replaced it.
+        let session = socket_state.session();
         let session = match allowed {
             Some(list) => {
                 let mut principal = session.principal.clone();
@@ -108,7 +105,7 @@ pub(crate) async fn revoke(
                     principal,
                     credentials: session.credentials.clone(),
                 });
-                socket.extensions.insert(session.clone());
+                socket_state.replace_session(session.clone());
                 session
             }
             None => session,

@@ -3,8 +3,6 @@
 //! [`crate::realtime::slow::SlowPolicy`], and to the other nodes; and presence on disconnect (a
 //! clean one leaves at once, a lost connection leaves a ghost for `chat.presence_timeout`).
 
-use std::sync::Arc;
-
 use socketioxide::{
     extract::SocketRef,
     socket::{DisconnectReason, Sid},
@@ -14,7 +12,7 @@ use uuid::Uuid;
 use super::{
     Chat, cluster, handlers::Ctx, presence::Ghost, protocol::RoomMembers, room::socket_room,
 };
-use crate::{ids::UserId, realtime::expiry::ExpiryHandle, state::AppState};
+use crate::{ids::UserId, state::AppState};
 
 /// On disconnect: a clean one leaves every room at once; a lost connection leaves ghosts that
 /// expire after `chat.presence_timeout`.
@@ -25,12 +23,13 @@ pub(super) fn watch_disconnect(ctx: &Ctx) {
         .on_disconnect(move |socket: SocketRef, reason: DisconnectReason| {
             let ctx = ctx.clone();
             async move {
-                if let Some(expiry) = socket.extensions.get::<Arc<ExpiryHandle>>() {
-                    expiry.stop();
-                }
-                let Ok(session) = ctx.session() else {
+                let Ok(socket_state) = ctx.socket_state() else {
                     return;
                 };
+                if let Some(expiry) = socket_state.expiry() {
+                    expiry.stop();
+                }
+                let session = socket_state.session();
                 let user = &session.principal.user;
                 let rooms: Vec<Uuid> = ctx
                     .joined()

@@ -37,8 +37,8 @@ use super::{
 use crate::{
     auth::Session,
     realtime::{
-        ConnectRefusal, Io, authenticate, counted, rooms,
-        sequencer::{Sequencer, Ticket},
+        ConnectRefusal, Io, authenticate, counted, rooms, sequencer::Ticket,
+        socket_state::SocketState,
     },
     state::AppState,
 };
@@ -66,11 +66,12 @@ pub(super) struct Ctx {
 }
 
 impl Ctx {
+    pub(super) fn socket_state(&self) -> Result<Arc<SocketState>, ChatError> {
+        SocketState::of(&self.socket).ok_or(ChatError::Unavailable)
+    }
+
     pub(super) fn session(&self) -> Result<Arc<Session>, ChatError> {
-        self.socket
-            .extensions
-            .get::<Arc<Session>>()
-            .ok_or(ChatError::Unavailable)
+        Ok(self.socket_state()?.session())
     }
 
     pub(super) fn joined(&self) -> Arc<Joined> {
@@ -117,12 +118,11 @@ async fn admit(
 ) -> Result<(), ConnectRefusal> {
     let session = authenticate(&state.auth, socket, data).await?;
     socket.join(rooms::user_room(&session.principal.user));
-    if let Some(exp) = session.principal.expires_at {
-        let handle = state.expiry.watch(socket.clone(), exp);
-        socket.extensions.insert(Arc::new(handle));
-    }
-    socket.extensions.insert(Arc::new(session));
-    socket.extensions.insert(Sequencer::new());
+    let expiry = session
+        .principal
+        .expires_at
+        .map(|exp| state.expiry.watch(socket.clone(), exp));
+    SocketState::new(session, None, expiry).attach(socket);
     socket.extensions.insert(Arc::new(Joined::default()));
     let ctx = Ctx {
         state,

@@ -13,7 +13,7 @@ use socketioxide::extract::SocketRef;
 use super::{
     events::{self, AccessChange, AccessOutcome, AccessRevoked, SessionInvalid},
     rooms,
-    sequencer::Sequencer,
+    socket_state::SocketState,
 };
 use crate::{
     auth::{AuthError, Authenticator, Principal, Session},
@@ -91,13 +91,12 @@ async fn update_socket(
     socket: &SocketRef,
     allowed: Option<&HashSet<WorkspaceId>>,
 ) -> Option<usize> {
-    let (Some(sequencer), Some(session)) = (
-        socket.extensions.get::<Arc<Sequencer>>(),
-        socket.extensions.get::<Arc<Session>>(),
-    ) else {
+    let Some(socket_state) = SocketState::of(socket) else {
         return Some(0);
     };
-    let _turn = sequencer.ticket().turn().await;
+    let _turn = socket_state.ticket().turn().await;
+    // Read in turn: a `refresh` before this one may have replaced it.
+    let session = socket_state.session();
     let principal = match (allowed, &*state.auth) {
         (Some(list), _) => Principal {
             workspaces: Some(list.clone()),
@@ -119,7 +118,7 @@ async fn update_socket(
         }
         (None, Authenticator::Jwt(_)) => return Some(0),
     };
-    Some(adopt(state, socket, &session, principal).await)
+    Some(adopt(state, socket, &socket_state, principal).await)
 }
 
 /// Installs a new principal on a socket (the caller holds the socket's turn): group rooms
@@ -128,9 +127,10 @@ async fn update_socket(
 pub(crate) async fn adopt(
     state: &AppState,
     socket: &SocketRef,
-    old: &Session,
+    socket_state: &SocketState,
     principal: Principal,
 ) -> usize {
+    let old = socket_state.session();
     let (old_groups, new_groups): (HashSet<_>, HashSet<_>) = (
         old.principal.groups.iter().map(rooms::group_room).collect(),
         principal.groups.iter().map(rooms::group_room).collect(),
@@ -152,7 +152,7 @@ pub(crate) async fn adopt(
         principal,
         credentials: old.credentials.clone(),
     });
-    socket.extensions.insert(session.clone());
+    socket_state.replace_session(session.clone());
 
     let mut revoked = 0;
     for room in socket.rooms() {

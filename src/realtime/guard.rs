@@ -2,7 +2,7 @@
 //! the event rate of each socket, the workspaces it may hold, the sockets of its user, and the
 //! end of its handshake, which frees a handshake slot.
 
-use std::{sync::Arc, time::Instant};
+use std::time::Instant;
 
 use socketioxide::extract::SocketRef;
 
@@ -10,6 +10,7 @@ use super::{
     events::{self, ErrorAck, ErrorCode, SessionInvalid},
     reply::Reply,
     rooms,
+    socket_state::SocketState,
 };
 use crate::{
     ids::{UserId, WorkspaceId},
@@ -22,21 +23,19 @@ pub(super) const TOO_MANY_SOCKETS: &str = "too_many_sockets";
 
 pub(super) use crate::limits::handshake_done;
 
-/// Gives a newly admitted socket its event bucket, and makes room for it among its user's
-/// sockets: the oldest beyond `limits.max_sockets_per_user` are told and disconnected.
-pub(super) fn admitted(state: &AppState, socket: &SocketRef, user: &UserId) {
+/// Makes room for a newly admitted socket among its user's sockets (the oldest beyond
+/// `limits.max_sockets_per_user` are told and disconnected), and returns its full event bucket.
+pub(super) fn admitted(state: &AppState, socket: &SocketRef, user: &UserId) -> Bucket {
     let limits = &state.cfg.limits;
-    socket
-        .extensions
-        .insert(Arc::new(Bucket::new(limits, Instant::now())));
+    let bucket = Bucket::new(limits, Instant::now());
     let evicted = state
         .user_sockets
         .add(user, socket.id, limits.max_sockets_per_user);
     if evicted.is_empty() {
-        return;
+        return bucket;
     }
     let Some(ns) = state.io.of(&state.cfg.public.path) else {
-        return;
+        return bucket;
     };
     for sid in evicted {
         // Gone already (or still in its own handshake): nothing to end.
@@ -52,6 +51,7 @@ pub(super) fn admitted(state: &AppState, socket: &SocketRef, user: &UserId) {
             state.slow.disconnect(&old);
         }
     }
+    bucket
 }
 
 /// The socket disconnected: its user holds one socket less.
@@ -62,7 +62,10 @@ pub(super) fn forget(state: &AppState, socket: &SocketRef, user: &UserId) {
 /// Takes a token for an incoming event; without one, the error reply to answer with (and,
 /// when the socket keeps flooding, a disconnect).
 pub(super) fn throttle(state: &AppState, socket: &SocketRef) -> Result<(), Reply> {
-    let Some(bucket) = socket.extensions.get::<Arc<Bucket>>() else {
+    let Some(socket_state) = SocketState::of(socket) else {
+        return Ok(());
+    };
+    let Some(bucket) = socket_state.bucket() else {
         return Ok(());
     };
     match bucket.take(Instant::now()) {

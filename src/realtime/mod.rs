@@ -21,6 +21,7 @@ mod reply;
 pub mod rooms;
 pub(crate) mod sequencer;
 pub mod slow;
+pub(crate) mod socket_state;
 
 pub(crate) use public::authenticate;
 

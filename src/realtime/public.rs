@@ -16,12 +16,12 @@ use socketioxide::{
 use super::{
     ConnectRefusal, Io, access, counted,
     events::{self, ErrorAck, ErrorCode, OkAck, RefreshAck, RegisterAck, UserPosition},
-    expiry::ExpiryHandle,
     guard::{self, throttle},
     recovered,
     reply::{Reply, truncate},
     rooms,
-    sequencer::{Sequencer, Ticket},
+    sequencer::Ticket,
+    socket_state::SocketState,
 };
 use crate::{
     auth::{AuthError, Authenticator, Credentials, Session},
@@ -97,11 +97,13 @@ async fn admit(
         }
         state.publisher.enter(socket, own_rooms).await;
     }
-    start_expiry(state, socket, &session);
+    let expiry = session
+        .principal
+        .expires_at
+        .map(|exp| state.expiry.watch(socket.clone(), exp));
+    let bucket = guard::admitted(state, socket, &session.principal.user);
+    SocketState::new(session, Some(bucket), expiry).attach(socket);
     watch_disconnect(socket, state);
-    guard::admitted(state, socket, &session.principal.user);
-    socket.extensions.insert(Arc::new(session));
-    socket.extensions.insert(Sequencer::new());
     add_handlers(socket, state);
     Ok(())
 }
@@ -177,21 +179,15 @@ async fn on_connect(state: &AppState, socket: SocketRef) {
     if !state.publisher.finish(&socket, Owed::default()).await {
         return;
     }
-    let (Some(resume), Some(session)) = (
+    let (Some(resume), Some(socket_state)) = (
         socket.extensions.get::<Arc<ResumeUser>>(),
-        socket.extensions.get::<Arc<Session>>(),
+        SocketState::of(&socket),
     ) else {
         return;
     };
     // In turn with `register`s: one replay at a time per socket keeps each room in order.
-    let ticket = socket
-        .extensions
-        .get::<Arc<Sequencer>>()
-        .map(|sequencer| sequencer.ticket());
-    let _turn = match ticket {
-        Some(ticket) => Some(ticket.turn().await),
-        None => None,
-    };
+    let _turn = socket_state.ticket().turn().await;
+    let session = socket_state.session();
     let user = LoggedRoom::User(&session.principal.user);
     let head = match state.publisher.join(&socket, user, resume.0.as_ref()).await {
         Ok(Joined::Live { head, replayed }) => {
@@ -219,16 +215,6 @@ async fn on_connect(state: &AppState, socket: SocketRef) {
     state.slow.emit(&socket, events::USER_POSITION, &position);
 }
 
-/// Starts the socket's expiry timer (JWT mode) and stops it on disconnect.
-fn start_expiry(state: &AppState, socket: &SocketRef, session: &Session) {
-    let Some(exp) = session.principal.expires_at else {
-        return;
-    };
-    socket
-        .extensions
-        .insert(Arc::new(state.expiry.watch(socket.clone(), exp)));
-}
-
 /// On disconnect: stops the expiry timer, and saves the session for recovery when the
 /// transport dropped.
 fn watch_disconnect(socket: &SocketRef, state: &AppState) {
@@ -237,11 +223,12 @@ fn watch_disconnect(socket: &SocketRef, state: &AppState) {
     socket.on_disconnect(move |socket: SocketRef, reason: DisconnectReason| {
         let (recovery, state) = (recovery.clone(), state.clone());
         async move {
-            if let Some(session) = socket.extensions.get::<Arc<Session>>() {
-                guard::forget(&state, &socket, &session.principal.user);
+            let socket_state = SocketState::of(&socket);
+            if let Some(socket_state) = &socket_state {
+                guard::forget(&state, &socket, &socket_state.session().principal.user);
             }
             state.publisher.forget(socket.id).await;
-            if let Some(expiry) = socket.extensions.get::<Arc<ExpiryHandle>>() {
+            if let Some(expiry) = socket_state.as_ref().and_then(|s| s.expiry()) {
                 expiry.stop();
             }
             if let Some(recovery) = recovery {
@@ -337,7 +324,7 @@ async fn on_register(
             return (reply, "bad_request");
         }
     };
-    let Some(session) = socket.extensions.get::<Arc<Session>>() else {
+    let Some(session) = SocketState::of(socket).map(|s| s.session()) else {
         return (
             Reply::error(&ErrorAck::new(ErrorCode::Forbidden)),
             "forbidden",
@@ -433,9 +420,10 @@ async fn on_refresh(
             "refresh applies to auth.mode = \"jwt\"",
         ));
     };
-    let Some(session) = socket.extensions.get::<Arc<Session>>() else {
+    let Some(socket_state) = SocketState::of(socket) else {
         return Reply::error(&ErrorAck::new(ErrorCode::Unauthorized));
     };
+    let session = socket_state.session();
     let principal = match verifier.verify(&token) {
         Ok(principal) if principal.user == session.principal.user => principal,
         Ok(_) => {
@@ -448,8 +436,8 @@ async fn on_refresh(
         }
     };
     let exp = principal.expires_at;
-    let revoked = access::adopt(state, socket, &session, principal).await;
-    if let (Some(expiry), Some(exp)) = (socket.extensions.get::<Arc<ExpiryHandle>>(), exp) {
+    let revoked = access::adopt(state, socket, &socket_state, principal).await;
+    if let (Some(expiry), Some(exp)) = (socket_state.expiry(), exp) {
         expiry.extend(exp);
     }
     Reply::ok(&RefreshAck {

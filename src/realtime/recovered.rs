@@ -8,7 +8,7 @@ use futures_util::StreamExt;
 
 use socketioxide::{extract::SocketRef, socket::DisconnectReason};
 
-use super::rooms;
+use super::{rooms, socket_state::SocketState};
 use crate::{
     auth::{Authenticator, Session},
     metrics::Metrics,
@@ -146,12 +146,12 @@ pub(super) async fn save(recovery: &Recovery, socket: &SocketRef, reason: Discon
             | DisconnectReason::HeartbeatTimeout
             | DisconnectReason::ClosingServer
     );
-    let (Some(pid), Some(session)) = (
-        socket.extensions.get::<Arc<Pid>>(),
-        socket.extensions.get::<Arc<Session>>(),
-    ) else {
+    let (Some(pid), Some(socket_state)) =
+        (socket.extensions.get::<Arc<Pid>>(), SocketState::of(socket))
+    else {
         return;
     };
+    let session = socket_state.session();
     if !recoverable {
         return;
     }

@@ -5,25 +5,18 @@
 //! extracted (in arrival order); the handler then awaits its [`Turn`], so the socket's
 //! `register`/`unregister` calls take effect in the order the client sent them.
 
-use std::{
-    convert::Infallible,
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
 };
 
-use socketioxide::{
-    adapter::Adapter,
-    handler::{FromMessageParts, Value},
-    socket::Socket,
-};
 use tokio::sync::Notify;
 
 /// The per-socket counter pair: tickets issued, turns completed.
 ///
 /// Every socket has one, so it is two counters and a `Notify` (about 70 bytes), not a
-/// `watch` channel (about 350: its shared state holds eight `Notify`s).
+/// `watch` channel (about 350: its shared state holds eight `Notify`s). It lives inside the
+/// socket's [`SocketState`](super::socket_state::SocketState).
 #[derive(Debug, Default)]
 pub(crate) struct Sequencer {
     issued: AtomicU64,
@@ -32,38 +25,51 @@ pub(crate) struct Sequencer {
     turn_ended: Notify,
 }
 
-impl Sequencer {
-    pub(crate) fn new() -> Arc<Self> {
-        Arc::default()
-    }
-
-    /// A place after every event already received from the socket (server-side changes to the
-    /// socket, such as access changes, queue up behind its pending `register`s this way).
-    pub(crate) fn ticket(self: &Arc<Self>) -> Ticket {
-        Ticket {
-            number: self.issued.fetch_add(1, Ordering::Relaxed),
-            sequencer: Some(self.clone()),
-        }
+impl AsRef<Sequencer> for Sequencer {
+    fn as_ref(&self) -> &Sequencer {
+        self
     }
 }
 
+/// What holds a sequencer and keeps it alive while tickets are out: a socket's state, or a
+/// bare sequencer in tests.
+pub(crate) type Owner = Arc<dyn AsRef<Sequencer> + Send + Sync>;
+
 /// A place in the socket's queue, taken in arrival order.
-#[derive(Debug)]
 pub(crate) struct Ticket {
     number: u64,
-    sequencer: Option<Arc<Sequencer>>,
+    owner: Option<Owner>,
 }
 
 /// The right to act; the next ticket's turn comes when this is dropped.
-#[derive(Debug)]
 pub(crate) struct Turn {
-    sequencer: Arc<Sequencer>,
+    owner: Owner,
 }
 
 impl Ticket {
-    /// Waits until every earlier ticket of the socket has finished.
+    /// A place after every event already received from the socket (server-side changes to the
+    /// socket, such as access changes, queue up behind its pending `register`s this way).
+    pub(crate) fn take(owner: Owner) -> Self {
+        let number = (*owner).as_ref().issued.fetch_add(1, Ordering::Relaxed);
+        Self {
+            number,
+            owner: Some(owner),
+        }
+    }
+
+    /// A ticket in no queue: its turn comes at once.
+    pub(crate) fn unqueued() -> Self {
+        Self {
+            number: 0,
+            owner: None,
+        }
+    }
+
+    /// Waits until every earlier ticket of the socket has finished; `None` at once for an
+    /// unqueued ticket.
     pub(crate) async fn turn(mut self) -> Option<Turn> {
-        let sequencer = self.sequencer.take()?;
+        let owner = self.owner.take()?;
+        let sequencer = (*owner).as_ref();
         loop {
             let turn_ended = sequencer.turn_ended.notified();
             let mut turn_ended = std::pin::pin!(turn_ended);
@@ -74,7 +80,7 @@ impl Ticket {
             }
             turn_ended.await;
         }
-        Some(Turn { sequencer })
+        Some(Turn { owner })
     }
 }
 
@@ -82,12 +88,12 @@ impl Drop for Ticket {
     /// A ticket dropped unused (its handler panicked early) still takes and passes its turn,
     /// so later tickets are not stuck behind it.
     fn drop(&mut self) {
-        if let Some(sequencer) = self.sequencer.take()
+        if let Some(owner) = self.owner.take()
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
             let ticket = Ticket {
                 number: self.number,
-                sequencer: Some(sequencer),
+                owner: Some(owner),
             };
             runtime.spawn(ticket.turn());
         }
@@ -96,28 +102,9 @@ impl Drop for Ticket {
 
 impl Drop for Turn {
     fn drop(&mut self) {
-        self.sequencer.completed.fetch_add(1, Ordering::Release);
-        self.sequencer.turn_ended.notify_waiters();
-    }
-}
-
-impl<A: Adapter> FromMessageParts<A> for Ticket {
-    type Error = Infallible;
-
-    fn from_message_parts(
-        socket: &Arc<Socket<A>>,
-        _: &mut Value,
-        _: &Option<i64>,
-    ) -> Result<Self, Infallible> {
-        let sequencer = match socket.extensions.get::<Arc<Sequencer>>() {
-            Some(sequencer) => sequencer,
-            None => {
-                let sequencer = Sequencer::new();
-                socket.extensions.insert(sequencer.clone());
-                sequencer
-            }
-        };
-        Ok(sequencer.ticket())
+        let sequencer = (*self.owner).as_ref();
+        sequencer.completed.fetch_add(1, Ordering::Release);
+        sequencer.turn_ended.notify_waiters();
     }
 }
 
@@ -129,8 +116,8 @@ mod tests {
 
     #[tokio::test]
     async fn turns_follow_ticket_order_not_task_order() {
-        let sequencer = Sequencer::new();
-        let tickets: Vec<Ticket> = (0..20).map(|_| sequencer.ticket()).collect();
+        let sequencer: Owner = Arc::new(Sequencer::default());
+        let tickets: Vec<Ticket> = (0..20).map(|_| Ticket::take(sequencer.clone())).collect();
         let log = Arc::new(Mutex::new(Vec::new()));
         let mut tasks = Vec::new();
         // Spawn in reverse: without the sequencer the last ticket would tend to run first.
@@ -153,12 +140,17 @@ mod tests {
 
     #[tokio::test]
     async fn a_dropped_ticket_does_not_block_the_next() {
-        let sequencer = Sequencer::new();
-        let first = sequencer.ticket();
-        let second = sequencer.ticket();
+        let sequencer: Owner = Arc::new(Sequencer::default());
+        let first = Ticket::take(sequencer.clone());
+        let second = Ticket::take(sequencer);
         drop(first);
         tokio::time::timeout(std::time::Duration::from_secs(5), second.turn())
             .await
             .expect("the second ticket was blocked by a dropped first one");
+    }
+
+    #[tokio::test]
+    async fn an_unqueued_ticket_has_its_turn_at_once() {
+        assert!(Ticket::unqueued().turn().await.is_none());
     }
 }
