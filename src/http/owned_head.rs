@@ -122,22 +122,31 @@ mod tests {
 
     #[test]
     fn the_head_no_longer_shares_the_buffer() {
-        let buffer =
-            Bytes::from(b"/socket.io/?EIO=4&transport=websocket dGhlIHNhbXBsZQ==".to_vec());
-        let request = OwnedHead::new("/socket.io", true).apply(request_in(&buffer));
-        // Only the test's own handle is left: the request holds copies.
-        assert!(
-            buffer.is_unique(),
-            "the request still shares the read buffer"
-        );
-        assert_eq!(request.uri(), "/socket.io/?EIO=4&transport=websocket");
-        let values: Vec<_> = request
-            .headers()
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.to_str().unwrap()))
-            .collect();
-        // x-custom is not kept: this request opens a session.
-        assert_eq!(values, [("sec-websocket-key", "dGhlIHNhbXBsZQ==")]);
+        let key = ("sec-websocket-key", "dGhlIHNhbXBsZQ==");
+        for (uri, kept) in [
+            // Opens a session: x-custom is not among the headers read later.
+            ("/socket.io/?EIO=4&transport=websocket", vec![key]),
+            // Upgrades a polling session: every header is kept, each one copied.
+            (
+                "/socket.io/?EIO=4&transport=websocket&sid=abc",
+                vec![key, ("x-custom", "dGhlIHNhbXBsZQ==")],
+            ),
+        ] {
+            let buffer = Bytes::from(format!("{uri} dGhlIHNhbXBsZQ==").into_bytes());
+            let request = OwnedHead::new("/socket.io", true).apply(request_in(&buffer));
+            // Only the test's own handle is left: the request holds copies.
+            assert!(
+                buffer.is_unique(),
+                "{uri}: the request still shares the read buffer"
+            );
+            assert_eq!(request.uri(), uri);
+            let values: Vec<_> = request
+                .headers()
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.to_str().unwrap()))
+                .collect();
+            assert_eq!(values, kept, "{uri}");
+        }
     }
 
     /// A WebSocket opened by Chrome, as it arrives through nginx.
