@@ -51,6 +51,15 @@ pub struct Meta<'a> {
     pub epoch: &'a str,
 }
 
+impl Meta<'_> {
+    /// The meta as JSON text: serialized once per room of an event, then copied into each
+    /// member's packet.
+    fn to_raw(&self) -> Box<RawValue> {
+        // invariant: strings, an optional string and numbers; it always serializes.
+        serde_json::value::to_raw_value(self).unwrap_or_else(|_| unreachable!())
+    }
+}
+
 /// A logged room a socket can join from a position.
 #[derive(Debug, Clone, Copy)]
 pub enum LoggedRoom<'a> {
@@ -346,7 +355,9 @@ impl Deliverer {
                 ts: stamped.ts,
                 offset: target.position.offset,
                 epoch: target.position.epoch.as_str(),
-            };
+            }
+            .to_raw();
+            let meta: &RawValue = &meta;
             let pending = || Pending {
                 event: stamped.clone(),
                 workspace: target.workspace.cloned(),
@@ -369,8 +380,8 @@ impl Deliverer {
                     continue;
                 }
                 let sent = match &offset {
-                    Some(offset) => send(&socket, event, &(data, &meta, offset)),
-                    None => send(&socket, event, &(data, &meta)),
+                    Some(offset) => send(&socket, event, &(data, meta, offset)),
+                    None => send(&socket, event, &(data, meta)),
                 };
                 match sent {
                     Sent::Done => delivered += 1,
