@@ -118,11 +118,7 @@ async fn admit(
 ) -> Result<(), ConnectRefusal> {
     let session = authenticate(&state.auth, socket, data).await?;
     socket.join(rooms::user_room(&session.principal.user));
-    let expiry = session
-        .principal
-        .expires_at
-        .map(|exp| state.expiry.watch(socket.clone(), exp));
-    SocketState::new(session, None, expiry).attach(socket);
+    SocketState::attach(socket, session, None, &state.expiry);
     socket.extensions.insert(Arc::new(Joined::default()));
     let ctx = Ctx {
         state,

@@ -97,12 +97,8 @@ async fn admit(
         }
         state.publisher.enter(socket, own_rooms).await;
     }
-    let expiry = session
-        .principal
-        .expires_at
-        .map(|exp| state.expiry.watch(socket.clone(), exp));
     let bucket = guard::admitted(state, socket, &session.principal.user);
-    SocketState::new(session, Some(bucket), expiry).attach(socket);
+    SocketState::attach(socket, session, Some(bucket), &state.expiry);
     watch_disconnect(socket, state);
     add_handlers(socket, state);
     Ok(())

@@ -13,12 +13,13 @@ use std::{
 
 use socketioxide::{
     adapter::Adapter,
+    extract::SocketRef,
     handler::{FromMessageParts, Value},
     socket::Socket,
 };
 
 use super::{
-    expiry::ExpiryHandle,
+    expiry::{ExpiryHandle, ExpiryWheel},
     sequencer::{Sequencer, Ticket},
 };
 use crate::{auth::Session, limits::Bucket};
@@ -37,27 +38,30 @@ pub(crate) struct SocketState {
 }
 
 impl SocketState {
-    pub(crate) fn new(
+    /// Gives `socket` its state (once, in its connect middleware): `session`, a fresh
+    /// sequencer, `bucket`, and a place on the expiry `wheel` when the session's token has an
+    /// `exp`.
+    pub(crate) fn attach(
+        socket: &SocketRef,
         session: Session,
         bucket: Option<Bucket>,
-        expiry: Option<ExpiryHandle>,
-    ) -> Arc<Self> {
-        Arc::new(Self {
+        wheel: &ExpiryWheel,
+    ) {
+        let expiry = session
+            .principal
+            .expires_at
+            .map(|exp| wheel.watch(socket.clone(), exp));
+        socket.extensions.insert(Arc::new(Self {
             session: RwLock::new(Arc::new(session)),
             sequencer: Sequencer::default(),
             bucket,
             expiry,
-        })
+        }));
     }
 
     /// The state of `socket`; `None` before its connect middleware has attached one.
     pub(crate) fn of<A: Adapter>(socket: &Socket<A>) -> Option<Arc<Self>> {
         socket.extensions.get::<Arc<Self>>()
-    }
-
-    /// Attaches this state to `socket` (once, in its connect middleware).
-    pub(crate) fn attach<A: Adapter>(self: &Arc<Self>, socket: &Socket<A>) {
-        socket.extensions.insert(self.clone());
     }
 
     /// The current session.
