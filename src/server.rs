@@ -239,11 +239,27 @@ pub async fn run(
     cfg: Arc<Config>,
     shutdown: CancellationToken,
 ) -> Result<(), ServerError> {
+    run_with(listener, cfg, shutdown, |_| {}).await
+}
+
+/// [`run`], with `setup` called on the built state before the first connection is accepted.
+/// The in-process tests mount extra namespaces with it (the protocol documents' echo handlers);
+/// the binary calls [`run`].
+///
+/// # Errors
+/// A startup failure or an accept loop that died.
+pub async fn run_with(
+    listener: TcpListener,
+    cfg: Arc<Config>,
+    shutdown: CancellationToken,
+    setup: impl FnOnce(&AppState),
+) -> Result<(), ServerError> {
     let tls = match cfg.tls.files() {
         Some((cert, key)) => Some(tls::acceptor(cert, key)?),
         None => None,
     };
     let (app, state) = build(&cfg)?;
+    setup(&state);
     let addr = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(%addr, %scheme, engine_path = %cfg.engine_path, "herald listening");
