@@ -12,8 +12,13 @@
 //! for a socket still on long-polling, the connection of its latest `GET` (cutting it fails the
 //! pending poll, and socket.io-client reconnects).
 //!
-//! With connection state recovery on, a connection that is upgraded to a WebSocket also runs
-//! its first frames through a [`FrameRewriter`], which adds the `pid` to the CONNECT answer.
+//! A connection upgraded to a WebSocket runs its first frames through a [`FrameRewriter`]: with
+//! connection state recovery on, it adds the `pid` to the CONNECT answer; on an Engine.IO v4
+//! session opened by this WebSocket, it holds back the engine's first PING, and the connection
+//! puts the PONG the engine waits for into the client's frames ([`crate::edge`] says why).
+//!
+//! A connection that carries an Engine.IO session's WebSocket ends that session's count
+//! against `limits.max_connections` when it closes ([`Severer::carries_session`]).
 //!
 //! With `[tls]` set, [`SeverableListener`] runs the TLS handshakes (off its accept loop) and
 //! wraps the decrypted [`Stream`]: severing and the rewrite work on plaintext, as without TLS.
@@ -23,7 +28,7 @@ use std::{
     io,
     pin::Pin,
     sync::{
-        Arc, Mutex, Weak,
+        Arc, Mutex, OnceLock, Weak,
         atomic::{AtomicBool, Ordering},
     },
     task::{Context, Poll},
@@ -37,7 +42,11 @@ use axum::{
 use futures_util::task::AtomicWaker;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::recovery::ws_frames::{FrameRewriter, RewriteContext};
+use crate::{
+    edge::client_frames::{self, ClientFrames, PONG_FRAME},
+    limits::Ticket,
+    recovery::ws_frames::{FrameRewriter, RewriteContext},
+};
 
 mod linger;
 mod listener;
@@ -61,6 +70,11 @@ struct Shared {
     writer: AtomicWaker,
     /// Set when a WebSocket upgrade was requested on this connection.
     upgrading: AtomicBool,
+    /// Set with `upgrading` when the upgrade opens an Engine.IO v4 session: its first PING is
+    /// to be held back.
+    hold_first_ping: AtomicBool,
+    /// The Engine.IO session whose WebSocket this connection carries.
+    session: OnceLock<Arc<Ticket>>,
 }
 
 impl Shared {
@@ -104,9 +118,18 @@ impl Severer {
         self.0.writer.wake();
     }
 
-    /// Marks the connection as being upgraded to a WebSocket (its next write is the `101`).
-    fn upgrading(&self) {
+    /// Marks the connection as being upgraded to a WebSocket (its next write is the `101`);
+    /// `opens_v4_session`: the upgrade opens an Engine.IO v4 session.
+    fn upgrading(&self, opens_v4_session: bool) {
+        self.0
+            .hold_first_ping
+            .store(opens_v4_session, Ordering::Release);
         self.0.upgrading.store(true, Ordering::Release);
+    }
+
+    /// This connection carries `session`'s WebSocket: when it closes, the session is over.
+    pub fn carries_session(&self, session: Arc<Ticket>) {
+        let _ = self.0.session.set(session);
     }
 }
 
@@ -119,25 +142,29 @@ pub struct Severable<T> {
     rewriter: Option<Box<FrameRewriter>>,
     /// Rewritten bytes not yet written.
     out: Vec<u8>,
+    /// While the first PING may be held back: the client's frames, to find where the PONG
+    /// that answers it can go.
+    client_frames: Option<Box<ClientFrames>>,
+    /// The first PING was held back: its PONG goes to the engine at the next boundary.
+    pong_due: bool,
 }
 
 impl<T> Severable<T> {
     /// Wraps a connection.
     pub fn new(inner: T) -> Self {
-        Self {
-            inner,
-            shared: Arc::default(),
-            rewrite: None,
-            rewriter: None,
-            out: Vec::new(),
-        }
+        Self::with_recovery(inner, None)
     }
 
     /// Wraps a connection whose WebSocket CONNECT answers get their recovery `pid`.
     pub fn with_recovery(inner: T, rewrite: Option<RewriteContext>) -> Self {
         Self {
+            inner,
+            shared: Arc::default(),
             rewrite,
-            ..Self::new(inner)
+            rewriter: None,
+            out: Vec::new(),
+            client_frames: None,
+            pong_due: false,
         }
     }
 
@@ -163,20 +190,42 @@ impl<T: AsyncWrite + Unpin> Severable<T> {
         if self.rewriter.as_ref().is_some_and(|r| r.is_done()) {
             self.rewriter = None;
             self.out = Vec::new();
+            if !self.pong_due {
+                self.client_frames = None;
+            }
         }
         Poll::Ready(Ok(()))
     }
 
     /// Whether writes go through the rewriter (starting it when the upgrade was just asked).
     fn rewriting(&mut self) -> bool {
-        if self.rewriter.is_none()
-            && let Some(context) = &self.rewrite
-            && self.shared.upgrading.load(Ordering::Acquire)
-        {
-            self.rewriter = Some(Box::new(FrameRewriter::new(context.clone())));
-            self.rewrite = None;
+        if self.rewriter.is_none() && self.shared.upgrading.load(Ordering::Acquire) {
+            let hold_ping = self.shared.hold_first_ping.swap(false, Ordering::AcqRel);
+            if self.rewrite.is_some() || hold_ping {
+                self.rewriter = Some(Box::new(FrameRewriter::new(self.rewrite.take(), hold_ping)));
+                // The response starts: every byte the client sends from now on is a frame.
+                if hold_ping {
+                    self.client_frames = Some(Box::default());
+                }
+            }
         }
         self.rewriter.is_some()
+    }
+
+    /// Notes a PING the rewriter held back: the reader owes the engine its PONG.
+    fn note_held_ping(&mut self) {
+        if self.rewriter.as_mut().is_some_and(|r| r.take_held_ping()) {
+            self.pong_due = true;
+            self.shared.reader.wake();
+        }
+    }
+}
+
+impl<T> Drop for Severable<T> {
+    fn drop(&mut self) {
+        if let Some(session) = self.shared.session.get() {
+            session.session_ended();
+        }
     }
 }
 
@@ -196,7 +245,28 @@ impl<T: AsyncRead + Unpin> AsyncRead for Severable<T> {
             return Poll::Ready(eof());
         }
         let this = &mut *self;
+        if this.pong_due
+            && let Some(frames) = &this.client_frames
+            && frames.at_boundary()
+            && buf.remaining() >= PONG_FRAME.len()
+        {
+            buf.put_slice(&PONG_FRAME);
+            this.pong_due = false;
+            this.client_frames = None;
+            return Poll::Ready(Ok(()));
+        }
+        let before = buf.filled().len();
         let poll = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if let (Poll::Ready(Ok(())), Some(frames)) = (&poll, &mut this.client_frames) {
+            let boundary = frames.pass(&buf.filled()[before..]);
+            if this.pong_due
+                && let Some(at) = boundary
+                && client_frames::insert(buf, before + at, &PONG_FRAME)
+            {
+                this.pong_due = false;
+                this.client_frames = None;
+            }
+        }
         this.shared
             .unless_severed(&this.shared.reader, cx, poll, eof)
     }
@@ -214,6 +284,7 @@ impl<T: AsyncWrite + Unpin> Severable<T> {
             Some(rewriter) => rewriter.feed(buf, &mut self.out),
             None => return Pin::new(&mut self.inner).poll_write(cx, buf),
         }
+        self.note_held_ping();
         // Taken: what cannot be written now goes out with the next write or flush.
         let _ = self.poll_drain(cx)?;
         Poll::Ready(Ok(buf.len()))
@@ -362,7 +433,11 @@ pub async fn expose(
                 .map(str::to_owned)
         });
         if request.headers().contains_key(axum::http::header::UPGRADE) {
-            peer.severer.upgrading();
+            let eio4 = request
+                .uri()
+                .query()
+                .is_some_and(|query| query.split('&').any(|pair| pair == "EIO=4"));
+            peer.severer.upgrading(eio4 && sid.is_none());
             if let Some(sid) = sid {
                 connections.remember(&sid, &peer.severer, true);
             }

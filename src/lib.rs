@@ -17,6 +17,8 @@
 //! - [`cluster`]: cluster mode over Redis, including the npm `@socket.io/redis-emitter` format.
 //! - [`connection`]: the accept loop (plain or TLS) and connections that can be cut off one by
 //!   one (slow consumers).
+//! - [`edge`]: Engine.IO requests and frames before socketioxide: errors that close the
+//!   connection, the first PING after `pingInterval`, cancelled polls, sessions' counts.
 //! - [`tls`]: native TLS, the certificate and key loaded at startup.
 //! - [`drain`]: sockets leave a shutting-down node gradually (rolling restarts).
 //! - [`metrics`]: what the server counts, for `GET /metrics`.
@@ -33,6 +35,7 @@ pub mod config;
 pub mod connection;
 pub mod doctor;
 pub mod drain;
+pub mod edge;
 pub mod error;
 pub mod history;
 pub mod http;

@@ -28,6 +28,7 @@ use crate::{
     config::{AuthMode, Config},
     connection::{self, Connections, Peer, SeverableListener},
     drain,
+    edge::{self, closing::EnginePath, polling::PollingEdge, sessions::PollingSessions},
     history::{EventLog, MemoryLog},
     http::{
         self,
@@ -177,6 +178,14 @@ pub fn build(cfg: &Arc<Config>) -> Result<(Router, AppState), ServerError> {
             },
             polling::add_pid,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            PollingEdge {
+                engine_path: cfg.engine_path.trim_end_matches('/').into(),
+                max_payload: usize::try_from(engine.max_payload_bytes).unwrap_or(usize::MAX),
+                sessions: PollingSessions::default(),
+            },
+            edge::polling::follow,
+        ))
         // Inside the origin guard (a foreign page takes no slot) and CORS (a refusal is
         // readable by the page, which retries).
         .layer(axum::middleware::from_fn_with_state(
@@ -188,6 +197,10 @@ pub fn build(cfg: &Arc<Config>) -> Result<(Router, AppState), ServerError> {
             origin::guard,
         ))
         .layer(origins.cors_layer())
+        .layer(axum::middleware::from_fn_with_state(
+            EnginePath::new(&cfg.engine_path),
+            edge::closing::close_after_errors,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             connections,
             connection::expose,

@@ -55,9 +55,15 @@ struct Inner {
 
 /// An admitted Engine.IO session: counted while it lives, holding a handshake slot until its
 /// socket is admitted to a namespace.
+///
+/// socketioxide may hold a closed session's handshake request (and so this ticket) for up to
+/// `limits.handshake_timeout` (its wait for a namespace CONNECT keeps it), so the edge also ends
+/// the count as soon as it sees the session's transport go: [`Ticket::session_ended`].
 #[derive(Debug)]
 pub struct Ticket {
     slot: Mutex<Option<OwnedSemaphorePermit>>,
+    /// Set once the session stopped counting against `limits.max_connections`.
+    ended: AtomicBool,
     sessions: Gauge,
     in_flight: Gauge,
 }
@@ -75,12 +81,20 @@ impl Ticket {
             self.in_flight.dec();
         }
     }
+
+    /// The session is over (its transport closed, or it was closed): it no longer counts and
+    /// its handshake slot, if still held, is free. Idempotent.
+    pub fn session_ended(&self) {
+        self.admitted();
+        if !self.ended.swap(true, Ordering::AcqRel) {
+            self.sessions.dec();
+        }
+    }
 }
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        self.admitted();
-        self.sessions.dec();
+        self.session_ended();
     }
 }
 
@@ -155,6 +169,7 @@ impl Admission {
         let before = inner.sessions.inc();
         let ticket = |slot| Ticket {
             slot: Mutex::new(slot),
+            ended: AtomicBool::new(false),
             sessions: inner.sessions.clone(),
             in_flight: inner.in_flight.clone(),
         };
@@ -236,8 +251,18 @@ mod tests {
         c.admitted();
         // Three sessions live: full, whatever the free slots.
         assert_eq!(admission.ticket().unwrap_err(), Refusal::Full);
-        drop(b);
+        // A session whose transport went counts no more, and its ticket's drop changes nothing.
+        c.session_ended();
+        c.session_ended();
         assert_eq!(metrics.sessions.get(), 2);
+        assert!(admission.ticket().is_ok_and(|d| {
+            d.admitted();
+            true
+        }));
+        drop(c);
+        assert_eq!(metrics.sessions.get(), 2);
+        drop(b);
+        assert_eq!(metrics.sessions.get(), 1);
         assert_eq!(metrics.handshakes_in_flight.get(), 0);
         assert!(admission.ticket().is_ok());
         admission.close();

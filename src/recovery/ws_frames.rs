@@ -1,10 +1,13 @@
-//! Adds `pid` to a CONNECT answer sent over WebSocket, on the connection's write path.
+//! Rewrites the first frames a server writes on a WebSocket, on the connection's write path:
+//! - with recovery on, the CONNECT answer of the browsers' namespace gets its `pid`;
+//! - on an Engine.IO v4 session opened on this WebSocket, the engine's first PING (which it
+//!   sends at the handshake, not after `pingInterval`) is held back; the connection then answers
+//!   it to the engine itself (see [`crate::edge`]).
 //!
 //! After the `101 Switching Protocols` head, the server writes unmasked WebSocket frames. The
-//! [`FrameRewriter`] reads the first [`MAX_FRAMES`] of them; a small text frame holding the
-//! CONNECT answer of the browsers' namespace is re-framed with the pid added. Then it steps
-//! aside for good: the rest of the connection is copied through untouched. Large frames are
-//! never buffered, only passed.
+//! [`FrameRewriter`] reads the first [`MAX_FRAMES`] of them, then steps aside for good: the rest
+//! of the connection is copied through untouched. Large frames are never buffered, only passed.
+//! A response that is not a `101` (an error answered to an upgrade request) passes untouched.
 
 use std::sync::Arc;
 
@@ -25,8 +28,13 @@ pub struct RewriteContext {
     pub public_ns: Arc<str>,
 }
 
+/// The start of the only response head the rewriter reads frames after.
+const SWITCHING: &[u8] = b"HTTP/1.1 101";
+
 #[derive(Debug)]
 enum Phase {
+    /// At the start of the response: how much of it matched [`SWITCHING`].
+    Status(usize),
     /// In the HTTP response head: how much of `\r\n\r\n` was just seen.
     Head(usize),
     /// Reading frames; `passing` bytes of a large frame still to copy through.
@@ -35,24 +43,39 @@ enum Phase {
     Done,
 }
 
-/// Rewrites the CONNECT answer in the first frames of an upgraded connection.
+/// Rewrites the first frames of an upgraded connection.
 #[derive(Debug)]
 pub struct FrameRewriter {
-    context: RewriteContext,
+    /// Recovery on and the CONNECT answer not yet seen: where its pid comes from.
+    pid: Option<RewriteContext>,
+    /// The first PING is still to be held back.
+    hold_ping: bool,
+    /// The first PING was held back and not yet reported by [`Self::take_held_ping`].
+    ping_held: bool,
     phase: Phase,
     held: Vec<u8>,
     frames: usize,
 }
 
 impl FrameRewriter {
-    /// A rewriter for a connection whose next write starts the `101` response head.
-    pub fn new(context: RewriteContext) -> Self {
+    /// A rewriter for a connection whose next write starts the response head: with `pid`, it
+    /// adds the pid to the CONNECT answer; with `hold_first_ping`, it holds back the first
+    /// PING.
+    pub fn new(pid: Option<RewriteContext>, hold_first_ping: bool) -> Self {
         Self {
-            context,
-            phase: Phase::Head(0),
+            pid,
+            hold_ping: hold_first_ping,
+            ping_held: false,
+            phase: Phase::Status(0),
             held: Vec::new(),
             frames: 0,
         }
+    }
+
+    /// Whether the first PING was held back since the last call: the engine waits for its
+    /// PONG.
+    pub fn take_held_ping(&mut self) -> bool {
+        std::mem::take(&mut self.ping_held)
     }
 
     /// Whether it has stepped aside and holds nothing: writes can go straight through.
@@ -64,6 +87,20 @@ impl FrameRewriter {
     pub fn feed(&mut self, mut input: &[u8], out: &mut Vec<u8>) {
         while !input.is_empty() {
             match &mut self.phase {
+                Phase::Status(matched) => {
+                    let n = (SWITCHING.len() - *matched).min(input.len());
+                    let (piece, rest) = input.split_at(n);
+                    out.extend_from_slice(piece);
+                    input = rest;
+                    if piece != &SWITCHING[*matched..*matched + n] {
+                        // Not a 101: no frames follow, whatever the response says.
+                        self.phase = Phase::Done;
+                    } else if *matched + n == SWITCHING.len() {
+                        self.phase = Phase::Head(0);
+                    } else {
+                        *matched += n;
+                    }
+                }
                 Phase::Head(matched) => {
                     const END: &[u8] = b"\r\n\r\n";
                     let mut taken = 0;
@@ -140,21 +177,29 @@ impl FrameRewriter {
             }
             self.frames += 1;
             let frame: Vec<u8> = self.held.drain(..total).collect();
-            let rewritten = (frame[0] == 0x81)
+            let text = (frame[0] == 0x81)
                 .then(|| std::str::from_utf8(&frame[header_len..]).ok())
-                .flatten()
-                .and_then(|text| {
-                    connect_packet::with_pid(text, &self.context.public_ns, |sid| {
-                        self.context.recovery.take_announced(sid)
+                .flatten();
+            if self.hold_ping && text == Some("2") {
+                self.hold_ping = false;
+                self.ping_held = true;
+            } else {
+                let rewritten = text.zip(self.pid.as_ref()).and_then(|(text, context)| {
+                    connect_packet::with_pid(text, &context.public_ns, |sid| {
+                        context.recovery.take_announced(sid)
                     })
                 });
-            match rewritten {
-                Some(text) => {
-                    text_frame(&text, out);
-                    self.step_aside(out);
-                    return;
+                match rewritten {
+                    Some(text) => {
+                        text_frame(&text, out);
+                        self.pid = None;
+                    }
+                    None => out.extend_from_slice(&frame),
                 }
-                None => out.extend_from_slice(&frame),
+            }
+            if self.pid.is_none() && !self.hold_ping {
+                self.step_aside(out);
+                return;
             }
         }
     }
@@ -211,10 +256,13 @@ mod tests {
             crate::recovery::MemorySessions::new(Duration::from_secs(60)),
         )));
         recovery.announce("abc", "P1");
-        FrameRewriter::new(RewriteContext {
-            recovery,
-            public_ns: "/public".into(),
-        })
+        FrameRewriter::new(
+            Some(RewriteContext {
+                recovery,
+                public_ns: "/public".into(),
+            }),
+            false,
+        )
     }
 
     fn frame(text: &str) -> Vec<u8> {
@@ -273,6 +321,47 @@ mod tests {
         rewriter.feed(&late, &mut out);
         input.extend(&late);
         assert_eq!(out, input, "nothing rewritten after stepping aside");
+    }
+
+    #[test]
+    fn the_first_ping_is_held_back_once_whatever_the_write_sizes() {
+        let mut input = HEAD.to_vec();
+        input.extend(frame(r#"0{"sid":"abc","upgrades":[]}"#));
+        input.extend(frame("2"));
+        input.extend(frame(r#"40/public,{"sid":"abc"}"#));
+        input.extend(frame("2"));
+        let mut expected = HEAD.to_vec();
+        expected.extend(frame(r#"0{"sid":"abc","upgrades":[]}"#));
+        expected.extend(frame(r#"40/public,{"sid":"abc"}"#));
+        expected.extend(frame("2"));
+        for chunk in [1, 2, 5, 13, input.len()] {
+            let mut rewriter = FrameRewriter::new(None, true);
+            let mut out = Vec::new();
+            let mut held = 0;
+            for piece in input.chunks(chunk) {
+                rewriter.feed(piece, &mut out);
+                held += usize::from(rewriter.take_held_ping());
+            }
+            assert_eq!(out, expected, "writes of {chunk} bytes");
+            assert_eq!(held, 1, "writes of {chunk} bytes");
+            assert!(rewriter.is_done(), "writes of {chunk} bytes");
+        }
+    }
+
+    #[test]
+    fn an_answer_that_is_not_a_101_passes_whole() {
+        let refusal = b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 80\r\n\r\n\
+            {\"code\":\"server_full\",\"message\":\"this node holds as many connections as it may\"}";
+        for chunk in [1, 3, 12, refusal.len()] {
+            let mut rewriter = FrameRewriter::new(None, true);
+            let mut out = Vec::new();
+            for piece in refusal.chunks(chunk) {
+                rewriter.feed(piece, &mut out);
+            }
+            assert_eq!(out, refusal, "writes of {chunk} bytes");
+            assert!(rewriter.is_done());
+            assert!(!rewriter.take_held_ping());
+        }
     }
 
     #[test]

@@ -1,0 +1,23 @@
+//! Engine.IO as it crosses herald's edge, before socketioxide sees a request or a frame: where
+//! herald makes the engine library behave as the Engine.IO protocol documents say.
+//!
+//! - [`closing`]: an error answered to an Engine.IO request ends with `Connection: close`, so
+//!   a refused client gets the whole body and then the end of the connection, at once.
+//! - [`polling`]: long-polling sessions. The engine sends its first PING at the handshake
+//!   instead of after `pingInterval`; herald holds it back from the first poll and answers it
+//!   to the engine itself, so a client sees its first PING after `pingInterval` (and one that
+//!   does not answer is dropped after `pingInterval + pingTimeout`). A poll the client cancels
+//!   closes the session, as the npm server does. A session's close packet, or its close by
+//!   herald, ends its count against `limits.max_connections` at once (the engine may keep the
+//!   session's handshake request, and with it the count, until `limits.handshake_timeout`).
+//! - [`client_frames`]: the same first-PING answer on a WebSocket opened directly, put into the
+//!   client's frames by the connection (`crate::connection`), whose frame rewriter holds the
+//!   PING back.
+//! - [`sessions`]: the long-polling sessions the edge follows, by session id.
+//!
+//! Engine.IO v3 has no server PING (the client pings), so only v4 sessions are touched there.
+
+pub mod client_frames;
+pub mod closing;
+pub mod polling;
+pub mod sessions;
