@@ -181,8 +181,9 @@ describe("HTTP API", () => {
         const empty = await fresh.http("GET", "/status", { key: PRIVATE_KEY });
         assert.equal(empty.status, 200, empty.text);
         assert.deepEqual(Object.keys(empty.json).sort(), [
-          "busiest_workspaces", "connections", "events_per_second", "status", "transports", "uptime_s", "version", "workspaces",
+          "busiest_workspaces", "connections", "events_per_second", "sessions", "status", "transports", "uptime_s", "version", "workspaces",
         ]);
+        assert.equal(empty.json.sessions, 0);
         assert.equal(empty.json.status, "ON");
         assert.equal(typeof empty.json.version, "string");
         assert.ok(empty.json.version.length > 0);

@@ -11,6 +11,7 @@ import { createServer } from "node:http";
 import {
   PRIVATE_KEY,
   ack,
+  ioV2,
   connected,
   eventually,
   mintToken,
@@ -200,6 +201,91 @@ describe("limits: max_connections", () => {
     }
     assert.equal(status, 200, "no handshake admitted after a session ended");
   });
+});
+
+describe("limits: refused sessions free their slot", () => {
+  // The engine waits handshake_timeout for a CONNECT before it lets a session's handshake go;
+  // a long one here makes a slot that is only freed by that wait fail every case below.
+  let herald;
+  before(async () => {
+    herald = await startHerald("limits-refused", {
+      limits: { max_connections: 2, handshake_timeout: "30s" },
+    });
+  });
+  afterEach((t) => herald.afterEach(t));
+  after(() => herald?.stop());
+
+  /** Engine.IO sessions as /status and /metrics count them (they must agree). */
+  async function sessions() {
+    const status = await herald.http("GET", "/status", { key: PRIVATE_KEY });
+    assert.equal(status.status, 200, status.text);
+    const metrics = await gauge(herald, "herald_engine_sessions");
+    return { status: status.json.sessions, metrics };
+  }
+
+  /** The engine of a v4 or v2 socket, and a promise of its close. */
+  function engineClosed(socket) {
+    const engine = socket.io.engine;
+    assert.ok(engine, "the socket has no engine yet");
+    if (engine.readyState === "closed") return Promise.resolve();
+    return once(engine, "close", 5000, "the client's transport closing");
+  }
+
+  const clients = {
+    v4: (transport, target) =>
+      target === "public"
+        ? herald.publicV4({ token: "not-a-token", transports: [transport] })
+        : herald.privateV4({ key: "wrong-key-0123456789", transports: [transport] }),
+    v2: (transport, target) =>
+      target === "public"
+        ? herald.publicV2({ token: "not-a-token", transports: [transport] })
+        : herald.track(
+            ioV2(`${herald.url}/private`, {
+              path: herald.enginePath,
+              forceNew: true,
+              reconnection: false,
+              extraHeaders: { authorization: "Bearer wrong-key-0123456789" },
+              transports: [transport],
+            }),
+          ),
+  };
+
+  for (const version of ["v4", "v2"]) {
+    for (const transport of ["websocket", "polling"]) {
+      for (const target of ["public", "private"]) {
+        const what = `${version} over ${transport}, refused on /${target}`;
+        test(`${what}: the slot is free once the client closes its transport`, async () => {
+          const before = await sessions();
+          assert.deepEqual(before, { status: 0, metrics: 0 }, "sessions left over");
+          // Fill the node: one refused client, and max_connections refused ones after it,
+          // each gone before the next; then a valid client still gets in.
+          for (let i = 0; i < 3; i += 1) {
+            const socket = clients[version](transport, target);
+            const err = await refused(socket, what);
+            assert.match(String(err?.message ?? err), /^(unauthorized|forbidden)$/, what);
+            const closed = engineClosed(socket);
+            // socket.io-client 4.x closes its transport when its only namespace is refused;
+            // 2.x keeps it open (it stays connected to "/") until the page closes the socket.
+            socket.close();
+            await closed;
+            const closedAt = Date.now();
+            await until(async () => {
+              const now = await sessions();
+              return now.status === 0 && now.metrics === 0;
+            }, `${what}: the session count back to 0 after the transport closed (#${i + 1})`);
+            const took = Date.now() - closedAt;
+            assert.ok(took < 1000, `${what}: the slot came back ${took} ms after the transport closed`);
+          }
+          const valid = await herald.connectPublic({ token: mintToken({ sub: uid("u") }), transports: [transport] });
+          assert.ok(valid.connected);
+          const closed = engineClosed(valid);
+          valid.close();
+          await closed;
+          await until(async () => (await sessions()).metrics === 0, `${what}: the valid client's session ending`);
+        });
+      }
+    }
+  }
 });
 
 /** A stand-in for the application's auth endpoint that answers only when told to. */

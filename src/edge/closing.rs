@@ -1,7 +1,7 @@
 //! `Connection: close` on every error herald answers to an Engine.IO request.
 //!
 //! A client refused at the handshake (503 `server_full`, 403 `forbidden_origin`, 400 unknown
-//! session, 429, an Engine.IO v3 refusal) reads the body and then waits: over a kept-alive
+//! session, an Engine.IO v3 refusal) reads the body and then waits: over a kept-alive
 //! connection, nothing says the exchange is over, so a client that reads to the end waits for
 //! its own timeout instead of retrying with its backoff. With `Connection: close`, hyper writes
 //! the whole body and closes the connection. A request that asked for a WebSocket upgrade is

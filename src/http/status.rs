@@ -45,6 +45,9 @@ pub(super) struct Status {
     pub(super) status: &'static str,
     pub(super) version: &'static str,
     pub(super) uptime_s: u64,
+    /// Engine.IO sessions open on this node: what `limits.max_connections` bounds (a session
+    /// counts from its handshake, before it joins a namespace, until its transport closes).
+    pub(super) sessions: i64,
     /// Sockets on this node, by namespace.
     pub(super) connections: Connections,
     /// The same sockets by namespace and transport.
@@ -173,6 +176,7 @@ async fn gather(state: &AppState) -> Result<Status, ApiError> {
         status: "ON",
         version: env!("CARGO_PKG_VERSION"),
         uptime_s: state.started.elapsed().as_secs(),
+        sessions: state.metrics.sessions.get(),
         connections: Connections {
             public: public.websocket + public.polling,
             private: private.websocket + private.polling,

@@ -62,7 +62,7 @@ pub async fn strip_namespace_query(
             .get::<ConnectInfo<SocketAddr>>()
             .copied();
         return match peer {
-            Some(ConnectInfo(peer)) => websocket::bridge(compat, peer, request),
+            Some(ConnectInfo(peer)) => websocket::bridge(compat, peer, request).await,
             None => next.run(request).await,
         };
     }

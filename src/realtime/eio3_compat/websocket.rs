@@ -1,9 +1,10 @@
 //! The WebSocket half of the Engine.IO v3 compatibility: a bridge.
 //!
-//! herald answers the client's upgrade itself, opens an in-process HTTP connection to the
-//! application (a `tokio::io::duplex` served by hyper, the peer address carried over), upgrades
-//! that to a WebSocket as a client with the same URI and credentials, and pumps frames both
-//! ways, rewriting `40/ns?query` CONNECT frames from the client. Only Engine.IO v3 WebSockets
+//! herald opens an in-process HTTP connection to the application (a `tokio::io::duplex` served
+//! by hyper, the peer address carried over), upgrades that to a WebSocket as a client with the
+//! same URI and credentials, then answers the client's upgrade itself (or relays the engine's
+//! refusal, an unknown session say, as it was) and pumps frames both ways, rewriting
+//! `40/ns?query` CONNECT frames from the client. Only Engine.IO v3 WebSockets
 //! take this path; its cost is one extra in-memory hop for those legacy clients.
 
 use std::net::SocketAddr;
@@ -40,8 +41,9 @@ const FORWARDED: [header::HeaderName; 4] = [
     header::USER_AGENT,
 ];
 
-/// Answers the upgrade and spawns the bridge. Anything unusable gets a 400.
-pub(super) fn bridge(compat: Eio3Compat, peer: SocketAddr, mut request: Request) -> Response {
+/// Opens the inner WebSocket, then answers the upgrade and spawns the bridge. Anything unusable
+/// gets a 400; an inner refusal is relayed.
+pub(super) async fn bridge(compat: Eio3Compat, peer: SocketAddr, mut request: Request) -> Response {
     let severer = request.extensions().get::<Severer>().cloned();
     let Some(accept) = request
         .headers()
@@ -62,6 +64,18 @@ pub(super) fn bridge(compat: Eio3Compat, peer: SocketAddr, mut request: Request)
             forwarded.push((name.clone(), value.clone()));
         }
     }
+    let inner =
+        match connect_inner(&compat, (peer, severer), path_and_query.as_str(), forwarded).await {
+            Ok(inner) => inner,
+            Err(tokio_tungstenite::tungstenite::Error::Http(refusal)) => {
+                let (parts, body) = refusal.into_parts();
+                return Response::from_parts(parts, body.unwrap_or_default().into());
+            }
+            Err(error) => {
+                tracing::debug!(%error, "EIO3 bridge: inner connection failed");
+                return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            }
+        };
     let on_upgrade = hyper::upgrade::on(&mut request);
     tokio::spawn(async move {
         let client = match on_upgrade.await {
@@ -73,10 +87,7 @@ pub(super) fn bridge(compat: Eio3Compat, peer: SocketAddr, mut request: Request)
         };
         let config = ws_config(compat.max_payload);
         let client = WebSocketStream::from_raw_socket(client, Role::Server, Some(config)).await;
-        match connect_inner(&compat, (peer, severer), path_and_query.as_str(), forwarded).await {
-            Ok(inner) => pump(client, inner).await,
-            Err(error) => tracing::debug!(%error, "EIO3 bridge: inner connection failed"),
-        }
+        pump(client, inner).await;
     });
     let mut response = StatusCode::SWITCHING_PROTOCOLS.into_response();
     let headers = response.headers_mut();
@@ -101,7 +112,7 @@ async fn connect_inner(
     path_and_query: &str,
     forwarded: Vec<(header::HeaderName, HeaderValue)>,
 ) -> Result<
-    WebSocketStream<impl AsyncRead + AsyncWrite + Unpin>,
+    WebSocketStream<impl AsyncRead + AsyncWrite + Unpin + use<>>,
     tokio_tungstenite::tungstenite::Error,
 > {
     let (near, far) = tokio::io::duplex(DUPLEX_BUFFER);
