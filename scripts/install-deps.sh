@@ -58,6 +58,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   rm -f "$log"
 fi
 
+have node || fail "node is still missing after installing nodejs"
 node_major="$(node -p 'process.versions.node.split(".")[0]')"
 [ "$node_major" -ge 18 ] || fail "Node.js $(node --version) is too old: the suite needs Node.js 18 or newer"
 
