@@ -26,8 +26,8 @@ export function chromiumBin() {
   if (!existsSync(bin)) {
     throw new Error(
       `Chromium not found at ${bin}: install the Debian package (apt-get install chromium; ` +
-        `.ci/run does it), or point CHROMIUM_BIN at a Chromium binary. The browser tests fail ` +
-        `rather than skip.`,
+        `scripts/install-deps.sh does it), or point CHROMIUM_BIN at a Chromium binary. The browser ` +
+        `tests fail rather than skip.`,
     );
   }
   return bin;
@@ -37,12 +37,18 @@ const TYPES = { ".html": "text/html; charset=utf-8", ".js": "text/javascript; ch
 
 /**
  * Serves GET /<page>.html from js-fixtures/browser/ and GET /socket.io.min.js (the bundle) on a
- * free 127.0.0.1 port; everything else is 404. Resolves with { origin, close() }.
+ * free 127.0.0.1 port; everything else is 404. `pages` adds generated pages, { "/name.html":
+ * html }, looked up at each request (a test may add pages later). Resolves with { origin, close() }.
  */
-export async function startStaticServer() {
+export async function startStaticServer({ pages = {} } = {}) {
   if (!existsSync(BUNDLE)) throw new Error(`socket.io-client bundle not found at ${BUNDLE} (npm ci?)`);
   const server = createServer((req, res) => {
     const path = new URL(req.url, "http://localhost").pathname;
+    if (req.method === "GET" && Object.hasOwn(pages, path)) {
+      res.writeHead(200, { "content-type": TYPES[".html"], "cache-control": "no-store" });
+      res.end(pages[path]);
+      return;
+    }
     let file;
     if (path === "/socket.io.min.js") file = BUNDLE;
     else if (/^\/[a-z0-9-]+\.html$/.test(path)) file = join(PAGES_DIR, path.slice(1));

@@ -1,6 +1,6 @@
 // Self-signed certificates for herald's native TLS, generated per run with the openssl CLI
-// (Debian package openssl; .ci/run installs it) into a temporary directory: no private key is
-// ever committed. Missing openssl is a failure, never a skip.
+// (Debian package openssl; scripts/install-deps.sh installs it) into a temporary directory: no
+// private key is ever committed. Missing openssl is a failure, never a skip.
 
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";

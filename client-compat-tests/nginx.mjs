@@ -27,8 +27,8 @@ export function nginxBin() {
   const bin = process.env.NGINX_BIN ? resolve(process.env.NGINX_BIN) : "/usr/sbin/nginx";
   if (!existsSync(bin)) {
     throw new Error(
-      `nginx not found at ${bin}: install the Debian package (apt-get install nginx; .ci/run ` +
-        `does it), or point NGINX_BIN at an nginx binary. The nginx tests fail rather than skip.`,
+      `nginx not found at ${bin}: install the Debian package (apt-get install nginx; ` +
+        `scripts/install-deps.sh does it), or point NGINX_BIN at an nginx binary. The nginx tests fail rather than skip.`,
     );
   }
   return bin;

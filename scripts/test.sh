@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# The whole test suite, as README.md gives it: formatting and lints, the Rust unit and
-# integration tests, the real socket.io-client (4.8.4 and 2.5.0) against the release binary,
-# then smoke runs of the benchmark harness, the soak (docs/reliability.md) and the fuzzers.
+# The whole test suite, as README.md gives it: first what a Debian machine lacks is installed
+# (scripts/install-deps.sh), then formatting and lints, the Rust unit and integration tests, the
+# real socket.io-client (4.8.4 and 2.5.0) against the release binary, then smoke runs of the
+# benchmark harness, the soak (docs/reliability.md) and the fuzzers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+echo "== install what is missing"
+scripts/install-deps.sh
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check

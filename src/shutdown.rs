@@ -3,36 +3,36 @@
 
 use tokio_util::sync::CancellationToken;
 
-/// Resolves on the first SIGINT (Ctrl-C) or SIGTERM.
+/// Cancels `token` on the first SIGINT (Ctrl-C) or SIGTERM.
+///
+/// The handlers are installed before this returns, not when a spawned task first runs: a signal
+/// that arrives right after the server logs that it listens must shut it down gracefully, not
+/// kill it with the signal's default action.
 ///
 /// # Panics
-/// If the signal handlers cannot be installed (at startup only).
+/// If the signal handlers cannot be installed (at startup only), or outside a tokio runtime.
 #[allow(clippy::expect_used)]
-pub async fn signal() {
-    let ctrl_c = async {
+pub fn cancel_on_signal(token: CancellationToken) {
+    #[cfg(unix)]
+    let signalled = {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt()).expect("install the SIGINT handler");
+        let mut terminate = signal(SignalKind::terminate()).expect("install the SIGTERM handler");
+        async move {
+            tokio::select! {
+                _ = interrupt.recv() => {},
+                _ = terminate.recv() => {},
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let signalled = async {
         tokio::signal::ctrl_c()
             .await
             .expect("install the Ctrl-C handler");
     };
-    #[cfg(unix)]
-    let terminate = async {
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("install the SIGTERM handler")
-            .recv()
-            .await;
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-}
-
-/// Cancels `token` when a shutdown signal arrives.
-pub fn cancel_on_signal(token: CancellationToken) {
     tokio::spawn(async move {
-        signal().await;
+        signalled.await;
         tracing::info!("shutdown signal received");
         token.cancel();
     });
