@@ -17,6 +17,7 @@
 mod engine_v3;
 mod engine_v4;
 mod raw;
+mod socketio_v5;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer, ser::SerializeTuple};
 use serde_json::Value;
