@@ -12,6 +12,7 @@ mod auth_backend;
 mod auth_jwt;
 mod auth_keys;
 mod coalesce;
+mod conformance;
 mod connect_race;
 mod delivery;
 mod dev_mode;

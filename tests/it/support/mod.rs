@@ -58,6 +58,16 @@ impl TestServer {
     /// Starts a server from `cfg_toml` (layered over the embedded defaults). The private key and
     /// the JWT secret default to [`PRIVATE_KEY`] and [`JWT_SECRET`] when the TOML sets none.
     pub(crate) async fn start(cfg_toml: &str) -> Self {
+        Self::start_with(cfg_toml, |_| {}).await
+    }
+
+    /// [`Self::start`], with `setup` called on the built state before the first connection is
+    /// accepted: a test mounts extra namespaces on `state.io` with it (the protocol documents'
+    /// echo handlers). The binary never has them.
+    pub(crate) async fn start_with(
+        cfg_toml: &str,
+        setup: impl FnOnce(&herald::state::AppState) + Send + 'static,
+    ) -> Self {
         init_tracing();
         let mut cfg = Config::from_toml(cfg_toml).expect("test config parses");
         cfg.private
@@ -74,7 +84,12 @@ impl TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("local addr");
         let shutdown = CancellationToken::new();
-        let handle = tokio::spawn(herald::run(listener, cfg.clone(), shutdown.clone()));
+        let handle = tokio::spawn(herald::server::run_with(
+            listener,
+            cfg.clone(),
+            shutdown.clone(),
+            setup,
+        ));
         Self {
             addr,
             cfg,
