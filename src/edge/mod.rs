@@ -14,10 +14,13 @@
 //!   client's frames by the connection (`crate::connection`), whose frame rewriter holds the
 //!   PING back.
 //! - [`sessions`]: the long-polling sessions the edge follows, by session id.
+//! - [`eio3_attachments`]: binary attachments in Engine.IO v3 long-polling answers, in the v3
+//!   form (the engine writes them in the v4 form).
 //!
 //! Engine.IO v3 has no server PING (the client pings), so only v4 sessions are touched there.
 
 pub mod client_frames;
 pub mod closing;
+pub mod eio3_attachments;
 pub mod polling;
 pub mod sessions;

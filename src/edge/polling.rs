@@ -21,11 +21,14 @@ use axum::{
     extract::{Request, State},
     http::{Method, StatusCode, Uri, header},
     middleware::Next,
-    response::Response,
+    response::{IntoResponse, Response},
 };
 use futures_util::{Stream, StreamExt};
 
-use super::sessions::PollingSessions;
+use super::{
+    eio3_attachments,
+    sessions::{Entry, PollingSessions},
+};
 use crate::{connection::Severer, limits::Ticket};
 
 /// Engine.IO v4 payload separator.
@@ -103,6 +106,11 @@ pub async fn follow(State(edge): State<PollingEdge>, request: Request, next: Nex
         Some(Kind::Poll(sid)) => poll(&edge, sid, request, next).await,
         Some(Kind::Post(sid)) => post(&edge, &sid, request, next).await,
         Some(Kind::Upgrade(sid)) => {
+            if edge.sessions.get(&sid).is_none() {
+                // The engine would answer 101 and then close: say it as the other requests
+                // for an unknown session hear it.
+                return unknown_session();
+            }
             let severer = request.extensions().get::<Severer>().cloned();
             let response = next.run(request).await;
             if response.status() == StatusCode::SWITCHING_PROTOCOLS
@@ -117,6 +125,16 @@ pub async fn follow(State(edge): State<PollingEdge>, request: Request, next: Nex
             response
         }
     }
+}
+
+/// The engine's answer to a request naming a session it does not have.
+fn unknown_session() -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        [(header::CONTENT_TYPE, "application/json")],
+        r#"{"code":"1","message":"Session ID unknown"}"#,
+    )
+        .into_response()
 }
 
 /// Answers a handshake and follows the session it opened.
@@ -176,15 +194,61 @@ impl Drop for CancelGuard<'_> {
     }
 }
 
-/// A poll of a followed session: its first PING held back, its cancellation watched.
+/// A poll of a followed session: its first PING held back, its cancellation watched, a v3
+/// session's attachments put in the v3 form.
 async fn poll(edge: &PollingEdge, sid: String, request: Request, next: Next) -> Response {
     let Some(entry) = edge.sessions.get(&sid) else {
         return next.run(request).await;
     };
+    let response = first_ping_held_back(edge, &sid, &entry, request, next).await;
+    if entry.eio4 || response.status() != StatusCode::OK {
+        return response;
+    }
+    v3_attachments(edge, response).await
+}
+
+/// A v3 poll answer with its binary attachments in the v3 form.
+async fn v3_attachments(edge: &PollingEdge, response: Response) -> Response {
+    let (mut head, body) = response.into_parts();
+    let Ok(bytes) = to_bytes(body, edge.max_payload.saturating_mul(2)).await else {
+        tracing::warn!("poll answer unreadable; dropped");
+        head.headers.remove(header::CONTENT_LENGTH);
+        return Response::from_parts(head, Body::empty());
+    };
+    let binary = head
+        .headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes() == b"application/octet-stream");
+    let fixed = if binary {
+        eio3_attachments::binary_payload(&bytes)
+    } else {
+        std::str::from_utf8(&bytes)
+            .ok()
+            .and_then(eio3_attachments::text_payload)
+            .map(String::into_bytes)
+    };
+    match fixed {
+        Some(payload) => {
+            head.headers.remove(header::CONTENT_LENGTH);
+            Response::from_parts(head, Body::from(payload))
+        }
+        None => Response::from_parts(head, Body::from(bytes)),
+    }
+}
+
+/// Runs a poll, holding back the session's first PING when it is still due, and closing the
+/// session when the poll is dropped unanswered.
+async fn first_ping_held_back(
+    edge: &PollingEdge,
+    sid: &str,
+    entry: &Entry,
+    request: Request,
+    next: Next,
+) -> Response {
     let (parts, _) = request.into_parts();
     let mut guard = CancelGuard {
         edge,
-        sid: &sid,
+        sid,
         uri: parts.uri.clone(),
         next: next.clone(),
         eio4: entry.eio4,
@@ -212,7 +276,7 @@ async fn poll(edge: &PollingEdge, sid: String, request: Request, next: Next) -> 
             break Response::from_parts(head, Body::from(bytes));
         };
         first_ping_due = false;
-        edge.sessions.ping_answered(&sid);
+        edge.sessions.ping_answered(sid);
         next.clone().run(packets_post(&parts.uri, "3")).await;
         if !rest.is_empty() {
             head.headers.remove(header::CONTENT_LENGTH);
@@ -248,10 +312,17 @@ fn packets_post(uri: &Uri, packets: &'static str) -> Request {
     request
 }
 
-/// A `POST` of a followed v4 session: a close packet in it ends the session's count.
+/// A `POST` of a followed v4 session: a close packet in it ends the session's count; a second
+/// `POST` while one is under way closes the session (the v4 document's rule).
 async fn post(edge: &PollingEdge, sid: &str, request: Request, next: Next) -> Response {
     if edge.sessions.get(sid).is_none() {
         return next.run(request).await;
+    }
+    if !edge.sessions.start_post(sid) {
+        tracing::debug!(sid, "a second POST while one is under way; session closed");
+        edge.sessions.ended(sid);
+        next.run(packets_post(request.uri(), "1")).await;
+        return StatusCode::BAD_REQUEST.into_response();
     }
     let closes = Arc::new(AtomicBool::new(false));
     let (parts, body) = request.into_parts();
@@ -260,11 +331,26 @@ async fn post(edge: &PollingEdge, sid: &str, request: Request, next: Next) -> Re
         record: Record::Start,
         closes: closes.clone(),
     });
-    let response = next.run(Request::from_parts(parts, body)).await;
+    let response = {
+        let _posting = PostUnderWay { edge, sid };
+        next.run(Request::from_parts(parts, body)).await
+    };
     if closes.load(Ordering::Acquire) && response.status() == StatusCode::OK {
         edge.sessions.ended(sid);
     }
     response
+}
+
+/// A session's `POST` under way, until it is answered or dropped.
+struct PostUnderWay<'a> {
+    edge: &'a PollingEdge,
+    sid: &'a str,
+}
+
+impl Drop for PostUnderWay<'_> {
+    fn drop(&mut self) {
+        self.edge.sessions.post_done(self.sid);
+    }
 }
 
 /// Where [`CloseScan`] is in the current record of a v4 payload.

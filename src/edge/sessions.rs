@@ -34,6 +34,8 @@ pub(crate) struct Entry {
     pub(crate) first_ping_due: bool,
     /// Engine.IO v4 (v3 payloads are framed differently).
     pub(crate) eio4: bool,
+    /// A `POST` of the session is being read.
+    posting: bool,
 }
 
 impl PollingSessions {
@@ -50,6 +52,7 @@ impl PollingSessions {
             ticket: ticket.map_or_else(Weak::new, Arc::downgrade),
             first_ping_due: eio4,
             eio4,
+            posting: false,
         };
         registry.by_sid.insert(sid.into(), entry);
     }
@@ -63,6 +66,22 @@ impl PollingSessions {
     pub(crate) fn ping_answered(&self, sid: &str) {
         if let Some(entry) = self.lock().by_sid.get_mut(sid) {
             entry.first_ping_due = false;
+        }
+    }
+
+    /// A `POST` of the session starts: false when one is already under way (the session is
+    /// then to be closed, as the Engine.IO v4 document says).
+    pub(crate) fn start_post(&self, sid: &str) -> bool {
+        match self.lock().by_sid.get_mut(sid) {
+            Some(entry) => !std::mem::replace(&mut entry.posting, true),
+            None => true,
+        }
+    }
+
+    /// The session's `POST` is answered.
+    pub(crate) fn post_done(&self, sid: &str) {
+        if let Some(entry) = self.lock().by_sid.get_mut(sid) {
+            entry.posting = false;
         }
     }
 
