@@ -1,15 +1,20 @@
 """herald's scenarios through python-socketio 5.x (Socket.IO v5, Engine.IO v4), sync client.
 
 Credentials as 5.x sends them: the token in the CONNECT packet's auth (`{"token": ...}`) on
-/public, the private key as `{"key": ...}` on /private. `connect()` waits for the namespace
-(`wait=True`, the default); on a refusal it closes the Engine.IO connection itself and raises.
-Usage: see scenarios.py.
+/public, the private key as `{"key": ...}` on /private.
+
+`connect(wait=False)`, then the namespace's connect or connect_error is awaited here. With
+`wait=True` a refused connect disconnects from inside connect(), and over long-polling the
+refusal can come back on the GET while the POST carrying the CONNECT is still in flight: the
+write loop then drops the CLOSE (see `ClientBase.disconnect`), and connect() blocks joining a
+read loop whose GET the server answers only when it ends the session (herald: after
+`limits.handshake_timeout`, 10 s). Usage: see scenarios.py.
 """
 
 import socketio
 
 import scenarios
-from scenarios import WAIT_S, ClientBase, Failure, Refused
+from scenarios import WAIT_S, ClientBase, Failure
 
 
 class Client(ClientBase):
@@ -31,12 +36,11 @@ class Client(ClientBase):
                 transports=self.transports,
                 namespaces=[self.namespace],
                 socketio_path=self.path,
-                wait_timeout=WAIT_S,
+                wait=False,
             )
         except socketio.exceptions.ConnectionError as err:
-            if self.refusal is not None:
-                raise Refused(self.refusal, str(err)) from err
-            raise Failure(f"connecting to {self.namespace} at {self.url} failed: {err}") from err
+            raise Failure(f"Engine.IO connection to {self.url} failed: {err}") from err
+        self.await_namespace()
 
     def connect_public(self, token):
         self._connect({"token": token})
