@@ -90,15 +90,15 @@ mod tests {
 
     #[test]
     fn text_payload_attachments_gain_their_packet_type() {
-        let sent = r#"49:451-["message-back",{"_placeholder":true,"num":0}]9:bAQIDBA=="#;
+        let sent = r#"50:451-["message-back",{"_placeholder":true,"num":0}]9:bAQIDBA=="#;
         assert_eq!(
             text_payload(sent).as_deref(),
-            Some(r#"49:451-["message-back",{"_placeholder":true,"num":0}]10:b4AQIDBA=="#)
+            Some(r#"50:451-["message-back",{"_placeholder":true,"num":0}]10:b4AQIDBA=="#)
         );
         // Lengths in UTF-16 code units: "€" is one, "𝄞" two.
         assert_eq!(
-            text_payload("6:42[\"€\"]7:42[\"𝄞\"]5:bAAE=").as_deref(),
-            Some("6:42[\"€\"]7:42[\"𝄞\"]6:b4AAE=")
+            text_payload("7:42[\"€\"]8:42[\"𝄞\"]5:bAAE=").as_deref(),
+            Some("7:42[\"€\"]8:42[\"𝄞\"]6:b4AAE=")
         );
         assert_eq!(text_payload("2:401:6"), None);
         assert_eq!(text_payload("not a payload"), None);
@@ -107,11 +107,11 @@ mod tests {
 
     #[test]
     fn binary_payload_attachments_become_binary_records() {
-        let mut sent = vec![0, 4, 9, 0xff];
+        let mut sent = vec![0, 9, 0xff];
         sent.extend_from_slice(br#"451-["m"]"#);
         sent.extend_from_slice(&[0, 9, 0xff]);
         sent.extend_from_slice(b"bAQIDBA==");
-        let mut expected = vec![0, 4, 9, 0xff];
+        let mut expected = vec![0, 9, 0xff];
         expected.extend_from_slice(br#"451-["m"]"#);
         expected.extend_from_slice(&[1, 5, 0xff, 4, 1, 2, 3, 4]);
         assert_eq!(binary_payload(&sent), Some(expected.clone()));
