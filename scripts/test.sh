@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, as README.md gives it: first what a Debian machine lacks is installed
-# (scripts/install-deps.sh), then formatting and lints, the Rust unit and integration tests, the
-# real socket.io-client (4.8.4 and 2.5.0) against the release binary, then smoke runs of the
-# benchmark harness, the soak (docs/reliability.md) and the fuzzers.
+# (scripts/install-deps.sh), then formatting and lints, the Rust unit and integration tests (the
+# protocol conformance suite among them), the real socket.io-client (4.8.4 and 2.5.0) and
+# python-socketio (5.x and 4.x) against the release binary, then smoke runs of the benchmark
+# harness, the soak (docs/reliability.md) and the fuzzers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,7 +18,7 @@ echo "== cargo doc"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 echo "== cargo test"
 cargo test --workspace --locked
-echo "== client-compat-tests (socket.io-client against target/release/herald)"
+echo "== client-compat-tests (socket.io-client and python-socketio against target/release/herald)"
 cargo build --release --locked
 # js-fixtures: the npm reference server and the redis-emitter script the suite and bench use.
 (cd js-fixtures && npm ci --no-audit --no-fund)
