@@ -2,7 +2,7 @@
 //!
 //! Every id is parsed once at the edge (handshake claims, `register`, `publish`) into a
 //! newtype, so the rest of herald never handles an unchecked string. Room names are built from
-//! these types only, in [`crate::realtime::rooms`].
+//! these types only, in [`crate::rooms`].
 
 use std::fmt;
 

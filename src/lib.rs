@@ -9,6 +9,7 @@
 //! # Layout
 //! - [`config`]: the typed, layered configuration (defaults < file < env < flags).
 //! - [`ids`]: validated identifiers (workspace, user, group) parsed at the edge.
+//! - [`rooms`]: the one place ids become Socket.IO room names.
 //! - [`auth`]: browser authentication (JWT or backend) and backend admission (key + hosts).
 //! - [`realtime`]: the Socket.IO namespaces, handshakes, event handlers and room names.
 //! - [`pipeline`]: publish validation, coalescing and delivery to the union of target rooms.
@@ -45,6 +46,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod realtime;
 pub mod recovery;
+pub mod rooms;
 pub mod server;
 pub mod shutdown;
 pub mod state;

@@ -16,7 +16,8 @@ use super::{
 use crate::{
     auth::{Authenticator, Session},
     ids::{UserId, WorkspaceId},
-    realtime::{access, rooms, socket_state::SocketState},
+    realtime::{access, socket_state::SocketState},
+    rooms,
     state::AppState,
 };
 

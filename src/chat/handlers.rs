@@ -37,9 +37,9 @@ use super::{
 use crate::{
     auth::Session,
     realtime::{
-        ConnectRefusal, Io, authenticate, counted, rooms, sequencer::Ticket,
-        socket_state::SocketState,
+        ConnectRefusal, Io, authenticate, counted, sequencer::Ticket, socket_state::SocketState,
     },
+    rooms,
     state::AppState,
 };
 

@@ -22,7 +22,7 @@ use super::{
 };
 use crate::{
     pipeline::{Publication, Publisher},
-    realtime::rooms,
+    rooms,
 };
 
 /// How long the lease lasts without renewal.

@@ -24,7 +24,8 @@ use crate::{
     cluster::nodes::{self, NodeInfo},
     error::ApiError,
     metrics::Rates,
-    realtime::{Io, rooms},
+    realtime::Io,
+    rooms,
     state::AppState,
 };
 

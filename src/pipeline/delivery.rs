@@ -1,26 +1,24 @@
 //! [`Deliverer`]: logs a stamped event in its target rooms and emits it on `/public` to the
-//! union of those rooms, each socket once; and the other side of the seam, which puts a socket
-//! in rooms after sending what it missed there ([`Deliverer::join`] for `since`,
-//! [`Deliverer::recover`] for Socket.IO connection state recovery).
+//! union of those rooms, each socket once. The replaying side, which puts a socket in rooms
+//! after sending what it missed there, is [`replay`]; the rooms of an event and their order are
+//! a [`RoomPlan`].
 //!
-//! Both take one lock, so no event falls between a replay and the live stream and none is sent
-//! twice: an event is either logged before the join (and replayed) or delivered after it (and
-//! live). A replay can be longer than a socket's queue, so it is paced by the socket (it waits
-//! for room, and a socket that makes no room for `REPLAY_STALL` is cut off as slow), outside
-//! the lock; live events for a socket whose replay is under way are kept aside for it, in
-//! order, and sent after the replay. Each socket's events leave in offset order.
+//! Both sides take one lock, so no event falls between a replay and the live stream and none is
+//! sent twice: an event is either logged before the join (and replayed) or delivered after it
+//! (and live). A replay can be longer than a socket's queue, so it is paced by the socket (it
+//! waits for room, and a socket that makes no room in time is cut off as slow), outside the
+//! lock; live events for a socket whose replay is under way are held for it, in order, and sent
+//! after the replay. Each socket's events leave in offset order.
 //!
-//! Each socket gets `meta` for the room through which it was reached: workspace rooms first,
-//! then user rooms, then groups (a socket in several targeted rooms is reached through the
-//! first). Every event also gets a node-wide sequence number, which is the Socket.IO recovery
-//! offset (the last, string argument) when recovery is on. Emits go socket by socket so that a
-//! socket whose queue is full is known and cut off as a slow consumer instead of silently
-//! missing events.
+//! Each socket gets `meta` for the room through which it was reached (the first room of the
+//! plan it is in). Every event also gets a node-wide sequence number, which is the Socket.IO
+//! recovery offset (the last, string argument) when recovery is on. Emits go socket by socket
+//! so that a socket whose queue is full is known and cut off as a slow consumer instead of
+//! silently missing events.
 
 use std::{
     collections::{HashMap, HashSet},
     sync::{Arc, Mutex as SyncMutex},
-    time::Duration,
 };
 
 use serde::Serialize;
@@ -28,13 +26,17 @@ use serde_json::value::RawValue;
 use socketioxide::{SendError, SocketError, extract::SocketRef, socket::Sid};
 use tokio::sync::{Mutex, watch};
 
-use super::{PublishError, Stamped};
+use super::{PublishError, Stamped, room_plan::RoomPlan};
 use crate::{
-    history::{Appended, EventLog, HistoryError, Position, Resume},
-    ids::{UserId, WorkspaceId},
+    history::{Appended, EventLog, HistoryError, Position},
+    ids::WorkspaceId,
     metrics::Metrics,
-    realtime::{Io, events, rooms, slow::SlowPolicy},
+    realtime::{Io, slow::SlowPolicy},
 };
+
+mod replay;
+
+pub use replay::{Backlog, Joined, LoggedRoom};
 
 /// Second argument of every delivered event.
 #[derive(Debug, Serialize)]
@@ -60,42 +62,6 @@ impl Meta<'_> {
     }
 }
 
-/// A logged room a socket can join from a position.
-#[derive(Debug, Clone, Copy)]
-pub enum LoggedRoom<'a> {
-    /// A workspace room (`register`).
-    Workspace(&'a WorkspaceId),
-    /// The socket's own user room (`auth.since.user`).
-    User(&'a UserId),
-}
-
-impl LoggedRoom<'_> {
-    fn name(self) -> String {
-        match self {
-            Self::Workspace(id) => rooms::workspace_room(id),
-            Self::User(id) => rooms::user_room(id),
-        }
-    }
-}
-
-/// How a join went.
-#[derive(Debug)]
-pub enum Joined {
-    /// Joined; the missed events (if a position was given) were sent. The room's head.
-    Live {
-        /// The room's position, to resume from later.
-        head: Position,
-        /// How many events were replayed.
-        replayed: usize,
-    },
-    /// Joined, but the position could not be served: `resync` was sent. The room's head.
-    Resync(Position),
-    /// Not joined: the offset is beyond the head of that epoch.
-    Beyond(Position),
-    /// The socket's queue stayed full during the replay; it was cut off as slow.
-    Slow,
-}
-
 /// The rooms a socket is in, with the sequence number at which it joined each: a recovered
 /// session gets only what happened in a room after it joined.
 #[derive(Debug, Default)]
@@ -117,69 +83,42 @@ fn lock<T>(mutex: &SyncMutex<T>) -> std::sync::MutexGuard<'_, T> {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
-
-/// Events owed to a socket whose replay is under way; sent by [`super::Publisher::finish`].
-#[derive(Debug, Default)]
-pub struct Owed(Vec<Pending>);
-
-impl Owed {
-    /// How many events.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-/// Payload of `resync`.
-#[derive(Debug, Serialize)]
-struct ResyncPayload<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    workspace: Option<&'a WorkspaceId>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    user: Option<&'a UserId>,
-    epoch: &'a str,
-    offset: u64,
-}
-
 /// What the delivery lock guards.
 #[derive(Debug, Default)]
 struct Order {
     /// The number of the last event delivered here.
     seq: u64,
-    /// Sockets whose replay is under way, with the live events kept aside for each.
-    replays: HashMap<Sid, Replay>,
+    /// Sockets not yet live (being admitted, or replaying), with the live events held for
+    /// each.
+    held: HashMap<Sid, Held>,
 }
 
-/// A socket whose live events are kept aside (being admitted, or replaying).
+/// The live events held for a socket that is not live yet (being admitted, or replaying).
 #[derive(Default)]
-struct Replay {
-    /// The live events kept aside, in order.
-    aside: Vec<Pending>,
+struct Held {
+    /// The live events held, in order.
+    events: Vec<Pending>,
     /// While the socket is being admitted, the socket and its rooms: socketioxide adds it to
     /// its namespace only after the connect middleware, so room queries do not find it yet.
     admitting: Option<(SocketRef, Vec<String>)>,
 }
 
-impl Replay {
-    /// Keeps a live event aside, unless `limit` events already are: then the socket is to be
-    /// cut off as slow (`false`).
-    fn keep_aside(&mut self, limit: usize, pending: impl FnOnce() -> Pending) -> bool {
-        if self.aside.len() >= limit {
+impl Held {
+    /// Holds a live event, unless `limit` events already are: then the socket is to be cut
+    /// off as slow (`false`).
+    fn hold(&mut self, limit: usize, pending: impl FnOnce() -> Pending) -> bool {
+        if self.events.len() >= limit {
             return false;
         }
-        self.aside.push(pending());
+        self.events.push(pending());
         true
     }
 }
 
-impl std::fmt::Debug for Replay {
+impl std::fmt::Debug for Held {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Replay")
-            .field("aside", &self.aside.len())
+        f.debug_struct("Held")
+            .field("events", &self.events.len())
             .field("admitting", &self.admitting.is_some())
             .finish()
     }
@@ -196,8 +135,8 @@ pub(crate) struct Deliverer {
     /// The number of the last event delivered here, for those waiting for this node to catch
     /// up with the cluster (a socket recovering from another node).
     delivered: Arc<watch::Sender<u64>>,
-    /// Most live events kept aside for one replaying socket before it is cut off as slow.
-    aside_limit: usize,
+    /// Most live events held for one socket that is not live yet before it is cut off as slow.
+    hold_limit: usize,
     /// Whether Socket.IO connection state recovery is on: events carry the recovery offset as
     /// their last argument, and sockets note when they joined each room.
     recovery_offsets: bool,
@@ -205,14 +144,6 @@ pub(crate) struct Deliverer {
     shared_log: bool,
     metrics: Metrics,
 }
-
-/// How long a replay waits for room in a socket's queue before cutting it off as slow.
-const REPLAY_STALL: Duration = Duration::from_secs(10);
-/// How often a paced replay looks for room again.
-const REPLAY_RETRY: Duration = Duration::from_millis(5);
-/// How long a recovery waits for this node to deliver the events a socket already got from
-/// another node (cluster mode: each node's bus reader runs at its own pace).
-const CATCH_UP: Duration = Duration::from_secs(2);
 
 /// An event owed to one socket, with the meta it is to carry.
 #[derive(Debug, Clone)]
@@ -223,18 +154,11 @@ struct Pending {
     seq: u64,
 }
 
-/// One target room, in delivery order, with its position.
-struct Target<'a> {
-    room: &'a str,
-    workspace: Option<&'a WorkspaceId>,
-    position: Position,
-}
-
 /// The settings of a [`Deliverer`].
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct DeliverySettings {
-    /// Most live events kept aside for a replaying socket.
-    pub(crate) aside_limit: usize,
+    /// Most live events held for a socket that is not live yet.
+    pub(crate) hold_limit: usize,
     /// Whether events carry the recovery offset.
     pub(crate) recovery_offsets: bool,
     /// Whether the log is shared by several nodes (cluster): deliveries come from the bus.
@@ -258,7 +182,7 @@ impl Deliverer {
             slow,
             order: Arc::new(Mutex::new(Order::default())),
             delivered: Arc::new(watch::Sender::new(0)),
-            aside_limit: settings.aside_limit,
+            hold_limit: settings.hold_limit,
             recovery_offsets: settings.recovery_offsets,
             shared_log: settings.shared_log,
         }
@@ -274,7 +198,7 @@ impl Deliverer {
     #[tracing::instrument(level = "debug", skip_all, fields(event = %stamped.publication.event, id = %stamped.id))]
     pub(crate) async fn deliver(&self, stamped: Stamped) -> Result<(), PublishError> {
         let stamped = Arc::new(stamped);
-        let names = room_names(&stamped);
+        let names = RoomPlan::of(&stamped.publication.targets).names();
         let append = |error: HistoryError| {
             tracing::error!(%error, "event not logged");
             PublishError::Unavailable
@@ -285,18 +209,17 @@ impl Deliverer {
         }
         let mut order = self.order.lock().await;
         let appended = self.log.append(&names, &stamped).await.map_err(append)?;
-        self.emit(&mut order, &stamped, &names, appended)
+        self.emit(&mut order, &stamped, appended)
     }
 
     /// Delivers an event that the shared log numbered (cluster mode), unless it was already.
     pub(crate) async fn deliver_appended(&self, stamped: Stamped, appended: Appended) {
         let stamped = Arc::new(stamped);
-        let names = room_names(&stamped);
         let mut order = self.order.lock().await;
-        if appended.seq <= order.seq || appended.positions.len() != names.len() {
+        if appended.seq <= order.seq {
             return;
         }
-        if let Err(error) = self.emit(&mut order, &stamped, &names, appended) {
+        if let Err(error) = self.emit(&mut order, &stamped, appended) {
             tracing::debug!(%error, "cluster event not delivered here");
         }
     }
@@ -312,28 +235,23 @@ impl Deliverer {
         &self,
         order: &mut Order,
         stamped: &Arc<Stamped>,
-        names: &[String],
         appended: Appended,
     ) -> Result<(), PublishError> {
         let Appended { seq, positions } = appended;
+        let plan = RoomPlan::of(&stamped.publication.targets);
+        let Some(plan) = plan.with_positions(positions) else {
+            tracing::error!(
+                seq,
+                "the log numbered the event in other rooms; not delivered"
+            );
+            return Err(PublishError::Unavailable);
+        };
         order.seq = seq;
         self.delivered.send_replace(seq);
         let ns = self
             .io
             .of(&*self.public_ns)
             .ok_or(PublishError::Unavailable)?;
-        let targets = &stamped.publication.targets;
-        let workspaces = targets.workspaces.iter().map(Some);
-        let others = std::iter::repeat_n(None, names.len() - targets.workspaces.len());
-        let plan = names
-            .iter()
-            .zip(workspaces.chain(others))
-            .zip(positions)
-            .map(|((room, workspace), position)| Target {
-                room,
-                workspace,
-                position,
-            });
 
         let data: &RawValue = &stamped.publication.data;
         let event = &stamped.publication.event;
@@ -343,38 +261,36 @@ impl Deliverer {
         // socket's rooms itself), so the rule is kept by socket id: excluding the sockets of
         // the earlier rooms would miss one that left them in between.
         let mut served: HashSet<Sid> = HashSet::new();
-        let replaying = !order.replays.is_empty();
-        let admitting = order.replays.values().any(|r| r.admitting.is_some());
-        let dedupe = names.len() > 1 || admitting;
+        let holding = !order.held.is_empty();
+        let admitting = order.held.values().any(|held| held.admitting.is_some());
+        let dedupe = plan.len() > 1 || admitting;
         let mut slow_sockets = Vec::new();
         let mut delivered = 0;
-        for target in plan {
+        for (room, position) in plan {
             let meta = Meta {
                 id: &stamped.id,
-                workspace: target.workspace,
+                workspace: room.workspace,
                 ts: stamped.ts,
-                offset: target.position.offset,
-                epoch: target.position.epoch.as_str(),
+                offset: position.offset,
+                epoch: position.epoch.as_str(),
             }
             .to_raw();
             let meta: &RawValue = &meta;
             let pending = || Pending {
                 event: stamped.clone(),
-                workspace: target.workspace.cloned(),
-                position: target.position.clone(),
+                workspace: room.workspace.cloned(),
+                position: position.clone(),
                 seq,
             };
-            let sockets = ns.clone().to(target.room.to_owned()).sockets();
+            let sockets = ns.clone().to(room.name.clone()).sockets();
             for socket in sockets {
                 if dedupe && !served.insert(socket.id) {
                     continue;
                 }
-                // No lookup per member while no socket is replaying (the usual case).
-                let replay = replaying
-                    .then(|| order.replays.get_mut(&socket.id))
-                    .flatten();
-                if let Some(replay) = replay {
-                    if !replay.keep_aside(self.aside_limit, pending) {
+                // No lookup per member while every socket is live (the usual case).
+                let held = holding.then(|| order.held.get_mut(&socket.id)).flatten();
+                if let Some(held) = held {
+                    if !held.hold(self.hold_limit, pending) {
                         slow_sockets.push(socket);
                     }
                     continue;
@@ -390,15 +306,15 @@ impl Deliverer {
                 }
             }
             if admitting {
-                for (sid, replay) in &mut order.replays {
-                    let Some((socket, rooms)) = &replay.admitting else {
+                for (sid, held) in &mut order.held {
+                    let Some((socket, rooms)) = &held.admitting else {
                         continue;
                     };
-                    if !rooms.iter().any(|room| room == target.room) || !served.insert(*sid) {
+                    if !rooms.contains(&room.name) || !served.insert(*sid) {
                         continue;
                     }
                     let socket = socket.clone();
-                    if !replay.keep_aside(self.aside_limit, pending) {
+                    if !held.hold(self.hold_limit, pending) {
                         slow_sockets.push(socket);
                     }
                 }
@@ -419,238 +335,12 @@ impl Deliverer {
         let upto = self.order.lock().await.seq;
         self.log.head(&room.name(), upto).await
     }
-
-    /// Puts a socket that is being admitted in rooms (no replay), noting when it joined them.
-    /// Until it is connected, socketioxide refuses emits to it, so live events for it are kept
-    /// aside until [`Self::finish`] (from the connect handler).
-    pub(crate) async fn enter(&self, socket: &SocketRef, names: Vec<String>) {
-        let mut order = self.order.lock().await;
-        for name in &names {
-            self.note_join(socket, name, order.seq);
-        }
-        order.replays.entry(socket.id).or_default().admitting =
-            Some((socket.clone(), names.clone()));
-        socket.join(names);
-    }
-
     /// Takes `socket` out of `rooms` between two deliveries: whatever the socket is told
     /// after this returns (an `unregister` ack, `access_revoked`) comes after every event it
     /// got through those rooms, and nothing from them follows.
     pub(crate) async fn leave(&self, socket: &SocketRef, rooms: Vec<String>) {
         let _order = self.order.lock().await;
         socket.leave(rooms);
-    }
-
-    /// Forgets a socket that went away (what was kept aside for it).
-    pub(crate) async fn forget(&self, sid: Sid) {
-        self.order.lock().await.replays.remove(&sid);
-    }
-
-    /// Puts `socket` in `room`. With a position, first sends what it missed there (in order,
-    /// with the meta they were delivered with, paced by the socket) or, when that cannot be
-    /// served, `resync`.
-    ///
-    /// # Errors
-    /// The log cannot be read.
-    pub(crate) async fn join(
-        &self,
-        socket: &SocketRef,
-        room: LoggedRoom<'_>,
-        since: Option<&Position>,
-    ) -> Result<Joined, HistoryError> {
-        let name = room.name();
-        let workspace = match room {
-            LoggedRoom::Workspace(id) => Some(id.clone()),
-            LoggedRoom::User(_) => None,
-        };
-        let (events, head) = {
-            let mut order = self.order.lock().await;
-            let Some(since) = since else {
-                let head = self.log.head(&name, order.seq).await?;
-                self.note_join(socket, &name, order.seq);
-                socket.join(name);
-                return Ok(Joined::Live { head, replayed: 0 });
-            };
-            match self.log.resume(&name, since, order.seq).await? {
-                Resume::Beyond(head) => return Ok(Joined::Beyond(head)),
-                Resume::Resync(head) => {
-                    self.note_join(socket, &name, order.seq);
-                    socket.join(name);
-                    let (workspace, user) = match room {
-                        LoggedRoom::Workspace(id) => (Some(id), None),
-                        LoggedRoom::User(id) => (None, Some(id)),
-                    };
-                    let payload = ResyncPayload {
-                        workspace,
-                        user,
-                        epoch: head.epoch.as_str(),
-                        offset: head.offset,
-                    };
-                    self.metrics.resyncs.inc();
-                    if let Sent::Full = send(socket, events::RESYNC, &payload) {
-                        self.cut_off(socket, "queue full on resync");
-                        return Ok(Joined::Slow);
-                    }
-                    return Ok(Joined::Resync(head));
-                }
-                Resume::Replay { events, head } => {
-                    self.note_join(socket, &name, order.seq);
-                    socket.join(name);
-                    if !events.is_empty() {
-                        // From now on, live events for this socket wait for the replay.
-                        order.replays.entry(socket.id).or_default();
-                    }
-                    (events, head)
-                }
-            }
-        };
-        let owed = Owed(
-            events
-                .into_iter()
-                .map(|logged| Pending {
-                    event: logged.event,
-                    workspace: workspace.clone(),
-                    position: Position {
-                        offset: logged.offset,
-                        epoch: head.epoch.clone(),
-                    },
-                    seq: logged.seq,
-                })
-                .collect(),
-        );
-        let replayed = owed.len();
-        if self.finish(socket, owed).await {
-            Ok(Joined::Live { head, replayed })
-        } else {
-            Ok(Joined::Slow)
-        }
-    }
-
-    /// Socket.IO recovery, first half: when the log still holds every event after the given
-    /// sequence number in each room, puts `socket` back in those rooms and returns what it
-    /// missed (live events for it are kept aside from now on); `None` when it cannot be served.
-    /// The socket need not be connected yet: [`Self::finish`] sends once it is.
-    ///
-    /// `seen` is the last event number the socket got. When it got it from another node that
-    /// is ahead of this one, this waits (up to [`CATCH_UP`]) until this node has delivered it
-    /// too: otherwise those events would reach the socket a second time, live.
-    ///
-    /// # Errors
-    /// The log cannot be read.
-    pub(crate) async fn recover(
-        &self,
-        socket: &SocketRef,
-        rooms_after: &[(String, u64)],
-        seen: u64,
-    ) -> Result<Option<Owed>, HistoryError> {
-        let mut order = self.order.lock().await;
-        if seen > order.seq {
-            drop(order);
-            let mut delivered = self.delivered.subscribe();
-            let caught_up = delivered.wait_for(|at| *at >= seen);
-            if !matches!(tokio::time::timeout(CATCH_UP, caught_up).await, Ok(Ok(_))) {
-                tracing::debug!(sid = %socket.id, seen, "not recovered: this node is behind the offset");
-                return Ok(None);
-            }
-            order = self.order.lock().await;
-        }
-        let Some(missed) = self.log.missed(rooms_after, order.seq).await? else {
-            return Ok(None);
-        };
-        let joins = joins_of(socket);
-        for (room, after) in rooms_after {
-            joins.note(room, (*after).min(order.seq));
-        }
-        let names: Vec<String> = rooms_after.iter().map(|(room, _)| room.clone()).collect();
-        order.replays.entry(socket.id).or_default().admitting =
-            Some((socket.clone(), names.clone()));
-        socket.join(names);
-        Ok(Some(Owed(
-            missed
-                .into_iter()
-                .map(|missed| Pending {
-                    workspace: rooms::workspace_of(&missed.room),
-                    event: missed.event,
-                    position: missed.position,
-                    seq: missed.seq,
-                })
-                .collect(),
-        )))
-    }
-
-    /// Sends what a socket is owed, paced by it, then the live events kept aside meanwhile,
-    /// and returns it to the live stream. `false` when it was cut off as slow.
-    pub(crate) async fn finish(&self, socket: &SocketRef, owed: Owed) -> bool {
-        let mut owed = owed.0;
-        // First the replay, then live events kept aside.
-        let mut replaying = true;
-        loop {
-            for pending in &owed {
-                match self.send_paced(socket, pending).await {
-                    Sent::Done if replaying => {
-                        self.metrics.replayed.inc();
-                    }
-                    Sent::Done => {
-                        self.metrics.delivered.inc();
-                    }
-                    Sent::Gone => {
-                        self.order.lock().await.replays.remove(&socket.id);
-                        return true;
-                    }
-                    Sent::Full => {
-                        self.order.lock().await.replays.remove(&socket.id);
-                        self.cut_off(socket, "no room for the replay");
-                        return false;
-                    }
-                }
-            }
-            let mut order = self.order.lock().await;
-            let aside = order
-                .replays
-                .get_mut(&socket.id)
-                .map(|replay| {
-                    replay.admitting = None;
-                    std::mem::take(&mut replay.aside)
-                })
-                .unwrap_or_default();
-            if aside.is_empty() {
-                order.replays.remove(&socket.id);
-                return true;
-            }
-            owed = aside;
-            replaying = false;
-        }
-    }
-
-    /// Sends one owed event, waiting up to [`REPLAY_STALL`] for room in the socket's queue.
-    async fn send_paced(&self, socket: &SocketRef, pending: &Pending) -> Sent {
-        let deadline = tokio::time::Instant::now() + REPLAY_STALL;
-        loop {
-            match self.send_pending(socket, pending) {
-                Sent::Full if tokio::time::Instant::now() < deadline => {
-                    tokio::time::sleep(REPLAY_RETRY).await;
-                }
-                sent => return sent,
-            }
-        }
-    }
-
-    fn send_pending(&self, socket: &SocketRef, pending: &Pending) -> Sent {
-        let publication = &pending.event.publication;
-        let data: &RawValue = &publication.data;
-        let meta = Meta {
-            id: &pending.event.id,
-            workspace: pending.workspace.as_ref(),
-            ts: pending.event.ts,
-            offset: pending.position.offset,
-            epoch: pending.position.epoch.as_str(),
-        };
-        if self.recovery_offsets {
-            let offset = pending.seq.to_string();
-            send(socket, &publication.event, &(data, &meta, offset))
-        } else {
-            send(socket, &publication.event, &(data, &meta))
-        }
     }
 }
 
@@ -667,18 +357,6 @@ impl Deliverer {
             joins_of(socket).note(room, seq);
         }
     }
-}
-
-/// The rooms of an event, in delivery order: workspaces, users, groups.
-fn room_names(stamped: &Stamped) -> Vec<String> {
-    let targets = &stamped.publication.targets;
-    targets
-        .workspaces
-        .iter()
-        .map(rooms::workspace_room)
-        .chain(targets.users.iter().map(rooms::user_room))
-        .chain(targets.groups.iter().map(rooms::group_room))
-        .collect()
 }
 
 /// The socket's [`RoomJoins`], created on first use.

@@ -26,8 +26,9 @@ use crate::{
 mod coalescer;
 mod delivery;
 pub mod publication;
+mod room_plan;
 
-pub use delivery::{Joined, LoggedRoom, Meta, Owed, RoomJoins};
+pub use delivery::{Backlog, Joined, LoggedRoom, Meta, RoomJoins};
 pub use publication::{Publication, PublishError, Targets};
 
 use coalescer::{CoalescerHandle, Windows};
@@ -95,7 +96,7 @@ impl Publisher {
         metrics: Metrics,
     ) -> Self {
         let settings = DeliverySettings {
-            aside_limit: cfg.history.size,
+            hold_limit: cfg.history.size,
             recovery_offsets: cfg.recovery.enabled,
             shared_log: cfg.cluster.redis_url.is_some(),
         };
@@ -154,9 +155,9 @@ impl Publisher {
     }
 
     /// Puts a socket being admitted in rooms that need no replay (its user and group rooms),
-    /// noting when; live events for it wait until [`Self::finish`] once it is connected.
-    pub async fn enter(&self, socket: &SocketRef, rooms: Vec<String>) {
-        self.deliverer.enter(socket, rooms).await;
+    /// noting when; live events for it are held until [`Self::go_live`] once it is connected.
+    pub async fn admit(&self, socket: &SocketRef, rooms: Vec<String>) {
+        self.deliverer.admit(socket, rooms).await;
     }
 
     /// Delivers to this node's sockets an event that the cluster's shared log numbered.
@@ -169,7 +170,7 @@ impl Publisher {
         self.deliverer.start_at(seq).await;
     }
 
-    /// Forgets what was kept aside for a socket that went away.
+    /// Forgets what was held for a socket that went away.
     pub async fn forget(&self, sid: socketioxide::socket::Sid) {
         self.deliverer.forget(sid).await;
     }
@@ -177,7 +178,7 @@ impl Publisher {
     /// Socket.IO recovery: puts `socket` back in its rooms and returns what it missed after
     /// the given sequence number in each, or `None` when the log no longer holds all of it.
     /// `seen` is the last event number the socket got (its recovery offset), possibly from
-    /// another node. Send it with [`Self::finish`] once the socket is connected.
+    /// another node. Send it with [`Self::go_live`] once the socket is connected.
     ///
     /// # Errors
     /// The event log cannot be read.
@@ -186,15 +187,15 @@ impl Publisher {
         socket: &SocketRef,
         rooms_after: &[(String, u64)],
         seen: u64,
-    ) -> Result<Option<Owed>, HistoryError> {
+    ) -> Result<Option<Backlog>, HistoryError> {
         self.deliverer.recover(socket, rooms_after, seen).await
     }
 
-    /// Sends a socket what it is owed (after a recovery; nothing after a plain admission), then
-    /// what was kept aside for it, and returns it to the live stream; `false` when it was cut
-    /// off as slow.
-    pub async fn finish(&self, socket: &SocketRef, owed: Owed) -> bool {
-        self.deliverer.finish(socket, owed).await
+    /// Sends a socket its backlog (what it missed, after a recovery; nothing after a plain
+    /// admission), then the live events held for it meanwhile, and returns it to the live
+    /// stream; `false` when it was cut off as slow.
+    pub async fn go_live(&self, socket: &SocketRef, backlog: Backlog) -> bool {
+        self.deliverer.go_live(socket, backlog).await
     }
 
     /// The current position of a logged room.

@@ -12,13 +12,13 @@ use socketioxide::extract::SocketRef;
 
 use super::{
     events::{self, AccessChange, AccessOutcome, AccessRevoked, SessionInvalid},
-    rooms,
     socket_state::SocketState,
 };
 use crate::{
     auth::{AuthError, Authenticator, Principal, Session},
     cluster::control::{self, Command},
     ids::WorkspaceId,
+    rooms,
     state::AppState,
 };
 

@@ -9,12 +9,12 @@ use socketioxide::extract::SocketRef;
 use super::{
     events::{self, ErrorAck, ErrorCode, SessionInvalid},
     reply::Reply,
-    rooms,
     socket_state::SocketState,
 };
 use crate::{
     ids::{UserId, WorkspaceId},
     limits::{Bucket, Limit, Verdict},
+    rooms,
     state::AppState,
 };
 

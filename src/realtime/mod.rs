@@ -18,7 +18,6 @@ mod public;
 mod raw_arg;
 mod recovered;
 mod reply;
-pub mod rooms;
 pub(crate) mod sequencer;
 pub mod slow;
 pub(crate) mod socket_state;

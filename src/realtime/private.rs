@@ -22,12 +22,12 @@ use super::{
     },
     raw_arg::{RawArg, RawArgError},
     reply::{Reply, truncate},
-    rooms,
 };
 use crate::{
     auth::{credentials::bearer, private::PrivateAccess},
     cluster::control::{self, Command},
     pipeline::{Publication, PublishError},
+    rooms,
     state::AppState,
 };
 

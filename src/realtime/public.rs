@@ -19,7 +19,6 @@ use super::{
     guard::{self, throttle},
     recovered,
     reply::{Reply, truncate},
-    rooms,
     sequencer::Ticket,
     socket_state::SocketState,
 };
@@ -27,7 +26,8 @@ use crate::{
     auth::{AuthError, Authenticator, Credentials, Session},
     history::Position,
     metrics::Metrics,
-    pipeline::{Joined, LoggedRoom, Owed},
+    pipeline::{Backlog, Joined, LoggedRoom},
+    rooms,
     state::AppState,
 };
 
@@ -95,7 +95,7 @@ async fn admit(
             }
             None => own_rooms.push(rooms::user_room(user)),
         }
-        state.publisher.enter(socket, own_rooms).await;
+        state.publisher.admit(socket, own_rooms).await;
     }
     let bucket = guard::admitted(state, socket, &session.principal.user);
     SocketState::attach(socket, session, Some(bucket), &state.expiry);
@@ -161,18 +161,18 @@ async fn check_not_beyond(
 async fn on_connect(state: &AppState, socket: SocketRef) {
     tracing::debug!(sid = %socket.id, transport = ?socket.transport_type(), "browser connected");
     if let Some(recovered) = socket.extensions.get::<Arc<recovered::Recovered>>() {
-        let owed = recovered
+        let backlog = recovered
             .0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take();
-        if let Some(owed) = owed {
-            state.publisher.finish(&socket, owed).await;
+        if let Some(backlog) = backlog {
+            state.publisher.go_live(&socket, backlog).await;
         }
         return;
     }
-    // Live events that came between the joins in `admit` and now were kept aside.
-    if !state.publisher.finish(&socket, Owed::default()).await {
+    // Live events that came between the joins in `admit` and now were held.
+    if !state.publisher.go_live(&socket, Backlog::default()).await {
         return;
     }
     let (Some(resume), Some(socket_state)) = (

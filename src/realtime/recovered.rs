@@ -8,11 +8,12 @@ use futures_util::StreamExt;
 
 use socketioxide::{extract::SocketRef, socket::DisconnectReason};
 
-use super::{rooms, socket_state::SocketState};
+use super::socket_state::SocketState;
+use crate::rooms;
 use crate::{
     auth::{Authenticator, Session},
     metrics::Metrics,
-    pipeline::{Owed, RoomJoins},
+    pipeline::{Backlog, RoomJoins},
     recovery::{Recovery, Saved},
     state::AppState,
 };
@@ -26,7 +27,7 @@ pub(super) struct Pid(pub(super) String);
 
 /// What a recovered socket is owed, sent by the connect handler.
 #[derive(Debug)]
-pub(super) struct Recovered(pub(super) std::sync::Mutex<Option<Owed>>);
+pub(super) struct Recovered(pub(super) std::sync::Mutex<Option<Backlog>>);
 
 /// The handshake's `auth.pid` and `auth.offset`, when both are usable.
 fn claimed(auth: Option<&serde_json::Value>) -> Option<(&str, u64)> {
@@ -91,7 +92,7 @@ async fn restore(
     session: &Session,
     saved: &Saved,
     offset: u64,
-) -> Option<Owed> {
+) -> Option<Backlog> {
     let principal = &session.principal;
     let own = rooms::user_room(&principal.user);
     let groups: Vec<String> = principal.groups.iter().map(rooms::group_room).collect();
