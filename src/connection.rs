@@ -43,7 +43,10 @@ use futures_util::task::AtomicWaker;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::{
-    edge::client_frames::{self, ClientFrames, PONG_FRAME},
+    edge::{
+        client_frames::{self, ClientFrames, PONG_FRAME},
+        first_ping::{FirstPingFilter, Step},
+    },
     limits::Ticket,
     recovery::ws_frames::{FrameRewriter, RewriteContext},
 };
@@ -142,11 +145,17 @@ pub struct Severable<T> {
     rewriter: Option<Box<FrameRewriter>>,
     /// Rewritten bytes not yet written.
     out: Vec<u8>,
+    /// Recovery off, on a WebSocket that opened an Engine.IO v4 session: holds back the first
+    /// PING (with recovery on, the rewriter does it). Inline, as the client's frames: a few
+    /// bytes for the connection's life cost less than allocations at every upgrade.
+    first_ping: Option<FirstPingFilter>,
     /// While the first PING may be held back: the client's frames, to find where the PONG
     /// that answers it can go.
-    client_frames: Option<Box<ClientFrames>>,
+    client_frames: Option<ClientFrames>,
     /// The first PING was held back: its PONG goes to the engine at the next boundary.
     pong_due: bool,
+    /// The upgrade was seen by the write path (what to run its first frames through is set).
+    upgrade_seen: bool,
 }
 
 impl<T> Severable<T> {
@@ -163,8 +172,10 @@ impl<T> Severable<T> {
             rewrite,
             rewriter: None,
             out: Vec::new(),
+            first_ping: None,
             client_frames: None,
             pong_due: false,
+            upgrade_seen: false,
         }
     }
 
@@ -197,26 +208,72 @@ impl<T: AsyncWrite + Unpin> Severable<T> {
         Poll::Ready(Ok(()))
     }
 
-    /// Whether writes go through the rewriter (starting it when the upgrade was just asked).
+    /// At the first write after an upgrade was asked (the response starts): sets what its
+    /// first frames go through.
+    fn start_upgrade(&mut self) {
+        if self.upgrade_seen || !self.shared.upgrading.load(Ordering::Acquire) {
+            return;
+        }
+        self.upgrade_seen = true;
+        let hold_ping = self.shared.hold_first_ping.load(Ordering::Acquire);
+        if self.rewrite.is_some() {
+            self.rewriter = Some(Box::new(FrameRewriter::new(self.rewrite.take(), hold_ping)));
+        } else if hold_ping {
+            self.first_ping = Some(FirstPingFilter::default());
+        }
+        if hold_ping {
+            // Every byte the client sends from now on is a frame.
+            self.client_frames = Some(ClientFrames::default());
+        }
+    }
+
+    /// Whether writes go through the rewriter.
     fn rewriting(&mut self) -> bool {
-        if self.rewriter.is_none() && self.shared.upgrading.load(Ordering::Acquire) {
-            let hold_ping = self.shared.hold_first_ping.swap(false, Ordering::AcqRel);
-            if self.rewrite.is_some() || hold_ping {
-                self.rewriter = Some(Box::new(FrameRewriter::new(self.rewrite.take(), hold_ping)));
-                // The response starts: every byte the client sends from now on is a frame.
-                if hold_ping {
-                    self.client_frames = Some(Box::default());
+        self.start_upgrade();
+        self.rewriter.is_some()
+    }
+
+    /// The reader owes the engine the PONG of the PING just held back.
+    fn owe_pong(&mut self) {
+        self.pong_due = true;
+        self.shared.reader.wake();
+    }
+
+    /// Writes through the first-PING filter; `None` when it is not running.
+    fn write_filtered(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Option<Poll<io::Result<usize>>> {
+        self.start_upgrade();
+        let filter = self.first_ping.as_mut()?;
+        let poll = match filter.step(buf) {
+            Step::Drop(n) => {
+                filter.dropped();
+                self.owe_pong();
+                Poll::Ready(Ok(n))
+            }
+            Step::Write(n) => {
+                let poll = Pin::new(&mut self.inner).poll_write(cx, &buf[..n]);
+                if let Poll::Ready(Ok(written)) = poll {
+                    filter.written(&buf[..written]);
                 }
+                poll
+            }
+        };
+        if self.first_ping.is_some_and(|filter| filter.is_done()) {
+            self.first_ping = None;
+            if !self.pong_due {
+                self.client_frames = None;
             }
         }
-        self.rewriter.is_some()
+        Some(poll)
     }
 
     /// Notes a PING the rewriter held back: the reader owes the engine its PONG.
     fn note_held_ping(&mut self) {
         if self.rewriter.as_mut().is_some_and(|r| r.take_held_ping()) {
-            self.pong_due = true;
-            self.shared.reader.wake();
+            self.owe_pong();
         }
     }
 }
@@ -274,6 +331,9 @@ impl<T: AsyncRead + Unpin> AsyncRead for Severable<T> {
 
 impl<T: AsyncWrite + Unpin> Severable<T> {
     fn write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        if let Some(poll) = self.write_filtered(cx, buf) {
+            return poll;
+        }
         if !self.rewriting() {
             return Pin::new(&mut self.inner).poll_write(cx, buf);
         }
@@ -295,7 +355,7 @@ impl<T: AsyncWrite + Unpin> Severable<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        if self.rewriting() {
+        if self.rewriting() || self.first_ping.is_some() {
             let first = bufs
                 .iter()
                 .find(|b| !b.is_empty())

@@ -17,9 +17,9 @@ pub(crate) const PONG_FRAME: [u8; 7] = [0x81, 0x81, 0, 0, 0, 0, b'3'];
 pub(crate) struct ClientFrames {
     /// Bytes of the current frame's header seen so far (at most 14).
     header: [u8; 14],
-    header_len: usize,
-    /// Payload bytes of the current frame still to pass; `None` while reading a header.
-    payload_left: Option<u64>,
+    header_len: u8,
+    /// Payload bytes of the current frame still to pass (0 while reading a header).
+    payload_left: u64,
     /// A data frame without FIN was seen: the message goes on in continuation frames.
     in_message: bool,
 }
@@ -27,7 +27,7 @@ pub(crate) struct ClientFrames {
 impl ClientFrames {
     /// Whether the stream is between two messages: a frame may go in here.
     pub(crate) fn at_boundary(&self) -> bool {
-        self.header_len == 0 && self.payload_left.is_none() && !self.in_message
+        self.header_len == 0 && self.payload_left == 0 && !self.in_message
     }
 
     /// Follows `bytes`, read from the client; returns the offset just past the first point in
@@ -36,19 +36,18 @@ impl ClientFrames {
         let mut at = 0;
         let mut boundary = None;
         while at < bytes.len() {
-            if let Some(left) = self.payload_left {
-                let n = usize::try_from(left)
+            if self.payload_left > 0 {
+                let n = usize::try_from(self.payload_left)
                     .unwrap_or(usize::MAX)
                     .min(bytes.len() - at);
                 at += n;
-                let left = left - n as u64;
-                self.payload_left = (left > 0).then_some(left);
+                self.payload_left -= n as u64;
             } else {
-                self.header[self.header_len] = bytes[at];
+                self.header[usize::from(self.header_len)] = bytes[at];
                 self.header_len += 1;
                 at += 1;
                 if let Some(payload) = self.header_complete() {
-                    self.payload_left = (payload > 0).then_some(payload);
+                    self.payload_left = payload;
                     self.header_len = 0;
                 }
             }
@@ -62,7 +61,7 @@ impl ClientFrames {
     /// The payload length once the header in `header` is whole (recording whether a message
     /// goes on after this frame).
     fn header_complete(&mut self) -> Option<u64> {
-        let h = &self.header[..self.header_len];
+        let h = &self.header[..usize::from(self.header_len)];
         if h.len() < 2 {
             return None;
         }

@@ -10,9 +10,9 @@
 //!   closes the session, as the npm server does. A session's close packet, or its close by
 //!   herald, ends its count against `limits.max_connections` at once (the engine may keep the
 //!   session's handshake request, and with it the count, until `limits.handshake_timeout`).
-//! - [`client_frames`]: the same first-PING answer on a WebSocket opened directly, put into the
-//!   client's frames by the connection (`crate::connection`), whose frame rewriter holds the
-//!   PING back.
+//! - [`first_ping`] and [`client_frames`]: the same on a WebSocket opened directly: the
+//!   connection (`crate::connection`) holds the PING back on its write path and puts the PONG
+//!   into the client's frames on its read path, without buffering either way.
 //! - [`sessions`]: the long-polling sessions the edge follows, by session id.
 //! - [`eio3_attachments`]: binary attachments in Engine.IO v3 long-polling answers, in the v3
 //!   form (the engine writes them in the v4 form).
@@ -22,5 +22,6 @@
 pub mod client_frames;
 pub mod closing;
 pub mod eio3_attachments;
+pub mod first_ping;
 pub mod polling;
 pub mod sessions;
