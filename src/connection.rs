@@ -140,22 +140,33 @@ impl Severer {
 pub struct Severable<T> {
     inner: T,
     shared: Arc<Shared>,
-    /// Recovery on: the context for a rewriter, made when the connection is upgraded.
-    rewrite: Option<RewriteContext>,
-    rewriter: Option<Box<FrameRewriter>>,
-    /// Rewritten bytes not yet written.
-    out: Vec<u8>,
-    /// Recovery off, on a WebSocket that opened an Engine.IO v4 session: holds back the first
-    /// PING (with recovery on, the rewriter does it). Inline, as the client's frames: a few
-    /// bytes for the connection's life cost less than allocations at every upgrade.
-    first_ping: Option<FirstPingFilter>,
-    /// While the first PING may be held back: the client's frames, to find where the PONG
-    /// that answers it can go.
-    client_frames: Option<ClientFrames>,
-    /// The first PING was held back: its PONG goes to the engine at the next boundary.
-    pong_due: bool,
-    /// The upgrade was seen by the write path (what to run its first frames through is set).
+    /// Recovery on: the context for a rewriter, taken when the connection is upgraded.
+    rewrite: Option<Arc<RewriteContext>>,
+    /// With recovery on, the first frames of an upgraded connection and what they became.
+    rewriting: Option<Box<Rewriting>>,
+    /// Recovery off, on a WebSocket that opened an Engine.IO v4 session: the first PING held
+    /// back and its PONG owed to the engine. Boxed: it lives only until the PONG is in.
+    first_ping: Option<Box<FirstPing>>,
+    /// The upgrade was seen by the write path (what its first frames go through is set).
     upgrade_seen: bool,
+}
+
+/// A frame rewriter and the bytes it produced that are not written yet.
+struct Rewriting {
+    rewriter: FrameRewriter,
+    out: Vec<u8>,
+}
+
+/// The first PING of a WebSocket session, held back, and the PONG the engine waits for.
+#[derive(Debug, Default)]
+struct FirstPing {
+    /// Finds the PING on the write path (`None` once it stepped aside; with recovery on, the
+    /// frame rewriter finds it instead).
+    filter: Option<FirstPingFilter>,
+    /// The client's frames, to find where the PONG can go.
+    client_frames: ClientFrames,
+    /// The PING was held back: its PONG goes to the engine at the next boundary.
+    pong_due: bool,
 }
 
 impl<T> Severable<T> {
@@ -165,16 +176,13 @@ impl<T> Severable<T> {
     }
 
     /// Wraps a connection whose WebSocket CONNECT answers get their recovery `pid`.
-    pub fn with_recovery(inner: T, rewrite: Option<RewriteContext>) -> Self {
+    pub fn with_recovery(inner: T, rewrite: Option<Arc<RewriteContext>>) -> Self {
         Self {
             inner,
             shared: Arc::default(),
             rewrite,
-            rewriter: None,
-            out: Vec::new(),
+            rewriting: None,
             first_ping: None,
-            client_frames: None,
-            pong_due: false,
             upgrade_seen: false,
         }
     }
@@ -182,30 +190,6 @@ impl<T> Severable<T> {
     /// The handle that ends this connection.
     pub fn severer(&self) -> Severer {
         Severer(self.shared.clone())
-    }
-}
-
-impl<T: AsyncWrite + Unpin> Severable<T> {
-    /// Writes out what the rewriter produced; ready when all of it is written.
-    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while !self.out.is_empty() {
-            match Pin::new(&mut self.inner).poll_write(cx, &self.out) {
-                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-                Poll::Ready(Ok(n)) => {
-                    self.out.drain(..n);
-                }
-                Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
-                Poll::Pending => return Poll::Pending,
-            }
-        }
-        if self.rewriter.as_ref().is_some_and(|r| r.is_done()) {
-            self.rewriter = None;
-            self.out = Vec::new();
-            if !self.pong_due {
-                self.client_frames = None;
-            }
-        }
-        Poll::Ready(Ok(()))
     }
 
     /// At the first write after an upgrade was asked (the response starts): sets what its
@@ -216,27 +200,64 @@ impl<T: AsyncWrite + Unpin> Severable<T> {
         }
         self.upgrade_seen = true;
         let hold_ping = self.shared.hold_first_ping.load(Ordering::Acquire);
-        if self.rewrite.is_some() {
-            self.rewriter = Some(Box::new(FrameRewriter::new(self.rewrite.take(), hold_ping)));
-        } else if hold_ping {
-            self.first_ping = Some(FirstPingFilter::default());
-        }
+        let rewrite = self.rewrite.take();
         if hold_ping {
             // Every byte the client sends from now on is a frame.
-            self.client_frames = Some(ClientFrames::default());
+            self.first_ping = Some(Box::new(FirstPing {
+                filter: rewrite.is_none().then(FirstPingFilter::default),
+                ..FirstPing::default()
+            }));
         }
-    }
-
-    /// Whether writes go through the rewriter.
-    fn rewriting(&mut self) -> bool {
-        self.start_upgrade();
-        self.rewriter.is_some()
+        if let Some(context) = rewrite {
+            self.rewriting = Some(Box::new(Rewriting {
+                rewriter: FrameRewriter::new(Some((*context).clone()), hold_ping),
+                out: Vec::new(),
+            }));
+        }
     }
 
     /// The reader owes the engine the PONG of the PING just held back.
     fn owe_pong(&mut self) {
-        self.pong_due = true;
-        self.shared.reader.wake();
+        if let Some(first_ping) = &mut self.first_ping {
+            first_ping.pong_due = true;
+            self.shared.reader.wake();
+        }
+    }
+
+    /// Drops the first-PING state once nothing is left to do with it.
+    fn first_ping_settled(&mut self) {
+        if self
+            .first_ping
+            .as_ref()
+            .is_some_and(|f| !f.pong_due && f.filter.is_none_or(|filter| filter.is_done()))
+            && self.rewriting.is_none()
+        {
+            self.first_ping = None;
+        }
+    }
+}
+
+impl<T: AsyncWrite + Unpin> Severable<T> {
+    /// Writes out what the rewriter produced; ready when all of it is written.
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let Some(rewriting) = &mut self.rewriting else {
+            return Poll::Ready(Ok(()));
+        };
+        while !rewriting.out.is_empty() {
+            match Pin::new(&mut self.inner).poll_write(cx, &rewriting.out) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => {
+                    rewriting.out.drain(..n);
+                }
+                Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        if rewriting.rewriter.is_done() {
+            self.rewriting = None;
+            self.first_ping_settled();
+        }
+        Poll::Ready(Ok(()))
     }
 
     /// Writes through the first-PING filter; `None` when it is not running.
@@ -245,8 +266,7 @@ impl<T: AsyncWrite + Unpin> Severable<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Option<Poll<io::Result<usize>>> {
-        self.start_upgrade();
-        let filter = self.first_ping.as_mut()?;
+        let filter = self.first_ping.as_mut()?.filter.as_mut()?;
         let poll = match filter.step(buf) {
             Step::Drop(n) => {
                 filter.dropped();
@@ -261,20 +281,35 @@ impl<T: AsyncWrite + Unpin> Severable<T> {
                 poll
             }
         };
-        if self.first_ping.is_some_and(|filter| filter.is_done()) {
-            self.first_ping = None;
-            if !self.pong_due {
-                self.client_frames = None;
-            }
-        }
+        self.first_ping_settled();
         Some(poll)
     }
 
-    /// Notes a PING the rewriter held back: the reader owes the engine its PONG.
-    fn note_held_ping(&mut self) {
-        if self.rewriter.as_mut().is_some_and(|r| r.take_held_ping()) {
+    /// Writes through the frame rewriter; `None` when it is not running.
+    fn write_rewritten(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Option<Poll<io::Result<usize>>> {
+        self.rewriting.as_ref()?;
+        match self.poll_drain(cx) {
+            Poll::Ready(Ok(())) => {}
+            Poll::Ready(Err(error)) => return Some(Poll::Ready(Err(error))),
+            Poll::Pending => return Some(Poll::Pending),
+        }
+        let Some(rewriting) = self.rewriting.as_mut() else {
+            // The rewriter stepped aside as its last bytes went out.
+            return Some(Pin::new(&mut self.inner).poll_write(cx, buf));
+        };
+        rewriting.rewriter.feed(buf, &mut rewriting.out);
+        if rewriting.rewriter.take_held_ping() {
             self.owe_pong();
         }
+        // Taken: what cannot be written now goes out with the next write or flush.
+        if let Poll::Ready(Err(error)) = self.poll_drain(cx) {
+            return Some(Poll::Ready(Err(error)));
+        }
+        Some(Poll::Ready(Ok(buf.len())))
     }
 }
 
@@ -302,26 +337,31 @@ impl<T: AsyncRead + Unpin> AsyncRead for Severable<T> {
             return Poll::Ready(eof());
         }
         let this = &mut *self;
-        if this.pong_due
-            && let Some(frames) = &this.client_frames
-            && frames.at_boundary()
+        let Some(first_ping) = &mut this.first_ping else {
+            let poll = Pin::new(&mut this.inner).poll_read(cx, buf);
+            return this
+                .shared
+                .unless_severed(&this.shared.reader, cx, poll, eof);
+        };
+        if first_ping.pong_due
+            && first_ping.client_frames.at_boundary()
             && buf.remaining() >= PONG_FRAME.len()
         {
             buf.put_slice(&PONG_FRAME);
-            this.pong_due = false;
-            this.client_frames = None;
+            first_ping.pong_due = false;
+            this.first_ping_settled();
             return Poll::Ready(Ok(()));
         }
         let before = buf.filled().len();
         let poll = Pin::new(&mut this.inner).poll_read(cx, buf);
-        if let (Poll::Ready(Ok(())), Some(frames)) = (&poll, &mut this.client_frames) {
-            let boundary = frames.pass(&buf.filled()[before..]);
-            if this.pong_due
+        if let Poll::Ready(Ok(())) = &poll {
+            let boundary = first_ping.client_frames.pass(&buf.filled()[before..]);
+            if first_ping.pong_due
                 && let Some(at) = boundary
                 && client_frames::insert(buf, before + at, &PONG_FRAME)
             {
-                this.pong_due = false;
-                this.client_frames = None;
+                first_ping.pong_due = false;
+                this.first_ping_settled();
             }
         }
         this.shared
@@ -331,23 +371,14 @@ impl<T: AsyncRead + Unpin> AsyncRead for Severable<T> {
 
 impl<T: AsyncWrite + Unpin> Severable<T> {
     fn write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.start_upgrade();
         if let Some(poll) = self.write_filtered(cx, buf) {
             return poll;
         }
-        if !self.rewriting() {
-            return Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Some(poll) = self.write_rewritten(cx, buf) {
+            return poll;
         }
-        if self.poll_drain(cx)?.is_pending() {
-            return Poll::Pending;
-        }
-        match self.rewriter.as_mut() {
-            Some(rewriter) => rewriter.feed(buf, &mut self.out),
-            None => return Pin::new(&mut self.inner).poll_write(cx, buf),
-        }
-        self.note_held_ping();
-        // Taken: what cannot be written now goes out with the next write or flush.
-        let _ = self.poll_drain(cx)?;
-        Poll::Ready(Ok(buf.len()))
+        Pin::new(&mut self.inner).poll_write(cx, buf)
     }
 
     fn write_vectored(
@@ -355,7 +386,9 @@ impl<T: AsyncWrite + Unpin> Severable<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        if self.rewriting() || self.first_ping.is_some() {
+        self.start_upgrade();
+        if self.rewriting.is_some() || self.first_ping.as_ref().is_some_and(|f| f.filter.is_some())
+        {
             let first = bufs
                 .iter()
                 .find(|b| !b.is_empty())

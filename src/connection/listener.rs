@@ -125,7 +125,7 @@ pub struct SeverableListener {
     incoming: Incoming,
     local_addr: SocketAddr,
     /// Recovery on: what the rewriters of upgraded connections need.
-    rewrite: Option<RewriteContext>,
+    rewrite: Option<Arc<RewriteContext>>,
 }
 
 #[derive(Debug)]
@@ -165,7 +165,7 @@ impl SeverableListener {
         Ok(Self {
             incoming,
             local_addr,
-            rewrite,
+            rewrite: rewrite.map(Arc::new),
         })
     }
 
