@@ -155,7 +155,7 @@ describe("limits: per user, per socket", () => {
     for (let i = 0; i < 20; i += 1) flooder.emit("register", { workspace: ws }, () => {});
     const [reason] = await gone;
     // The flood's unread bytes do not turn herald's close into a reset that would lose the
-    // DISCONNECT packet (src/connection/linger.rs): the client knows it was sent away.
+    // DISCONNECT packet (src/edge/linger.rs): the client knows it was sent away.
     assert.equal(reason, "io server disconnect", "a server disconnect: the client does not reconnect it");
     assert.ok((await refusals(herald, "rate_limited")) >= 4);
     assert.equal(await refusals(herald, "rate_limited_disconnect"), 1);

@@ -16,11 +16,9 @@
 //! - [`history`]: the per-room event log (offsets, epochs) that `since` replays from.
 //! - [`chat`]: chat rooms on their own namespace, persisted (SQLite, or Redis in cluster mode).
 //! - [`cluster`]: cluster mode over Redis, including the npm `@socket.io/redis-emitter` format.
-//! - [`connection`]: the accept loop (plain or TLS) and connections that can be cut off one by
-//!   one (slow consumers).
-//! - [`edge`]: Engine.IO requests and frames before socketioxide: errors that close the
+//! - [`edge`]: bytes and requests before socketioxide: the accept loop (plain or native TLS)
+//!   and connections that can be cut off one by one (slow consumers), errors that close the
 //!   connection, the first PING after `pingInterval`, cancelled polls, sessions' counts.
-//! - [`tls`]: native TLS, the certificate and key loaded at startup.
 //! - [`drain`]: sockets leave a shutting-down node gradually (rolling restarts).
 //! - [`metrics`]: what the server counts, for `GET /metrics`.
 //! - [`recovery`]: Socket.IO connection state recovery (`pid`, offsets, saved sessions).
@@ -33,7 +31,6 @@ pub mod auth;
 pub mod chat;
 pub mod cluster;
 pub mod config;
-pub mod connection;
 pub mod doctor;
 pub mod drain;
 pub mod edge;
@@ -51,7 +48,6 @@ pub mod server;
 pub mod shutdown;
 pub mod state;
 pub mod telemetry;
-pub mod tls;
 
 pub use config::Config;
 pub use server::run;

@@ -26,9 +26,16 @@ use crate::{
         sessions::RedisSessions,
     },
     config::{AuthMode, Config},
-    connection::{self, Connections, Peer, SeverableListener},
     drain,
-    edge::{self, closing::EnginePath, polling::PollingEdge, sessions::PollingSessions},
+    edge::{
+        self,
+        closing::EnginePath,
+        connection::{self, Connections},
+        listener::{Peer, SeverableListener},
+        polling::PollingEdge,
+        sessions::PollingSessions,
+        tls::{self, TlsError},
+    },
     history::{EventLog, MemoryLog},
     http::{
         self,
@@ -49,7 +56,6 @@ use crate::{
         ws_frames::RewriteContext,
     },
     state::{AppState, Shared},
-    tls::{self, TlsError},
 };
 
 /// How long a plain HTTP request may take.

@@ -37,7 +37,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("pipeline", &["pipeline", "recovery"]),
     ("cluster", &["cluster"]),
     ("doors", &["realtime", "chat"]),
-    ("edge", &["edge", "connection", "tls"]),
+    ("edge", &["edge"]),
     ("http API", &["http"]),
     ("wiring", &["state", "drain", "server", "doctor"]),
 ];
@@ -53,7 +53,7 @@ const KNOWN_UPWARD: &[(&str, &str)] = &[
     ("limits", "http"),
     ("metrics", "limits"),
     ("pipeline", "realtime"),
-    ("realtime", "connection"),
+    ("realtime", "edge"),
     ("realtime", "state"),
 ];
 

@@ -11,7 +11,7 @@
 //!   herald, ends its count against `limits.max_connections` at once (the engine may keep the
 //!   session's handshake request, and with it the count, until `limits.handshake_timeout`).
 //! - [`first_ping`] and [`client_frames`]: the same on a WebSocket opened directly: the
-//!   connection (`crate::connection`) holds the PING back on its write path and puts the PONG
+//!   connection ([`connection`]) holds the PING back on its write path and puts the PONG
 //!   into the client's frames on its read path, without buffering either way.
 //! - [`sessions`]: the long-polling sessions the edge follows, by session id.
 //! - [`eio3_attachments`]: binary attachments in Engine.IO v3 long-polling answers, in the v3
@@ -21,7 +21,11 @@
 
 pub mod client_frames;
 pub mod closing;
+pub mod connection;
 pub mod eio3_attachments;
 pub mod first_ping;
+pub mod linger;
+pub mod listener;
 pub mod polling;
 pub mod sessions;
+pub mod tls;

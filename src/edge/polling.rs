@@ -26,10 +26,11 @@ use axum::{
 use futures_util::{Stream, StreamExt};
 
 use super::{
+    connection::Severer,
     eio3_attachments,
     sessions::{Entry, PollingSessions},
 };
-use crate::{connection::Severer, limits::Ticket};
+use crate::limits::Ticket;
 
 /// Engine.IO v4 payload separator.
 const SEPARATOR: u8 = 0x1e;

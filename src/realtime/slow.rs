@@ -4,7 +4,7 @@
 //! reconnects, and a client that resumes with `since` (or Socket.IO recovery) gets what it
 //! missed from the event log.
 //!
-//! A WebSocket is cut at the TCP level ([`crate::connection`]), since socketioxide's own
+//! A WebSocket is cut at the TCP level ([`crate::edge::connection`]), since socketioxide's own
 //! disconnect needs room in the full queue. A long-polling socket has no connection of its
 //! own to cut; its queue fills only when it stops polling, and then the Engine.IO heartbeat
 //! ends it within `ping_interval + ping_timeout`.
@@ -16,7 +16,7 @@ use prometheus_client::metrics::counter::Counter;
 use serde::Serialize;
 use socketioxide::{SendError, SocketError, TransportType, extract::SocketRef};
 
-use crate::connection::{Connections, Severer};
+use crate::edge::connection::{Connections, Severer};
 
 /// Cuts off slow sockets; cheap to clone.
 #[derive(Debug, Clone)]

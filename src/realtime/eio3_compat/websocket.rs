@@ -28,7 +28,7 @@ use tokio_tungstenite::{
 };
 
 use super::{Eio3Compat, strip_query};
-use crate::connection::Severer;
+use crate::edge::connection::Severer;
 
 /// Buffer of the in-process connection, each way.
 const DUPLEX_BUFFER: usize = 64 * 1024;

@@ -20,8 +20,12 @@
 //! A connection that carries an Engine.IO session's WebSocket ends that session's count
 //! against `limits.max_connections` when it closes ([`Severer::carries_session`]).
 //!
-//! With `[tls]` set, [`SeverableListener`] runs the TLS handshakes (off its accept loop) and
-//! wraps the decrypted [`Stream`]: severing and the rewrite work on plaintext, as without TLS.
+//! With `[tls]` set, the [`SeverableListener`] runs the TLS handshakes (off its accept loop)
+//! and wraps the decrypted [`Stream`]: severing and the rewrite work on plaintext, as without
+//! TLS.
+//!
+//! [`SeverableListener`]: super::listener::SeverableListener
+//! [`Stream`]: super::listener::Stream
 
 use std::{
     collections::HashMap,
@@ -42,20 +46,15 @@ use axum::{
 use futures_util::task::AtomicWaker;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use super::{
+    client_frames::{self, ClientFrames, PONG_FRAME},
+    first_ping::{FirstPingFilter, Step},
+    listener::Peer,
+};
 use crate::{
-    edge::{
-        client_frames::{self, ClientFrames, PONG_FRAME},
-        first_ping::{FirstPingFilter, Step},
-    },
     limits::Ticket,
     recovery::ws_frames::{FrameRewriter, RewriteContext},
 };
-
-mod linger;
-mod listener;
-
-pub use linger::{LINGER, Lingering};
-pub use listener::{Peer, SeverableListener, Stream};
 
 /// What a connection shares with its handles.
 ///
@@ -133,6 +132,11 @@ impl Severer {
     /// This connection carries `session`'s WebSocket: when it closes, the session is over.
     pub fn carries_session(&self, session: Arc<Ticket>) {
         let _ = self.0.session.set(session);
+    }
+
+    /// A handle to no connection (the listener's own address has none).
+    pub(super) fn detached() -> Self {
+        Self(Arc::default())
     }
 }
 

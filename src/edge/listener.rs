@@ -1,7 +1,7 @@
 //! [`SeverableListener`]: herald's accept loop, plain TCP or TLS.
 //!
 //! Plain: each accepted TCP connection is wrapped at once. TLS: a task of its own accepts, and
-//! each handshake runs in a task of its own under [`HANDSHAKE_TIMEOUT`], so one slow or silent
+//! each handshake runs in a task of its own under `HANDSHAKE_TIMEOUT`, so one slow or silent
 //! client never holds up the others; finished handshakes queue for the server. A client that
 //! does not speak TLS (plain HTTP, garbage) fails its handshake: it is dropped and logged at
 //! debug. Either way the server gets a [`Severable`] [`Stream`] of plaintext.
@@ -27,7 +27,10 @@ use tokio::{
 use tokio_rustls::{TlsAcceptor, server::TlsStream};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
-use super::{Severable, Severer, Shared, linger::Lingering};
+use super::{
+    connection::{Severable, Severer},
+    linger::Lingering,
+};
 use crate::recovery::ws_frames::RewriteContext;
 
 /// How long a client may take over its TLS handshake before it is dropped.
@@ -260,7 +263,7 @@ impl Listener for SeverableListener {
     fn local_addr(&self) -> io::Result<Self::Addr> {
         Ok(Peer {
             addr: self.local_addr,
-            severer: Severer(Arc::new(Shared::default())),
+            severer: Severer::detached(),
         })
     }
 }

@@ -4,7 +4,7 @@
 //! startup, into a rustls server configuration (the `ring` provider, TLS 1.2 and 1.3, ALPN
 //! `http/1.1`: herald serves HTTP/1.1, which WebSocket upgrades need). A file that cannot be
 //! read or holds no usable certificate or key is an error naming the file. The handshakes
-//! themselves run in the listener (`connection::listener`), off its accept loop.
+//! themselves run in the listener ([`crate::edge::listener`]), off its accept loop.
 
 use std::{
     path::{Path, PathBuf},
