@@ -30,9 +30,9 @@ use crate::{
     edge::{
         self,
         closing::EnginePath,
-        connection::{self, Connections},
         listener::{Peer, SeverableListener},
         polling::PollingEdge,
+        session_connections::{self, Connections},
         sessions::PollingSessions,
         tls::{self, TlsError},
     },
@@ -209,7 +209,7 @@ pub fn build(cfg: &Arc<Config>) -> Result<(Router, AppState), ServerError> {
         ))
         .layer(axum::middleware::from_fn_with_state(
             connections,
-            connection::expose,
+            session_connections::expose,
         ));
     Ok((app, state))
 }

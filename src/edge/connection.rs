@@ -6,11 +6,8 @@
 //! the next (or pending) write fail, so hyper and the WebSocket task drop the connection and
 //! the socket ends as a transport close, which socket.io-client answers by reconnecting.
 //!
-//! Requests carry their connection's [`Severer`] (and the usual `ConnectInfo<SocketAddr>`).
-//! A socket that started on long-polling and upgraded lives on the connection of its upgrade
-//! request, not of its handshake: [`Connections`] remembers those by Engine.IO session id, and,
-//! for a socket still on long-polling, the connection of its latest `GET` (cutting it fails the
-//! pending poll, and socket.io-client reconnects).
+//! Requests carry their connection's [`Severer`] (and the usual `ConnectInfo<SocketAddr>`);
+//! [`super::session_connections`] finds the connection an Engine.IO session lives on.
 //!
 //! A connection upgraded to a WebSocket runs its first frames through a [`FrameRewriter`]: with
 //! connection state recovery on, it adds the `pid` to the CONNECT answer; on an Engine.IO v4
@@ -28,28 +25,21 @@
 //! [`Stream`]: super::listener::Stream
 
 use std::{
-    collections::HashMap,
     io,
     pin::Pin,
     sync::{
-        Arc, Mutex, OnceLock, Weak,
+        Arc, OnceLock, Weak,
         atomic::{AtomicBool, Ordering},
     },
     task::{Context, Poll},
 };
 
-use axum::{
-    extract::{ConnectInfo, Request, State},
-    middleware::Next,
-    response::Response,
-};
 use futures_util::task::AtomicWaker;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::{
     client_frames::{self, ClientFrames, PONG_FRAME},
     first_ping::{FirstPingFilter, Step},
-    listener::Peer,
 };
 use crate::{
     limits::Ticket,
@@ -122,7 +112,7 @@ impl Severer {
 
     /// Marks the connection as being upgraded to a WebSocket (its next write is the `101`);
     /// `opens_v4_session`: the upgrade opens an Engine.IO v4 session.
-    fn upgrading(&self, opens_v4_session: bool) {
+    pub(super) fn upgrading(&self, opens_v4_session: bool) {
         self.0
             .hold_first_ping
             .store(opens_v4_session, Ordering::Release);
@@ -137,6 +127,34 @@ impl Severer {
     /// A handle to no connection (the listener's own address has none).
     pub(super) fn detached() -> Self {
         Self(Arc::default())
+    }
+
+    /// A handle that does not keep the connection's state alive.
+    pub(super) fn downgrade(&self) -> WeakSeverer {
+        WeakSeverer(Arc::downgrade(&self.0))
+    }
+
+    /// Whether the connection was cut off.
+    #[cfg(test)]
+    pub(super) fn is_severed(&self) -> bool {
+        self.0.is_severed()
+    }
+}
+
+/// A [`Severer`] that lets its connection's state go when the connection and its other handles
+/// are gone.
+#[derive(Debug)]
+pub(super) struct WeakSeverer(Weak<Shared>);
+
+impl WeakSeverer {
+    /// The handle, while the connection's state lives.
+    pub(super) fn upgrade(&self) -> Option<Severer> {
+        self.0.upgrade().map(Severer)
+    }
+
+    /// Whether the connection's state still lives.
+    pub(super) fn is_alive(&self) -> bool {
+        self.0.strong_count() > 0
     }
 }
 
@@ -457,98 +475,6 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Severable<T> {
     }
 }
 
-/// The connections of upgraded Engine.IO sessions, by session id. Entries die with their
-/// connection (weak handles) and are purged as the map grows.
-#[derive(Debug, Clone, Default)]
-pub struct Connections(Arc<Mutex<Registry>>);
-
-#[derive(Debug, Default)]
-struct Registry {
-    /// The connection, and whether it is the session's WebSocket (else its latest poll).
-    by_sid: HashMap<String, (Weak<Shared>, bool)>,
-    purge_at: usize,
-}
-
-/// Entries kept before the first purge of dead ones.
-const FIRST_PURGE: usize = 1024;
-
-impl Connections {
-    /// The connection an Engine.IO session upgraded to, while it is open.
-    pub fn upgraded(&self, sid: &str) -> Option<Severer> {
-        let registry = self.lock();
-        let (connection, websocket) = registry.by_sid.get(sid)?;
-        connection.upgrade().filter(|_| *websocket).map(Severer)
-    }
-
-    /// The connection a session lives on now: its WebSocket, or the connection of its latest
-    /// long-polling `GET`.
-    pub fn current(&self, sid: &str) -> Option<Severer> {
-        let registry = self.lock();
-        registry.by_sid.get(sid)?.0.upgrade().map(Severer)
-    }
-
-    fn remember(&self, sid: &str, severer: &Severer, websocket: bool) {
-        let mut registry = self.lock();
-        if registry.by_sid.len() >= registry.purge_at.max(FIRST_PURGE) {
-            registry
-                .by_sid
-                .retain(|_, (token, _)| token.strong_count() > 0);
-            registry.purge_at = registry.by_sid.len() * 2;
-        }
-        if !websocket
-            && let Some((held, true)) = registry.by_sid.get(sid)
-            && held.strong_count() > 0
-        {
-            // A poll that raced the upgrade: the WebSocket is where the session lives.
-            return;
-        }
-        registry
-            .by_sid
-            .insert(sid.to_owned(), (Arc::downgrade(&severer.0), websocket));
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Registry> {
-        // Plain data, consistent after every statement: a poisoned lock is still usable.
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
-/// Outermost middleware: exposes the peer as `ConnectInfo<SocketAddr>` and the [`Severer`] to
-/// everything inside, and remembers the connection of each WebSocket upgrade of a session.
-pub async fn expose(
-    State(connections): State<Connections>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    if let Some(ConnectInfo(peer)) = request.extensions_mut().remove::<ConnectInfo<Peer>>() {
-        let sid = request.uri().query().and_then(|query| {
-            query
-                .split('&')
-                .find_map(|pair| pair.strip_prefix("sid="))
-                .map(str::to_owned)
-        });
-        if request.headers().contains_key(axum::http::header::UPGRADE) {
-            let eio4 = request
-                .uri()
-                .query()
-                .is_some_and(|query| query.split('&').any(|pair| pair == "EIO=4"));
-            peer.severer.upgrading(eio4 && sid.is_none());
-            if let Some(sid) = sid {
-                connections.remember(&sid, &peer.severer, true);
-            }
-        } else if let Some(sid) = sid
-            && request.method() == axum::http::Method::GET
-        {
-            connections.remember(&sid, &peer.severer, false);
-        }
-        request.extensions_mut().insert(ConnectInfo(peer.addr));
-        request.extensions_mut().insert(peer.severer);
-    }
-    next.run(request).await
-}
-
 #[cfg(test)]
 mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt, duplex};
@@ -590,29 +516,5 @@ mod tests {
             .expect("the blocked write did not end when the connection was cut")
             .unwrap();
         assert!(result.is_err());
-    }
-
-    #[test]
-    fn dead_upgrades_are_forgotten() {
-        let connections = Connections::default();
-        let live = Severable::new(tokio::io::empty());
-        connections.remember("live", &live.severer(), true);
-        {
-            let gone = Severable::new(tokio::io::empty());
-            connections.remember("gone", &gone.severer(), true);
-        }
-        assert!(connections.upgraded("live").is_some());
-        assert!(connections.upgraded("gone").is_none());
-        assert!(connections.upgraded("never").is_none());
-
-        // A poll's connection is current but not an upgrade, and never replaces the WebSocket.
-        let poll = Severable::new(tokio::io::empty());
-        connections.remember("polling", &poll.severer(), false);
-        assert!(connections.upgraded("polling").is_none());
-        assert!(connections.current("polling").is_some());
-        connections.remember("live", &poll.severer(), false);
-        let current = connections.current("live").unwrap();
-        current.sever();
-        assert!(live.shared.severed.load(Ordering::Acquire));
     }
 }

@@ -27,5 +27,6 @@ pub mod first_ping;
 pub mod linger;
 pub mod listener;
 pub mod polling;
+pub mod session_connections;
 pub mod sessions;
 pub mod tls;

@@ -16,7 +16,7 @@ use prometheus_client::metrics::counter::Counter;
 use serde::Serialize;
 use socketioxide::{SendError, SocketError, TransportType, extract::SocketRef};
 
-use crate::edge::connection::{Connections, Severer};
+use crate::edge::{connection::Severer, session_connections::Connections};
 
 /// Cuts off slow sockets; cheap to clone.
 #[derive(Debug, Clone)]
