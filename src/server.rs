@@ -32,9 +32,11 @@ use crate::{
         closing::EnginePath,
         listener::{Peer, SeverableListener},
         polling::PollingEdge,
+        polling_pid::{self, PollingRewrite},
         session_connections::{self, Connections},
         sessions::PollingSessions,
         tls::{self, TlsError},
+        ws_frames::RewriteContext,
     },
     history::{EventLog, MemoryLog},
     http::{
@@ -50,11 +52,7 @@ use crate::{
         expiry::ExpiryWheel,
         slow::SlowPolicy,
     },
-    recovery::{
-        MemorySessions, Recovery, SessionStore,
-        polling::{self, PollingRewrite},
-        ws_frames::RewriteContext,
-    },
+    recovery::{MemorySessions, Recovery, SessionStore},
     state::{AppState, Shared},
 };
 
@@ -182,7 +180,7 @@ pub fn build(cfg: &Arc<Config>) -> Result<(Router, AppState), ServerError> {
                 public_ns: cfg.public.path.clone(),
                 max_payload: usize::try_from(engine.max_payload_bytes).unwrap_or(usize::MAX),
             },
-            polling::add_pid,
+            polling_pid::add_pid,
         ))
         .layer(axum::middleware::from_fn_with_state(
             PollingEdge {

@@ -37,14 +37,12 @@ use std::{
 use futures_util::task::AtomicWaker;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use super::ws_frames::{FrameRewriter, RewriteContext};
 use super::{
     client_frames::{self, ClientFrames, PONG_FRAME},
     first_ping::{FirstPingFilter, Step},
 };
-use crate::{
-    limits::Ticket,
-    recovery::ws_frames::{FrameRewriter, RewriteContext},
-};
+use crate::limits::Ticket;
 
 /// What a connection shares with its handles.
 ///

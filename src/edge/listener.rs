@@ -30,8 +30,8 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 use super::{
     connection::{Severable, Severer},
     linger::Lingering,
+    ws_frames::RewriteContext,
 };
-use crate::recovery::ws_frames::RewriteContext;
 
 /// How long a client may take over its TLS handshake before it is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);

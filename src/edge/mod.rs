@@ -21,12 +21,15 @@
 
 pub mod client_frames;
 pub mod closing;
+pub mod connect_packet;
 pub mod connection;
 pub mod eio3_attachments;
 pub mod first_ping;
 pub mod linger;
 pub mod listener;
 pub mod polling;
+pub mod polling_pid;
 pub mod session_connections;
 pub mod sessions;
 pub mod tls;
+pub mod ws_frames;

@@ -14,8 +14,9 @@
 //!   `recovery.max_disconnection` in a [`SessionStore`] (memory; Redis in cluster mode, so any
 //!   node can recover it); the next handshake naming its `pid` (same user) claims it;
 //! - socketioxide writes the CONNECT answer itself, with `sid` only: herald adds `pid` on the
-//!   way out, in the long-polling response body ([`polling`]) or the WebSocket frame
-//!   ([`ws_frames`]), using the pid it [`Recovery::announce`]d for that socket's id.
+//!   way out, at the edge, in the long-polling response body ([`crate::edge::polling_pid`]) or
+//!   the WebSocket frame ([`crate::edge::ws_frames`]), using the pid it
+//!   [`Recovery::announce`]d for that socket's id.
 
 use std::{
     collections::HashMap,
@@ -30,10 +31,7 @@ use tokio::time::Instant;
 
 use crate::ids::UserId;
 
-pub mod connect_packet;
-pub mod polling;
 pub mod sessions;
-pub mod ws_frames;
 
 pub use sessions::{MemorySessions, Saved, SessionError, SessionStore};
 

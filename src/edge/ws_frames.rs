@@ -11,7 +11,8 @@
 
 use std::sync::Arc;
 
-use super::{Recovery, connect_packet};
+use super::connect_packet;
+use crate::recovery::Recovery;
 
 /// Frames inspected before the rewriter steps aside (the CONNECT answer comes among the first:
 /// after the Engine.IO open packet and a ping or two).

@@ -1,6 +1,6 @@
-//! Adds `pid` to CONNECT answers delivered over long-polling: a middleware on the Engine.IO
-//! path that rewrites `GET` poll responses while some answer waits for its pid. Otherwise it
-//! only compares a counter.
+//! Adds the connection state recovery `pid` ([`crate::recovery`]) to CONNECT answers delivered
+//! over long-polling: a middleware on the Engine.IO path that rewrites `GET` poll responses
+//! while some answer waits for its pid. Otherwise it only compares a counter.
 
 use std::sync::Arc;
 
@@ -12,7 +12,8 @@ use axum::{
     response::Response,
 };
 
-use super::{Recovery, connect_packet};
+use super::connect_packet;
+use crate::recovery::Recovery;
 
 /// What the middleware needs.
 #[derive(Debug, Clone)]
