@@ -18,8 +18,8 @@
 //! - [`cluster`]: cluster mode over Redis, including the npm `@socket.io/redis-emitter` format.
 //! - [`edge`]: bytes and requests before socketioxide: the accept loop (plain or native TLS)
 //!   and connections that can be cut off one by one (slow consumers), errors that close the
-//!   connection, the first PING after `pingInterval`, cancelled polls, sessions' counts, the
-//!   recovery `pid` added to CONNECT answers.
+//!   connection, handshake admission, the first PING after `pingInterval`, cancelled polls,
+//!   sessions' counts, the recovery `pid` added to CONNECT answers.
 //! - [`drain`]: sockets leave a shutting-down node gradually (rolling restarts).
 //! - [`metrics`]: what the server counts, for `GET /metrics`.
 //! - [`recovery`]: Socket.IO connection state recovery (`pid`, offsets, saved sessions).

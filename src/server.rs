@@ -29,6 +29,7 @@ use crate::{
     drain,
     edge::{
         self,
+        admission::{self, Admission},
         closing::EnginePath,
         listener::{Peer, SeverableListener},
         polling::PollingEdge,
@@ -43,7 +44,7 @@ use crate::{
         self,
         origin::{self, OriginPolicy},
     },
-    limits::{Admission, UserSockets, admission},
+    limits::UserSockets,
     metrics::Metrics,
     pipeline::Publisher,
     realtime::{

@@ -50,7 +50,6 @@ const KNOWN_UPWARD: &[(&str, &str)] = &[
     ("error", "pipeline"),
     ("history", "pipeline"),
     ("http", "state"),
-    ("limits", "http"),
     ("metrics", "limits"),
     ("pipeline", "realtime"),
     ("realtime", "edge"),

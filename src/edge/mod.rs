@@ -19,6 +19,7 @@
 //!
 //! Engine.IO v3 has no server PING (the client pings), so only v4 sessions are touched there.
 
+pub mod admission;
 pub mod client_frames;
 pub mod closing;
 pub mod connect_packet;
@@ -30,6 +31,7 @@ pub mod listener;
 pub mod polling;
 pub mod polling_pid;
 pub mod session_connections;
+pub mod session_request;
 pub mod sessions;
 pub mod tls;
 pub mod ws_frames;

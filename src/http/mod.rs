@@ -20,7 +20,6 @@ pub mod origin;
 pub mod owned_head;
 mod publish;
 mod ready;
-pub mod session_request;
 mod status;
 mod status_page;
 

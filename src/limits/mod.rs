@@ -1,20 +1,23 @@
-//! Limits and admission control: what one client, one user and the whole node may take.
+//! Limits: what one client, one user and the whole node may take.
 //!
-//! - [`admission`]: the HTTP side. Engine.IO handshakes beyond `limits.max_connections` or
-//!   `limits.max_handshakes_in_flight` get a fast HTTP 503, which socket.io-client retries with
-//!   its backoff: a reconnect storm is admitted at the pace the node can take.
+//! - [`ticket`]: an admitted Engine.IO session, counted while it lives, holding a handshake
+//!   slot until its socket is admitted to a namespace ([`handshake_done`]).
 //! - [`users`]: sockets per user (the oldest makes room for the newest).
 //! - [`rate`]: a token bucket per browser socket on the events it sends.
 //!
-//! The Socket.IO side that applies them to `/public` sockets is `crate::realtime::guard`. Every
-//! refusal is counted in `herald_limit_refusals_total{limit}` under one of the [`Limit`] names.
+//! Admission, the HTTP side, is at the edge (`crate::edge::admission`): Engine.IO handshakes
+//! beyond `limits.max_connections` or `limits.max_handshakes_in_flight` get a fast HTTP 503,
+//! which socket.io-client retries with its backoff, so a reconnect storm is admitted at the
+//! pace the node can take. The Socket.IO side that applies the limits to `/public` sockets is
+//! `crate::realtime::guard`. Every refusal is counted in `herald_limit_refusals_total{limit}`
+//! under one of the [`Limit`] names.
 
-pub mod admission;
 pub mod rate;
+pub mod ticket;
 pub mod users;
 
-pub use admission::{Admission, Ticket};
 pub use rate::{Bucket, Verdict};
+pub use ticket::Ticket;
 pub use users::UserSockets;
 
 /// The socket went through a namespace's connect middleware (admitted or not): its handshake

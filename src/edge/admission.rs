@@ -16,7 +16,7 @@
 //! transport and retries with its randomized backoff, which spreads a reconnect storm.
 
 use std::sync::{
-    Arc, Mutex,
+    Arc,
     atomic::{AtomicBool, Ordering},
 };
 
@@ -29,11 +29,11 @@ use axum::{
 };
 use prometheus_client::metrics::{counter::Counter, family::Family, gauge::Gauge};
 use serde_json::json;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 
-use super::Limit;
+use super::session_request::opens_session;
 use crate::{
-    http::session_request::opens_session,
+    limits::{Limit, Ticket},
     metrics::{LimitLabels, Metrics},
 };
 
@@ -51,51 +51,6 @@ struct Inner {
     refusals: Family<LimitLabels, Counter>,
     /// Set when the node shuts down: every handshake is refused.
     closed: AtomicBool,
-}
-
-/// An admitted Engine.IO session: counted while it lives, holding a handshake slot until its
-/// socket is admitted to a namespace.
-///
-/// socketioxide may hold a closed session's handshake request (and so this ticket) for up to
-/// `limits.handshake_timeout` (its wait for a namespace CONNECT keeps it), so the edge also ends
-/// the count as soon as it sees the session's transport go: [`Ticket::session_ended`].
-#[derive(Debug)]
-pub struct Ticket {
-    slot: Mutex<Option<OwnedSemaphorePermit>>,
-    /// Set once the session stopped counting against `limits.max_connections`.
-    ended: AtomicBool,
-    sessions: Gauge,
-    in_flight: Gauge,
-}
-
-impl Ticket {
-    /// The handshake is over (the socket passed a namespace's connect middleware, admitted or
-    /// not): its slot goes to the next one. Idempotent.
-    pub fn admitted(&self) {
-        let slot = self
-            .slot
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
-        if slot.is_some() {
-            self.in_flight.dec();
-        }
-    }
-
-    /// The session is over (its transport closed, or it was closed): it no longer counts and
-    /// its handshake slot, if still held, is free. Idempotent.
-    pub fn session_ended(&self) {
-        self.admitted();
-        if !self.ended.swap(true, Ordering::AcqRel) {
-            self.sessions.dec();
-        }
-    }
-}
-
-impl Drop for Ticket {
-    fn drop(&mut self) {
-        self.session_ended();
-    }
 }
 
 /// Why a handshake was refused.
@@ -167,12 +122,7 @@ impl Admission {
             return Err(Refusal::ShuttingDown);
         }
         let before = inner.sessions.inc();
-        let ticket = |slot| Ticket {
-            slot: Mutex::new(slot),
-            ended: AtomicBool::new(false),
-            sessions: inner.sessions.clone(),
-            in_flight: inner.in_flight.clone(),
-        };
+        let ticket = |slot| Ticket::new(slot, inner.sessions.clone(), inner.in_flight.clone());
         if before >= inner.max_sessions {
             inner.sessions.dec();
             self.refused(Limit::Connections);
