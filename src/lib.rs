@@ -18,12 +18,13 @@
 //! - [`cluster`]: cluster mode over Redis, including the npm `@socket.io/redis-emitter` format.
 //! - [`edge`]: bytes and requests before socketioxide: the accept loop (plain or native TLS)
 //!   and connections that can be cut off one by one (slow consumers), errors that close the
-//!   connection, handshake admission, the first PING after `pingInterval`, cancelled polls,
-//!   sessions' counts, the recovery `pid` added to CONNECT answers.
+//!   connection, request heads copied out of hyper's buffer, browser origins, handshake
+//!   admission, the first PING after `pingInterval`, cancelled polls, sessions' counts, the
+//!   recovery `pid` added to CONNECT answers.
 //! - [`drain`]: sockets leave a shutting-down node gradually (rolling restarts).
 //! - [`metrics`]: what the server counts, for `GET /metrics`.
 //! - [`recovery`]: Socket.IO connection state recovery (`pid`, offsets, saved sessions).
-//! - [`http`]: health, status and HTTP publishing.
+//! - [`http`]: the REST API: publishing, access changes, health, readiness, status, metrics.
 //! - [`server`]: wires it all up and serves with graceful shutdown.
 //! - [`doctor`]: `herald doctor <URL>`, a browser's connection checked step by step.
 //! - [`state`], [`error`], [`shutdown`], [`telemetry`]: shared plumbing.

@@ -32,6 +32,8 @@ use crate::{
         admission::{self, Admission},
         closing::EnginePath,
         listener::{Peer, SeverableListener},
+        origin::{self, OriginPolicy},
+        owned_head::OwnedHead,
         polling::PollingEdge,
         polling_pid::{self, PollingRewrite},
         session_connections::{self, Connections},
@@ -40,10 +42,7 @@ use crate::{
         ws_frames::RewriteContext,
     },
     history::{EventLog, MemoryLog},
-    http::{
-        self,
-        origin::{self, OriginPolicy},
-    },
+    http,
     limits::UserSockets,
     metrics::Metrics,
     pipeline::Publisher,
@@ -335,9 +334,8 @@ pub async fn run_with(
         recovery: state.recovery.clone(),
         public_ns: cfg.public.path.as_str().into(),
     });
-    // Outermost, before axum's router clones the URI: see http::owned_head.
-    let owned_head =
-        http::owned_head::OwnedHead::new(&cfg.engine_path, cfg.auth.mode == AuthMode::Backend);
+    // Outermost, before axum's router clones the URI: see edge::owned_head.
+    let owned_head = OwnedHead::new(&cfg.engine_path, cfg.auth.mode == AuthMode::Backend);
     let app = tower::ServiceBuilder::new()
         .map_request(move |request| owned_head.apply(request))
         .service(app);

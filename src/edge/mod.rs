@@ -28,6 +28,8 @@ pub mod eio3_attachments;
 pub mod first_ping;
 pub mod linger;
 pub mod listener;
+pub mod origin;
+pub mod owned_head;
 pub mod polling;
 pub mod polling_pid;
 pub mod session_connections;

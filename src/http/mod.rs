@@ -1,5 +1,7 @@
-//! The plain HTTP API beside Socket.IO: health, status, metrics and publishing for backends
-//! without a Socket.IO client. Each area exposes `router()`; [`router`] merges them.
+//! The REST API beside Socket.IO: publishing and access changes for backends without a
+//! Socket.IO client, health, readiness, status (JSON, or an HTML page for a browser) and
+//! metrics. Each area exposes `router()`; [`router`] merges them. Engine.IO requests are
+//! handled before socketioxide in [`crate::edge`], not here.
 
 use std::net::SocketAddr;
 
@@ -16,8 +18,6 @@ mod accept;
 mod access;
 mod health;
 mod metrics;
-pub mod origin;
-pub mod owned_head;
 mod publish;
 mod ready;
 mod status;

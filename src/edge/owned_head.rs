@@ -26,7 +26,7 @@ use axum::http::{
     },
 };
 
-use crate::edge::session_request::opens_session;
+use super::session_request::opens_session;
 
 /// The headers of a session-opening request that are read after it is routed: the WebSocket
 /// upgrade (engineioxide, the Engine.IO v3 bridge), the origin check, the browser's
