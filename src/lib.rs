@@ -20,7 +20,7 @@
 //!   and connections that can be cut off one by one (slow consumers), errors that close the
 //!   connection, request heads copied out of hyper's buffer, browser origins, handshake
 //!   admission, the first PING after `pingInterval`, cancelled polls, sessions' counts, the
-//!   recovery `pid` added to CONNECT answers.
+//!   recovery `pid` added to CONNECT answers, socket.io-client 2.x (Engine.IO v3) compatibility.
 //! - [`drain`]: sockets leave a shutting-down node gradually (rolling restarts).
 //! - [`metrics`]: what the server counts, for `GET /metrics`.
 //! - [`recovery`]: Socket.IO connection state recovery (`pid`, offsets, saved sessions).

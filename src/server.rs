@@ -31,6 +31,7 @@ use crate::{
         self,
         admission::{self, Admission},
         closing::EnginePath,
+        eio3_compat::{self, Eio3Compat},
         listener::{Peer, SeverableListener},
         origin::{self, OriginPolicy},
         owned_head::OwnedHead,
@@ -46,12 +47,7 @@ use crate::{
     limits::UserSockets,
     metrics::Metrics,
     pipeline::Publisher,
-    realtime::{
-        self, Io,
-        eio3_compat::{self, Eio3Compat},
-        expiry::ExpiryWheel,
-        slow::SlowPolicy,
-    },
+    realtime::{self, Io, expiry::ExpiryWheel, slow::SlowPolicy},
     recovery::{MemorySessions, Recovery, SessionStore},
     state::{AppState, Shared},
 };

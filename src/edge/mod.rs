@@ -14,7 +14,7 @@
 //!   connection ([`connection`]) holds the PING back on its write path and puts the PONG
 //!   into the client's frames on its read path, without buffering either way.
 //! - [`sessions`]: the long-polling sessions the edge follows, by session id.
-//! - [`eio3_attachments`]: binary attachments in Engine.IO v3 long-polling answers, in the v3
+//! - [`eio3_compat`]: binary attachments in Engine.IO v3 long-polling answers, in the v3
 //!   form (the engine writes them in the v4 form).
 //!
 //! Engine.IO v3 has no server PING (the client pings), so only v4 sessions are touched there.
@@ -24,7 +24,7 @@ pub mod client_frames;
 pub mod closing;
 pub mod connect_packet;
 pub mod connection;
-pub mod eio3_attachments;
+pub mod eio3_compat;
 pub mod first_ping;
 pub mod linger;
 pub mod listener;

@@ -27,7 +27,7 @@ use futures_util::{Stream, StreamExt};
 
 use super::{
     connection::Severer,
-    eio3_attachments,
+    eio3_compat,
     sessions::{Entry, PollingSessions},
 };
 use crate::limits::Ticket;
@@ -221,11 +221,11 @@ async fn v3_attachments(edge: &PollingEdge, response: Response) -> Response {
         .get(header::CONTENT_TYPE)
         .is_some_and(|value| value.as_bytes() == b"application/octet-stream");
     let fixed = if binary {
-        eio3_attachments::binary_payload(&bytes)
+        eio3_compat::attachments::binary_payload(&bytes)
     } else {
         std::str::from_utf8(&bytes)
             .ok()
-            .and_then(eio3_attachments::text_payload)
+            .and_then(eio3_compat::attachments::text_payload)
             .map(String::into_bytes)
     };
     match fixed {

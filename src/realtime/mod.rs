@@ -9,7 +9,6 @@
 use crate::state::AppState;
 
 pub mod access;
-pub mod eio3_compat;
 pub mod events;
 pub(crate) mod expiry;
 mod guard;

@@ -1,4 +1,5 @@
-//! Compatibility with socket.io-client 2.x (Engine.IO v3): namespace queries.
+//! Compatibility with socket.io-client 2.x (Engine.IO v3): namespace queries, and binary
+//! attachments in long-polling answers.
 //!
 //! A 2.x client created with `io(url + "/public", { query: { token } })` sends its CONNECT
 //! packet as `40/public?token=...,`. npm socket.io (with `allowEIO3`) strips the query from the
@@ -10,6 +11,9 @@
 //!
 //! The credentials are not lost: 2.x clients also put their `query` on the Engine.IO URL, where
 //! the handshake reads `token`. Engine.IO v4 traffic is never touched.
+//!
+//! On the way out, [`attachments`] puts the binary attachments of v3 long-polling answers in
+//! the v3 form; the edge's polling middleware ([`crate::edge::polling`]) applies it.
 
 use std::net::SocketAddr;
 
@@ -24,6 +28,7 @@ use axum::{
 
 use crate::error::ApiError;
 
+pub mod attachments;
 mod polling;
 mod websocket;
 
