@@ -55,7 +55,7 @@ pub async fn spread(state: &AppState, over: Duration) {
         tick.tick().await;
         for socket in chunk {
             if let Some(connection) = state.slow.connection_of(socket) {
-                connection.sever();
+                connection.cut_off();
                 cut += 1;
             }
         }

@@ -32,7 +32,7 @@ use crate::{
         admission::{self, Admission},
         closing::EnginePath,
         eio3_compat::{self, Eio3Compat},
-        listener::{Peer, SeverableListener},
+        listener::{CuttableListener, Peer},
         origin::{self, OriginPolicy},
         owned_head::OwnedHead,
         polling::PollingEdge,
@@ -336,7 +336,7 @@ pub async fn run_with(
         .map_request(move |request| owned_head.apply(request))
         .service(app);
     let serve = axum::serve(
-        SeverableListener::new(listener, tls, rewrite)?,
+        CuttableListener::new(listener, tls, rewrite)?,
         axum::ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<Peer>(
             app,
         ),

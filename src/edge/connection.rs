@@ -2,12 +2,14 @@
 //!
 //! socketioxide cannot disconnect a socket whose outgoing queue is full: its `disconnect`
 //! needs room in that queue for the DISCONNECT packet. herald owns the accept loop instead:
-//! every connection is wrapped in [`Severable`], whose [`Severer`] makes the next read end and
-//! the next (or pending) write fail, so hyper and the WebSocket task drop the connection and
-//! the socket ends as a transport close, which socket.io-client answers by reconnecting.
+//! every connection is wrapped in a [`CuttableConnection`], whose [`ConnectionHandle`] cuts it
+//! off: the next read ends and the next (or pending) write fails, so hyper and the WebSocket
+//! task drop the connection and the socket ends as a transport close, which socket.io-client
+//! answers by reconnecting.
 //!
-//! Requests carry their connection's [`Severer`] (and the usual `ConnectInfo<SocketAddr>`);
-//! [`super::session_connections`] finds the connection an Engine.IO session lives on.
+//! Requests carry their connection's [`ConnectionHandle`] (and the usual
+//! `ConnectInfo<SocketAddr>`); [`super::session_connections`] finds the connection an Engine.IO
+//! session lives on.
 //!
 //! A connection upgraded to a WebSocket runs its first frames through a [`FrameRewriter`]: with
 //! connection state recovery on, it adds the `pid` to the CONNECT answer; on an Engine.IO v4
@@ -15,13 +17,13 @@
 //! puts the PONG the engine waits for into the client's frames ([`crate::edge`] says why).
 //!
 //! A connection that carries an Engine.IO session's WebSocket ends that session's count
-//! against `limits.max_connections` when it closes ([`Severer::carries_session`]).
+//! against `limits.max_connections` when it closes ([`ConnectionHandle::carries_session`]).
 //!
-//! With `[tls]` set, the [`SeverableListener`] runs the TLS handshakes (off its accept loop)
-//! and wraps the decrypted [`Stream`]: severing and the rewrite work on plaintext, as without
-//! TLS.
+//! With `[tls]` set, the [`CuttableListener`] runs the TLS handshakes (off its accept loop)
+//! and wraps the decrypted [`Stream`]: cutting off and the rewrite work on plaintext, as
+//! without TLS.
 //!
-//! [`SeverableListener`]: super::listener::SeverableListener
+//! [`CuttableListener`]: super::listener::CuttableListener
 //! [`Stream`]: super::listener::Stream
 
 use std::{
@@ -53,7 +55,7 @@ use crate::limits::Ticket;
 #[derive(Debug, Default)]
 struct Shared {
     /// Set once, when the connection is cut off.
-    severed: AtomicBool,
+    cut_off: AtomicBool,
     /// The task last waiting to read, woken when the connection is cut off.
     reader: AtomicWaker,
     /// The task last waiting to write or flush, woken when the connection is cut off.
@@ -68,15 +70,15 @@ struct Shared {
 }
 
 impl Shared {
-    fn is_severed(&self) -> bool {
-        self.severed.load(Ordering::Acquire)
+    fn is_cut_off(&self) -> bool {
+        self.cut_off.load(Ordering::Acquire)
     }
 
     /// What a poll of the inner connection gives; a poll that is to wait ends as `cut` instead
     /// when the connection is cut off, and otherwise leaves its task's waker in `waiting`, so
     /// that a cut wakes it. Ready polls touch no waker (the next poll sees the flag). The
     /// reader and the writer may be different tasks, so each direction has its waker.
-    fn unless_severed<R>(
+    fn unless_cut_off<R>(
         &self,
         waiting: &AtomicWaker,
         cx: &Context<'_>,
@@ -88,7 +90,7 @@ impl Shared {
         }
         waiting.register(cx.waker());
         // After registering: a cut before it is seen here, one after it wakes the task.
-        if self.is_severed() {
+        if self.is_cut_off() {
             Poll::Ready(cut())
         } else {
             Poll::Pending
@@ -96,14 +98,14 @@ impl Shared {
     }
 }
 
-/// Cuts off one connection; cheap to clone.
+/// A handle on one connection, to cut it off; cheap to clone.
 #[derive(Debug, Clone)]
-pub struct Severer(Arc<Shared>);
+pub struct ConnectionHandle(Arc<Shared>);
 
-impl Severer {
+impl ConnectionHandle {
     /// Ends the connection: reads see EOF, writes fail.
-    pub fn sever(&self) {
-        self.0.severed.store(true, Ordering::Release);
+    pub fn cut_off(&self) {
+        self.0.cut_off.store(true, Ordering::Release);
         self.0.reader.wake();
         self.0.writer.wake();
     }
@@ -128,26 +130,26 @@ impl Severer {
     }
 
     /// A handle that does not keep the connection's state alive.
-    pub(super) fn downgrade(&self) -> WeakSeverer {
-        WeakSeverer(Arc::downgrade(&self.0))
+    pub(super) fn downgrade(&self) -> WeakConnectionHandle {
+        WeakConnectionHandle(Arc::downgrade(&self.0))
     }
 
     /// Whether the connection was cut off.
     #[cfg(test)]
-    pub(super) fn is_severed(&self) -> bool {
-        self.0.is_severed()
+    pub(super) fn is_cut_off(&self) -> bool {
+        self.0.is_cut_off()
     }
 }
 
-/// A [`Severer`] that lets its connection's state go when the connection and its other handles
-/// are gone.
+/// A [`ConnectionHandle`] that lets its connection's state go when the connection and its
+/// other handles are gone.
 #[derive(Debug)]
-pub(super) struct WeakSeverer(Weak<Shared>);
+pub(super) struct WeakConnectionHandle(Weak<Shared>);
 
-impl WeakSeverer {
+impl WeakConnectionHandle {
     /// The handle, while the connection's state lives.
-    pub(super) fn upgrade(&self) -> Option<Severer> {
-        self.0.upgrade().map(Severer)
+    pub(super) fn upgrade(&self) -> Option<ConnectionHandle> {
+        self.0.upgrade().map(ConnectionHandle)
     }
 
     /// Whether the connection's state still lives.
@@ -156,8 +158,8 @@ impl WeakSeverer {
     }
 }
 
-/// A connection that a [`Severer`] can end.
-pub struct Severable<T> {
+/// A connection that a [`ConnectionHandle`] can end.
+pub struct CuttableConnection<T> {
     inner: T,
     shared: Arc<Shared>,
     /// Recovery on: the context for a rewriter, taken when the connection is upgraded.
@@ -189,7 +191,7 @@ struct FirstPing {
     pong_due: bool,
 }
 
-impl<T> Severable<T> {
+impl<T> CuttableConnection<T> {
     /// Wraps a connection.
     pub fn new(inner: T) -> Self {
         Self::with_recovery(inner, None)
@@ -208,8 +210,8 @@ impl<T> Severable<T> {
     }
 
     /// The handle that ends this connection.
-    pub fn severer(&self) -> Severer {
-        Severer(self.shared.clone())
+    pub fn handle(&self) -> ConnectionHandle {
+        ConnectionHandle(self.shared.clone())
     }
 
     /// At the first write after an upgrade was asked (the response starts): sets what its
@@ -257,7 +259,7 @@ impl<T> Severable<T> {
     }
 }
 
-impl<T: AsyncWrite + Unpin> Severable<T> {
+impl<T: AsyncWrite + Unpin> CuttableConnection<T> {
     /// Writes out what the rewriter produced; ready when all of it is written.
     fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let Some(rewriting) = &mut self.rewriting else {
@@ -333,7 +335,7 @@ impl<T: AsyncWrite + Unpin> Severable<T> {
     }
 }
 
-impl<T> Drop for Severable<T> {
+impl<T> Drop for CuttableConnection<T> {
     fn drop(&mut self) {
         if let Some(session) = self.shared.session.get() {
             session.session_ended();
@@ -341,11 +343,11 @@ impl<T> Drop for Severable<T> {
     }
 }
 
-fn severed() -> io::Error {
+fn cut_off_error() -> io::Error {
     io::Error::new(io::ErrorKind::ConnectionAborted, "connection cut off")
 }
 
-impl<T: AsyncRead + Unpin> AsyncRead for Severable<T> {
+impl<T: AsyncRead + Unpin> AsyncRead for CuttableConnection<T> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -353,7 +355,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Severable<T> {
     ) -> Poll<io::Result<()>> {
         // A cut connection reads as closed by the peer.
         let eof = || Ok(());
-        if self.shared.is_severed() {
+        if self.shared.is_cut_off() {
             return Poll::Ready(eof());
         }
         let this = &mut *self;
@@ -361,7 +363,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Severable<T> {
             let poll = Pin::new(&mut this.inner).poll_read(cx, buf);
             return this
                 .shared
-                .unless_severed(&this.shared.reader, cx, poll, eof);
+                .unless_cut_off(&this.shared.reader, cx, poll, eof);
         };
         if first_ping.pong_due
             && first_ping.client_frames.at_boundary()
@@ -385,11 +387,11 @@ impl<T: AsyncRead + Unpin> AsyncRead for Severable<T> {
             }
         }
         this.shared
-            .unless_severed(&this.shared.reader, cx, poll, eof)
+            .unless_cut_off(&this.shared.reader, cx, poll, eof)
     }
 }
 
-impl<T: AsyncWrite + Unpin> Severable<T> {
+impl<T: AsyncWrite + Unpin> CuttableConnection<T> {
     fn write(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         self.start_upgrade();
         if let Some(poll) = self.write_filtered(cx, buf) {
@@ -426,27 +428,27 @@ impl<T: AsyncWrite + Unpin> Severable<T> {
     }
 
     /// `poll` unless the connection is cut off: then writes fail.
-    fn unless_severed<R>(
+    fn unless_cut_off<R>(
         &mut self,
         cx: &mut Context<'_>,
         poll: impl FnOnce(&mut Self, &mut Context<'_>) -> Poll<io::Result<R>>,
     ) -> Poll<io::Result<R>> {
-        if self.shared.is_severed() {
-            return Poll::Ready(Err(severed()));
+        if self.shared.is_cut_off() {
+            return Poll::Ready(Err(cut_off_error()));
         }
         let poll = poll(self, cx);
         self.shared
-            .unless_severed(&self.shared.writer, cx, poll, || Err(severed()))
+            .unless_cut_off(&self.shared.writer, cx, poll, || Err(cut_off_error()))
     }
 }
 
-impl<T: AsyncWrite + Unpin> AsyncWrite for Severable<T> {
+impl<T: AsyncWrite + Unpin> AsyncWrite for CuttableConnection<T> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.unless_severed(cx, |this, cx| this.write(cx, buf))
+        self.unless_cut_off(cx, |this, cx| this.write(cx, buf))
     }
 
     fn poll_write_vectored(
@@ -454,7 +456,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Severable<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.unless_severed(cx, |this, cx| this.write_vectored(cx, bufs))
+        self.unless_cut_off(cx, |this, cx| this.write_vectored(cx, bufs))
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -462,7 +464,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Severable<T> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.unless_severed(cx, Self::flush)
+        self.unless_cut_off(cx, Self::flush)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -480,10 +482,10 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn a_severed_connection_reads_eof_and_fails_writes() {
+    async fn a_cut_off_connection_reads_eof_and_fails_writes() {
         let (near, mut far) = duplex(64);
-        let mut near = Severable::new(near);
-        let severer = near.severer();
+        let mut near = CuttableConnection::new(near);
+        let handle = near.handle();
         far.write_all(b"hi").await.unwrap();
         let mut buf = [0u8; 2];
         near.read_exact(&mut buf).await.unwrap();
@@ -494,7 +496,7 @@ mod tests {
             let n = near.read_to_end(&mut rest).await.unwrap();
             (near, n)
         });
-        severer.sever();
+        handle.cut_off();
         let (mut near, n) = reading.await.unwrap();
         assert_eq!(n, 0);
         let error = near.write_all(b"more").await.unwrap_err();
@@ -504,11 +506,11 @@ mod tests {
     #[tokio::test]
     async fn a_write_blocked_on_a_full_peer_fails_when_cut() {
         let (near, _far) = duplex(8);
-        let mut near = Severable::new(near);
-        let severer = near.severer();
+        let mut near = CuttableConnection::new(near);
+        let handle = near.handle();
         let writing = tokio::spawn(async move { near.write_all(&[0u8; 64]).await });
         tokio::task::yield_now().await;
-        severer.sever();
+        handle.cut_off();
         let result = tokio::time::timeout(std::time::Duration::from_secs(5), writing)
             .await
             .expect("the blocked write did not end when the connection was cut")

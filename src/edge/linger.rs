@@ -1,4 +1,4 @@
-//! [`Lingering`]: a TCP connection (under TLS too) that closes the way nginx's
+//! [`LingeringTcp`]: a TCP connection (under TLS too) that closes the way nginx's
 //! `lingering_close` does.
 //!
 //! Closing a socket whose receive buffer still holds bytes makes the kernel answer with a RST
@@ -6,8 +6,8 @@
 //! client disconnected while it was still sending (a flood cut off by the rate limit) would
 //! lose the DISCONNECT packet, see a transport close, and reconnect by itself. So when herald
 //! drops a connection, its write side is shut down (a FIN after everything written) and what
-//! the peer still sends is read and thrown away until the peer closes, for at most [`LINGER`].
-//! A peer that closed first (the usual case) costs one read that returns at once.
+//! the peer still sends is read and thrown away until the peer closes, for at most
+//! [`MAX_LINGER`]. A peer that closed first (the usual case) costs one read that returns at once.
 
 use std::{
     io,
@@ -22,16 +22,16 @@ use tokio::{
 };
 
 /// How long a dropped connection may wait for its peer to close.
-pub const LINGER: Duration = Duration::from_secs(2);
+pub const MAX_LINGER: Duration = Duration::from_secs(2);
 
 /// Bytes read at a time while draining (on the lingering task's stack, so kept small).
 const DRAIN_CHUNK: usize = 512;
 
 /// A TCP connection that lingers when dropped.
 #[derive(Debug)]
-pub struct Lingering(Option<TcpStream>);
+pub struct LingeringTcp(Option<TcpStream>);
 
-impl Lingering {
+impl LingeringTcp {
     /// Wraps an accepted connection.
     pub fn new(tcp: TcpStream) -> Self {
         Self(Some(tcp))
@@ -49,7 +49,7 @@ impl Lingering {
     }
 }
 
-impl Drop for Lingering {
+impl Drop for LingeringTcp {
     fn drop(&mut self) {
         let Some(tcp) = self.0.take() else {
             return;
@@ -61,17 +61,17 @@ impl Drop for Lingering {
     }
 }
 
-/// Shuts the write side, then drains the peer's bytes until it closes or [`LINGER`] passes.
+/// Shuts the write side, then drains the peer's bytes until it closes or [`MAX_LINGER`] passes.
 async fn linger(mut tcp: TcpStream) {
     if tcp.shutdown().await.is_err() {
         return;
     }
     let mut sink = [0u8; DRAIN_CHUNK];
     let drain = async { while let Ok(1..) = tcp.read(&mut sink).await {} };
-    let _ = tokio::time::timeout(LINGER, drain).await;
+    let _ = tokio::time::timeout(MAX_LINGER, drain).await;
 }
 
-impl AsyncRead for Lingering {
+impl AsyncRead for LingeringTcp {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -81,7 +81,7 @@ impl AsyncRead for Lingering {
     }
 }
 
-impl AsyncWrite for Lingering {
+impl AsyncWrite for LingeringTcp {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -99,7 +99,7 @@ impl AsyncWrite for Lingering {
     }
 
     fn is_write_vectored(&self) -> bool {
-        Lingering::is_write_vectored(self)
+        LingeringTcp::is_write_vectored(self)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -120,11 +120,11 @@ mod tests {
     use super::*;
 
     /// A connected pair: herald's side wrapped, and the peer.
-    async fn pair() -> (Lingering, TcpStream) {
+    async fn pair() -> (LingeringTcp, TcpStream) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let peer = TcpStream::connect(listener.local_addr().unwrap());
         let (peer, accepted) = tokio::join!(peer, listener.accept());
-        (Lingering::new(accepted.unwrap().0), peer.unwrap())
+        (LingeringTcp::new(accepted.unwrap().0), peer.unwrap())
     }
 
     #[tokio::test]
@@ -136,7 +136,7 @@ mod tests {
         drop(herald);
         // The peer reads the last words and then a clean end (EOF), not a reset.
         let mut got = Vec::new();
-        let read = tokio::time::timeout(LINGER, peer.read_to_end(&mut got))
+        let read = tokio::time::timeout(MAX_LINGER, peer.read_to_end(&mut got))
             .await
             .expect("no end of stream within the linger time");
         assert_eq!(read.expect("the connection was reset"), 7);
@@ -150,8 +150,8 @@ mod tests {
         drop(herald);
         let mut byte = [0u8; 1];
         assert_eq!(peer.read(&mut byte).await.unwrap(), 0, "herald's FIN");
-        // The peer never closes: herald's side is closed after LINGER; a write then fails.
-        let deadline = dropped + LINGER * 3;
+        // The peer never closes: herald's side is closed after MAX_LINGER; a write then fails.
+        let deadline = dropped + MAX_LINGER * 3;
         loop {
             if peer.write_all(b"?").await.is_err() {
                 break;
@@ -163,6 +163,9 @@ mod tests {
             );
             tokio::time::sleep(Duration::from_millis(50)).await; // poll interval, bounded above
         }
-        assert!(dropped.elapsed() >= LINGER / 2, "closed before lingering");
+        assert!(
+            dropped.elapsed() >= MAX_LINGER / 2,
+            "closed before lingering"
+        );
     }
 }

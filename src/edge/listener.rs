@@ -1,10 +1,10 @@
-//! [`SeverableListener`]: herald's accept loop, plain TCP or TLS.
+//! [`CuttableListener`]: herald's accept loop, plain TCP or TLS.
 //!
 //! Plain: each accepted TCP connection is wrapped at once. TLS: a task of its own accepts, and
 //! each handshake runs in a task of its own under `HANDSHAKE_TIMEOUT`, so one slow or silent
 //! client never holds up the others; finished handshakes queue for the server. A client that
 //! does not speak TLS (plain HTTP, garbage) fails its handshake: it is dropped and logged at
-//! debug. Either way the server gets a [`Severable`] [`Stream`] of plaintext.
+//! debug. Either way the server gets a [`CuttableConnection`] [`Stream`] of plaintext.
 
 use std::{
     io,
@@ -28,8 +28,8 @@ use tokio_rustls::{TlsAcceptor, server::TlsStream};
 use tokio_util::sync::{CancellationToken, DropGuard};
 
 use super::{
-    connection::{Severable, Severer},
-    linger::Lingering,
+    connection::{ConnectionHandle, CuttableConnection},
+    linger::LingeringTcp,
     ws_frames::RewriteContext,
 };
 
@@ -48,9 +48,9 @@ const READY_QUEUE: usize = 64;
 #[derive(Debug)]
 pub enum Stream {
     /// Plain TCP.
-    Plain(Lingering),
+    Plain(LingeringTcp),
     /// TLS over TCP, past its handshake.
-    Tls(Box<TlsStream<Lingering>>),
+    Tls(Box<TlsStream<LingeringTcp>>),
 }
 
 impl AsyncRead for Stream {
@@ -117,14 +117,14 @@ pub struct Peer {
     /// The remote address.
     pub addr: SocketAddr,
     /// Ends the connection.
-    pub severer: Severer,
+    pub handle: ConnectionHandle,
 }
 
-/// A listener whose connections are [`Severable`], with `TCP_NODELAY` set (push traffic is
-/// small frames that must leave at once), TLS when configured, and, with recovery on, the pid
-/// rewrite.
+/// A listener whose connections are [`CuttableConnection`]s, with `TCP_NODELAY` set (push
+/// traffic is small frames that must leave at once), TLS when configured, and, with recovery
+/// on, the pid rewrite.
 #[derive(Debug)]
-pub struct SeverableListener {
+pub struct CuttableListener {
     incoming: Incoming,
     local_addr: SocketAddr,
     /// Recovery on: what the rewriters of upgraded connections need.
@@ -135,13 +135,13 @@ pub struct SeverableListener {
 enum Incoming {
     Plain(TcpListener),
     Tls {
-        ready: mpsc::Receiver<(TlsStream<Lingering>, SocketAddr)>,
+        ready: mpsc::Receiver<(TlsStream<LingeringTcp>, SocketAddr)>,
         /// Stops the accepting task (and pending handshakes) with the listener.
         _stop: DropGuard,
     },
 }
 
-impl SeverableListener {
+impl CuttableListener {
     /// Serves `listener`, over TLS when an acceptor is given (its accept task starts now, on
     /// the current tokio runtime).
     ///
@@ -172,10 +172,10 @@ impl SeverableListener {
         })
     }
 
-    fn wrap(&self, stream: Stream, addr: SocketAddr) -> (Severable<Stream>, Peer) {
-        let io = Severable::with_recovery(stream, self.rewrite.clone());
-        let severer = io.severer();
-        (io, Peer { addr, severer })
+    fn wrap(&self, stream: Stream, addr: SocketAddr) -> (CuttableConnection<Stream>, Peer) {
+        let io = CuttableConnection::with_recovery(stream, self.rewrite.clone());
+        let handle = io.handle();
+        (io, Peer { addr, handle })
     }
 }
 
@@ -190,7 +190,7 @@ fn no_delay(tcp: &TcpStream) {
 async fn accept_tls(
     mut listener: TcpListener,
     acceptor: TlsAcceptor,
-    done: mpsc::Sender<(TlsStream<Lingering>, SocketAddr)>,
+    done: mpsc::Sender<(TlsStream<LingeringTcp>, SocketAddr)>,
     stop: CancellationToken,
 ) {
     let slots = Arc::new(Semaphore::new(MAX_HANDSHAKES));
@@ -211,7 +211,7 @@ async fn accept_tls(
         let (acceptor, done, stop) = (acceptor.clone(), done.clone(), stop.clone());
         tokio::spawn(async move {
             let handshake =
-                tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(Lingering::new(tcp)));
+                tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(LingeringTcp::new(tcp)));
             let outcome = tokio::select! {
                 () = stop.cancelled() => return,
                 outcome = handshake => outcome,
@@ -236,8 +236,8 @@ async fn accept_tls(
     }
 }
 
-impl Listener for SeverableListener {
-    type Io = Severable<Stream>;
+impl Listener for CuttableListener {
+    type Io = CuttableConnection<Stream>;
     type Addr = Peer;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
@@ -245,7 +245,7 @@ impl Listener for SeverableListener {
             Incoming::Plain(listener) => {
                 let (tcp, addr) = Listener::accept(listener).await;
                 no_delay(&tcp);
-                (Stream::Plain(Lingering::new(tcp)), addr)
+                (Stream::Plain(LingeringTcp::new(tcp)), addr)
             }
             Incoming::Tls { ready, .. } => match ready.recv().await {
                 Some((tls, addr)) => (Stream::Tls(Box::new(tls)), addr),
@@ -263,13 +263,13 @@ impl Listener for SeverableListener {
     fn local_addr(&self) -> io::Result<Self::Addr> {
         Ok(Peer {
             addr: self.local_addr,
-            severer: Severer::detached(),
+            handle: ConnectionHandle::detached(),
         })
     }
 }
 
-impl Connected<IncomingStream<'_, SeverableListener>> for Peer {
-    fn connect_info(stream: IncomingStream<'_, SeverableListener>) -> Self {
+impl Connected<IncomingStream<'_, CuttableListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, CuttableListener>) -> Self {
         stream.remote_addr().clone()
     }
 }

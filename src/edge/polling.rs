@@ -26,7 +26,7 @@ use axum::{
 use futures_util::{Stream, StreamExt};
 
 use super::{
-    connection::Severer,
+    connection::ConnectionHandle,
     eio3_compat,
     sessions::{Entry, PollingSessions},
 };
@@ -97,10 +97,11 @@ pub async fn follow(State(edge): State<PollingEdge>, request: Request, next: Nex
         Some(Kind::WebSocketHandshake) => {
             // The session lives exactly as long as this connection.
             let extensions = request.extensions();
-            if let (Some(ticket), Some(severer)) =
-                (extensions.get::<Arc<Ticket>>(), extensions.get::<Severer>())
-            {
-                severer.carries_session(ticket.clone());
+            if let (Some(ticket), Some(handle)) = (
+                extensions.get::<Arc<Ticket>>(),
+                extensions.get::<ConnectionHandle>(),
+            ) {
+                handle.carries_session(ticket.clone());
             }
             next.run(request).await
         }
@@ -112,16 +113,16 @@ pub async fn follow(State(edge): State<PollingEdge>, request: Request, next: Nex
                 // for an unknown session hear it.
                 return unknown_session();
             }
-            let severer = request.extensions().get::<Severer>().cloned();
+            let handle = request.extensions().get::<ConnectionHandle>().cloned();
             let response = next.run(request).await;
             if response.status() == StatusCode::SWITCHING_PROTOCOLS
                 && let Some(ticket) = edge.sessions.upgraded(&sid)
-                && let Some(severer) = severer
+                && let Some(handle) = handle
             {
                 // From now on the session lives on this connection (an upgrade that fails after
                 // its 101 leaves the session on long-polling uncounted: rare, and bounded by the
                 // session's life).
-                severer.carries_session(ticket);
+                handle.carries_session(ticket);
             }
             response
         }

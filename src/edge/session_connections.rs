@@ -5,7 +5,7 @@
 //! request, not of its handshake: [`Connections`] remembers those by Engine.IO session id, and,
 //! for a socket still on long-polling, the connection of its latest `GET` (cutting it fails the
 //! pending poll, and socket.io-client reconnects). [`expose`] fills it, and gives every request
-//! its connection's [`Severer`].
+//! its connection's [`ConnectionHandle`].
 
 use std::{
     collections::HashMap,
@@ -19,7 +19,7 @@ use axum::{
 };
 
 use super::{
-    connection::{Severer, WeakSeverer},
+    connection::{ConnectionHandle, WeakConnectionHandle},
     listener::Peer,
 };
 
@@ -31,7 +31,7 @@ pub struct Connections(Arc<Mutex<Registry>>);
 #[derive(Debug, Default)]
 struct Registry {
     /// The connection, and whether it is the session's WebSocket (else its latest poll).
-    by_sid: HashMap<String, (WeakSeverer, bool)>,
+    by_sid: HashMap<String, (WeakConnectionHandle, bool)>,
     purge_at: usize,
 }
 
@@ -40,7 +40,7 @@ const FIRST_PURGE: usize = 1024;
 
 impl Connections {
     /// The connection an Engine.IO session upgraded to, while it is open.
-    pub fn upgraded(&self, sid: &str) -> Option<Severer> {
+    pub fn upgraded(&self, sid: &str) -> Option<ConnectionHandle> {
         let registry = self.lock();
         let (connection, websocket) = registry.by_sid.get(sid)?;
         connection.upgrade().filter(|_| *websocket)
@@ -48,12 +48,12 @@ impl Connections {
 
     /// The connection a session lives on now: its WebSocket, or the connection of its latest
     /// long-polling `GET`.
-    pub fn current(&self, sid: &str) -> Option<Severer> {
+    pub fn current(&self, sid: &str) -> Option<ConnectionHandle> {
         let registry = self.lock();
         registry.by_sid.get(sid)?.0.upgrade()
     }
 
-    fn remember(&self, sid: &str, severer: &Severer, websocket: bool) {
+    fn remember(&self, sid: &str, handle: &ConnectionHandle, websocket: bool) {
         let mut registry = self.lock();
         if registry.by_sid.len() >= registry.purge_at.max(FIRST_PURGE) {
             registry.by_sid.retain(|_, (held, _)| held.is_alive());
@@ -68,7 +68,7 @@ impl Connections {
         }
         registry
             .by_sid
-            .insert(sid.to_owned(), (severer.downgrade(), websocket));
+            .insert(sid.to_owned(), (handle.downgrade(), websocket));
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Registry> {
@@ -79,8 +79,9 @@ impl Connections {
     }
 }
 
-/// Outermost middleware: exposes the peer as `ConnectInfo<SocketAddr>` and the [`Severer`] to
-/// everything inside, and remembers the connection of each WebSocket upgrade of a session.
+/// Outermost middleware: exposes the peer as `ConnectInfo<SocketAddr>` and the
+/// [`ConnectionHandle`] to everything inside, and remembers the connection of each WebSocket
+/// upgrade of a session.
 pub async fn expose(
     State(connections): State<Connections>,
     mut request: Request,
@@ -98,17 +99,17 @@ pub async fn expose(
                 .uri()
                 .query()
                 .is_some_and(|query| query.split('&').any(|pair| pair == "EIO=4"));
-            peer.severer.upgrading(eio4 && sid.is_none());
+            peer.handle.upgrading(eio4 && sid.is_none());
             if let Some(sid) = sid {
-                connections.remember(&sid, &peer.severer, true);
+                connections.remember(&sid, &peer.handle, true);
             }
         } else if let Some(sid) = sid
             && request.method() == axum::http::Method::GET
         {
-            connections.remember(&sid, &peer.severer, false);
+            connections.remember(&sid, &peer.handle, false);
         }
         request.extensions_mut().insert(ConnectInfo(peer.addr));
-        request.extensions_mut().insert(peer.severer);
+        request.extensions_mut().insert(peer.handle);
     }
     next.run(request).await
 }
@@ -116,29 +117,29 @@ pub async fn expose(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::edge::connection::Severable;
+    use crate::edge::connection::CuttableConnection;
 
     #[test]
     fn dead_upgrades_are_forgotten() {
         let connections = Connections::default();
-        let live = Severable::new(tokio::io::empty());
-        connections.remember("live", &live.severer(), true);
+        let live = CuttableConnection::new(tokio::io::empty());
+        connections.remember("live", &live.handle(), true);
         {
-            let gone = Severable::new(tokio::io::empty());
-            connections.remember("gone", &gone.severer(), true);
+            let gone = CuttableConnection::new(tokio::io::empty());
+            connections.remember("gone", &gone.handle(), true);
         }
         assert!(connections.upgraded("live").is_some());
         assert!(connections.upgraded("gone").is_none());
         assert!(connections.upgraded("never").is_none());
 
         // A poll's connection is current but not an upgrade, and never replaces the WebSocket.
-        let poll = Severable::new(tokio::io::empty());
-        connections.remember("polling", &poll.severer(), false);
+        let poll = CuttableConnection::new(tokio::io::empty());
+        connections.remember("polling", &poll.handle(), false);
         assert!(connections.upgraded("polling").is_none());
         assert!(connections.current("polling").is_some());
-        connections.remember("live", &poll.severer(), false);
+        connections.remember("live", &poll.handle(), false);
         let current = connections.current("live").unwrap();
-        current.sever();
-        assert!(live.severer().is_severed());
+        current.cut_off();
+        assert!(live.handle().is_cut_off());
     }
 }

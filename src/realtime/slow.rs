@@ -16,7 +16,7 @@ use prometheus_client::metrics::counter::Counter;
 use serde::Serialize;
 use socketioxide::{SendError, SocketError, TransportType, extract::SocketRef};
 
-use crate::edge::{connection::Severer, session_connections::Connections};
+use crate::edge::{connection::ConnectionHandle, session_connections::Connections};
 
 /// Cuts off slow sockets; cheap to clone.
 #[derive(Debug, Clone)]
@@ -34,15 +34,20 @@ impl SlowPolicy {
     /// Cuts off a socket whose queue is full; `why` goes to the log.
     pub fn cut_off(&self, socket: &SocketRef, why: &'static str) {
         self.cut.inc();
-        let severer = match socket.transport_type() {
-            TransportType::Websocket => self
-                .connections
-                .upgraded(socket.id.as_str())
-                .or_else(|| socket.req_parts().extensions.get::<Severer>().cloned()),
+        let connection = match socket.transport_type() {
+            TransportType::Websocket => {
+                self.connections.upgraded(socket.id.as_str()).or_else(|| {
+                    socket
+                        .req_parts()
+                        .extensions
+                        .get::<ConnectionHandle>()
+                        .cloned()
+                })
+            }
             TransportType::Polling => None,
         };
-        if let Some(severer) = severer {
-            severer.sever();
+        if let Some(connection) = connection {
+            connection.cut_off();
             tracing::warn!(sid = %socket.id, why, "slow consumer disconnected");
         } else {
             tracing::warn!(sid = %socket.id, why, "slow consumer without a connection of its own to cut (long-polling): the heartbeat ends it if it stopped polling");
@@ -51,11 +56,15 @@ impl SlowPolicy {
 
     /// The connection a socket lives on now (its WebSocket, or its latest long-polling `GET`),
     /// for ending its transport without a Socket.IO DISCONNECT (a rolling restart).
-    pub fn connection_of(&self, socket: &SocketRef) -> Option<Severer> {
+    pub fn connection_of(&self, socket: &SocketRef) -> Option<ConnectionHandle> {
         self.connections
             .current(socket.id.as_str())
             .or_else(|| match socket.transport_type() {
-                TransportType::Websocket => socket.req_parts().extensions.get::<Severer>().cloned(),
+                TransportType::Websocket => socket
+                    .req_parts()
+                    .extensions
+                    .get::<ConnectionHandle>()
+                    .cloned(),
                 TransportType::Polling => None,
             })
     }

@@ -28,7 +28,7 @@ use tokio_tungstenite::{
 };
 
 use super::{Eio3Compat, strip_query};
-use crate::edge::connection::Severer;
+use crate::edge::connection::ConnectionHandle;
 
 /// Buffer of the in-process connection, each way.
 const DUPLEX_BUFFER: usize = 64 * 1024;
@@ -44,7 +44,7 @@ const FORWARDED: [header::HeaderName; 4] = [
 /// Opens the inner WebSocket, then answers the upgrade and spawns the bridge. Anything unusable
 /// gets a 400; an inner refusal is relayed.
 pub(super) async fn bridge(compat: Eio3Compat, peer: SocketAddr, mut request: Request) -> Response {
-    let severer = request.extensions().get::<Severer>().cloned();
+    let handle = request.extensions().get::<ConnectionHandle>().cloned();
     let Some(accept) = request
         .headers()
         .get(header::SEC_WEBSOCKET_KEY)
@@ -65,7 +65,7 @@ pub(super) async fn bridge(compat: Eio3Compat, peer: SocketAddr, mut request: Re
         }
     }
     let inner =
-        match connect_inner(&compat, (peer, severer), path_and_query.as_str(), forwarded).await {
+        match connect_inner(&compat, (peer, handle), path_and_query.as_str(), forwarded).await {
             Ok(inner) => inner,
             Err(tokio_tungstenite::tungstenite::Error::Http(refusal)) => {
                 let (parts, body) = refusal.into_parts();
@@ -108,7 +108,7 @@ fn ws_config(max_payload: usize) -> WebSocketConfig {
 /// Serves the application on an in-process connection and opens a WebSocket through it.
 async fn connect_inner(
     compat: &Eio3Compat,
-    (peer, severer): (SocketAddr, Option<Severer>),
+    (peer, handle): (SocketAddr, Option<ConnectionHandle>),
     path_and_query: &str,
     forwarded: Vec<(header::HeaderName, HeaderValue)>,
 ) -> Result<
@@ -120,8 +120,8 @@ async fn connect_inner(
         .map_request(move |mut request: Request<hyper::body::Incoming>| {
             request.extensions_mut().insert(ConnectInfo(peer));
             // Cutting off a slow bridged socket cuts the client's own connection.
-            if let Some(severer) = &severer {
-                request.extensions_mut().insert(severer.clone());
+            if let Some(handle) = &handle {
+                request.extensions_mut().insert(handle.clone());
             }
             request
         })
