@@ -3,7 +3,7 @@
 //!
 //! herald uses it to answer the first Engine.IO PING itself (see [`crate::edge`]): the engine
 //! sends that PING at the handshake, herald holds it back from the client and feeds the engine
-//! the PONG it waits for. The [`ClientFrames`] tracker follows the client's frames (masked, as
+//! the PONG it waits for. The `ClientFrames` tracker follows the client's frames (masked, as
 //! RFC 6455 requires of clients) from the first byte after the `101`, so that the frame goes in
 //! between two messages, never inside one or inside a fragmented message.
 

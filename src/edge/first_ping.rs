@@ -1,11 +1,11 @@
 //! Holds back the engine's first PING on a WebSocket that opened an Engine.IO v4 session, on
 //! the connection's write path, without buffering or allocating (see [`crate::edge`] for why).
 //!
-//! [`FirstPingFilter`] follows what the server writes: the response head (only a `101` is
+//! `FirstPingFilter` follows what the server writes: the response head (only a `101` is
 //! followed by frames; anything else passes untouched), then the unmasked frames. The engine
 //! writes its first PING, the text frame `2`, among the first frames; the filter tells the
 //! connection to write everything up to that frame's start, then to drop its three bytes, and
-//! steps aside. It never looks past [`MAX_FRAMES`] frames. A WebSocket writer hands over whole
+//! steps aside. It never looks past `MAX_FRAMES` frames. A WebSocket writer hands over whole
 //! frames (and after a short write, the rest from where it stopped, which the filter ends at the
 //! PING's start): a PING split by the writer itself over two writes would go through.
 

@@ -56,7 +56,7 @@ pub enum Joined {
     Slow,
 }
 
-/// What a socket missed, sent to it before it goes live: by [`Deliverer::go_live`].
+/// What a socket missed, sent to it before it goes live: by `Deliverer::go_live`.
 #[derive(Debug, Default)]
 pub struct Backlog(pub(super) Vec<Pending>);
 
