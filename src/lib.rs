@@ -16,14 +16,15 @@
 //! - [`history`]: the per-room event log (offsets, epochs) that `since` replays from.
 //! - [`chat`]: chat rooms on their own namespace, persisted (SQLite, or Redis in cluster mode).
 //! - [`cluster`]: cluster mode over Redis, including the npm `@socket.io/redis-emitter` format.
+//! - [`limits`]: sockets per user, each socket's event rate, admitted sessions' tickets.
 //! - [`edge`]: bytes and requests before socketioxide: the accept loop (plain or native TLS)
-//!   and connections that can be cut off one by one (slow consumers), errors that close the
-//!   connection, request heads copied out of hyper's buffer, browser origins, handshake
-//!   admission, the first PING after `pingInterval`, cancelled polls, sessions' counts, the
-//!   recovery `pid` added to CONNECT answers, socket.io-client 2.x (Engine.IO v3) compatibility.
+//!   and connections that can be cut off one by one (slow consumers), request heads copied out
+//!   of hyper's buffer, browser origins, handshake admission, errors that close the connection,
+//!   the first PING after `pingInterval`, cancelled polls, sessions' counts, the recovery `pid`
+//!   added to CONNECT answers, socket.io-client 2.x (Engine.IO v3) compatibility.
 //! - [`drain`]: sockets leave a shutting-down node gradually (rolling restarts).
 //! - [`metrics`]: what the server counts, for `GET /metrics`.
-//! - [`recovery`]: Socket.IO connection state recovery (`pid`, offsets, saved sessions).
+//! - [`recovery`]: Socket.IO connection state recovery (saved sessions, announced `pid`s).
 //! - [`http`]: the REST API: publishing, access changes, health, readiness, status, metrics.
 //! - [`server`]: wires it all up and serves with graceful shutdown.
 //! - [`doctor`]: `herald doctor <URL>`, a browser's connection checked step by step.
