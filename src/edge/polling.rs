@@ -247,47 +247,62 @@ async fn first_ping_held_back(
     request: Request,
     next: Next,
 ) -> Response {
-    let (parts, _) = request.into_parts();
     let mut guard = CancelGuard {
         edge,
         sid,
-        uri: parts.uri.clone(),
+        uri: request.uri().clone(),
         next: next.clone(),
         eio4: entry.eio4,
         armed: true,
     };
-    let mut first_ping_due = entry.first_ping_due;
-    let response = loop {
+    let response = if entry.first_ping_due {
+        poll_without_first_ping(edge, sid, request, &next).await
+    } else {
+        next.run(request).await
+    };
+    guard.armed = false;
+    response
+}
+
+/// A poll of a v4 session whose first PING is still due: the PING taken out and answered to
+/// the engine, and the poll asked again (as it came) when that PING was all it carried.
+async fn poll_without_first_ping(
+    edge: &PollingEdge,
+    sid: &str,
+    request: Request,
+    next: &Next,
+) -> Response {
+    let (parts, _) = request.into_parts();
+    let poll = || {
         let mut again = Request::new(Body::empty());
         *again.method_mut() = Method::GET;
         *again.uri_mut() = parts.uri.clone();
         *again.version_mut() = parts.version;
         *again.headers_mut() = parts.headers.clone();
         *again.extensions_mut() = parts.extensions.clone();
-        let response = next.clone().run(again).await;
-        if !first_ping_due || response.status() != StatusCode::OK {
-            break response;
-        }
-        let (mut head, body) = response.into_parts();
-        let Ok(bytes) = to_bytes(body, edge.max_payload.saturating_mul(2)).await else {
-            tracing::warn!("poll answer unreadable; dropped");
-            head.headers.remove(header::CONTENT_LENGTH);
-            break Response::from_parts(head, Body::empty());
-        };
-        let Some(rest) = without_first_ping(&bytes) else {
-            break Response::from_parts(head, Body::from(bytes));
-        };
-        first_ping_due = false;
-        edge.sessions.ping_answered(sid);
-        next.clone().run(packets_post(&parts.uri, "3")).await;
-        if !rest.is_empty() {
-            head.headers.remove(header::CONTENT_LENGTH);
-            break Response::from_parts(head, Body::from(rest));
-        }
-        // The held-back PING was all there was: wait for what comes next.
+        next.clone().run(again)
     };
-    guard.armed = false;
-    response
+    let response = poll().await;
+    if response.status() != StatusCode::OK {
+        return response;
+    }
+    let (mut head, body) = response.into_parts();
+    let Ok(bytes) = to_bytes(body, edge.max_payload.saturating_mul(2)).await else {
+        tracing::warn!("poll answer unreadable; dropped");
+        head.headers.remove(header::CONTENT_LENGTH);
+        return Response::from_parts(head, Body::empty());
+    };
+    let Some(rest) = without_first_ping(&bytes) else {
+        return Response::from_parts(head, Body::from(bytes));
+    };
+    edge.sessions.ping_answered(sid);
+    next.clone().run(packets_post(&parts.uri, "3")).await;
+    if rest.is_empty() {
+        // The held-back PING was all there was: wait for what comes next.
+        return poll().await;
+    }
+    head.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(head, Body::from(rest))
 }
 
 /// A v4 payload without its first PING packet, when it has one.
