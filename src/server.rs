@@ -47,7 +47,7 @@ use crate::{
     limits::UserSockets,
     metrics::Metrics,
     pipeline::Publisher,
-    realtime::{self, Io, expiry::ExpiryWheel, slow::SlowPolicy},
+    realtime::{self, Io, expiry::ExpiryWheel, slow::SlowPolicy, subscriber::SocketIoDoor},
     recovery::{MemorySessions, Recovery, SessionStore},
     state::{AppState, Shared},
 };
@@ -132,12 +132,17 @@ pub fn build(cfg: &Arc<Config>) -> Result<(Router, AppState), ServerError> {
         )),
         None => Arc::new(MemorySessions::new(cfg.recovery.max_disconnection)),
     };
+    let public_door = Arc::new(SocketIoDoor::new(
+        io.clone(),
+        &cfg.public.path,
+        slow.clone(),
+    ));
     let state = AppState::new(Shared {
         chat,
         cluster,
         node_id: uuid::Uuid::new_v4().simple().to_string(),
         private: Arc::new(PrivateAccess::from_config(cfg)),
-        publisher: Publisher::new(io.clone(), cfg, log, slow.clone(), metrics.clone()),
+        publisher: Publisher::new(vec![public_door], cfg, log, metrics.clone()),
         expiry: ExpiryWheel::start(cfg.auth.jwt.expiry_warning, slow.clone()),
         slow,
         metrics,

@@ -1,111 +1,67 @@
-//! [`Deliverer`]: logs a stamped event in its target rooms and emits it on `/public` to the
-//! union of those rooms, each socket once. The replaying side, which puts a socket in rooms
-//! after sending what it missed there, is [`replay`]; the rooms of an event and their order are
-//! a [`RoomPlan`].
+//! [`Deliverer`]: logs a stamped event in its target rooms and sends it to the union of those
+//! rooms' subscribers ([`Door::members`]), each once. The replaying side, which puts a
+//! subscriber in rooms after sending what it missed there, is [`replay`]; the rooms of an event
+//! and their order are a [`RoomPlan`].
 //!
 //! Both sides take one lock, so no event falls between a replay and the live stream and none is
 //! sent twice: an event is either logged before the join (and replayed) or delivered after it
-//! (and live). A replay can be longer than a socket's queue, so it is paced by the socket (it
-//! waits for room, and a socket that makes no room in time is cut off as slow), outside the
-//! lock; live events for a socket whose replay is under way are held for it, in order, and sent
-//! after the replay. Each socket's events leave in offset order.
+//! (and live). A replay can be longer than a subscriber's queue, so it is paced by the
+//! subscriber (it waits for room, and one that makes no room in time is cut off as slow),
+//! outside the lock; live events for a subscriber whose replay is under way are held for it, in
+//! order, and sent after the replay. Each subscriber's events leave in offset order.
 //!
-//! Each socket gets `meta` for the room through which it was reached (the first room of the
+//! Each subscriber gets `meta` for the room through which it was reached (the first room of the
 //! plan it is in). Every event also gets a node-wide sequence number, which is the Socket.IO
-//! recovery offset (the last, string argument) when recovery is on. Emits go socket by socket
-//! so that a socket whose queue is full is known and cut off as a slow consumer instead of
+//! recovery offset (the last, string argument) when recovery is on. Sends go member by member
+//! so that a subscriber whose queue is full is known and cut off as a slow consumer instead of
 //! silently missing events.
 
 use std::{
     collections::{HashMap, HashSet},
-    sync::{Arc, Mutex as SyncMutex},
+    sync::Arc,
 };
 
-use serde::Serialize;
-use serde_json::value::RawValue;
-use socketioxide::{SendError, SocketError, extract::SocketRef, socket::Sid};
 use tokio::sync::{Mutex, watch};
 
-use super::{PublishError, Stamped, room_plan::RoomPlan};
+use super::{
+    PublishError, Stamped,
+    room_plan::RoomPlan,
+    subscriber::{Door, Meta, Outgoing, Sent, Subscriber, SubscriberId},
+};
 use crate::{
     history::{Appended, EventLog, HistoryError, Position},
     ids::WorkspaceId,
     metrics::Metrics,
-    realtime::{Io, slow::SlowPolicy},
 };
 
 mod replay;
 
 pub use replay::{Backlog, Joined, LoggedRoom};
 
-/// Second argument of every delivered event.
-#[derive(Debug, Serialize)]
-pub struct Meta<'a> {
-    /// Event id, as returned to the publisher.
-    pub id: &'a str,
-    /// The workspace through which the socket was reached, or null.
-    pub workspace: Option<&'a WorkspaceId>,
-    /// Publish time, milliseconds since the epoch.
-    pub ts: u64,
-    /// The event's offset in the room through which the socket was reached.
-    pub offset: u64,
-    /// That room's epoch.
-    pub epoch: &'a str,
-}
-
-impl Meta<'_> {
-    /// The meta as JSON text: serialized once per room of an event, then copied into each
-    /// member's packet.
-    fn to_raw(&self) -> Box<RawValue> {
-        // invariant: strings, an optional string and numbers; it always serializes.
-        serde_json::value::to_raw_value(self).unwrap_or_else(|_| unreachable!())
-    }
-}
-
-/// The rooms a socket is in, with the sequence number at which it joined each: a recovered
-/// session gets only what happened in a room after it joined.
-#[derive(Debug, Default)]
-pub struct RoomJoins(SyncMutex<HashMap<String, u64>>);
-
-impl RoomJoins {
-    fn note(&self, room: &str, seq: u64) {
-        lock(&self.0).insert(room.to_owned(), seq);
-    }
-
-    /// The sequence number at which the socket joined `room` (0: not known).
-    pub fn joined_at(&self, room: &str) -> u64 {
-        lock(&self.0).get(room).copied().unwrap_or(0)
-    }
-}
-
-fn lock<T>(mutex: &SyncMutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
 /// What the delivery lock guards.
 #[derive(Debug, Default)]
 struct Order {
     /// The number of the last event delivered here.
     seq: u64,
-    /// Sockets not yet live (being admitted, or replaying), with the live events held for
+    /// Subscribers not yet live (being admitted, or replaying), with the live events held for
     /// each.
-    held: HashMap<Sid, Held>,
+    held: HashMap<SubscriberId, Held>,
 }
 
-/// The live events held for a socket that is not live yet (being admitted, or replaying).
+/// The live events held for a subscriber that is not live yet (being admitted, or replaying).
 #[derive(Default)]
 struct Held {
     /// The live events held, in order.
     events: Vec<Pending>,
-    /// While the socket is being admitted, the socket and its rooms: socketioxide adds it to
-    /// its namespace only after the connect middleware, so room queries do not find it yet.
-    admitting: Option<(SocketRef, Vec<String>)>,
+    /// While the subscriber is being admitted, the subscriber and its rooms: a door may not
+    /// list it among its rooms' members yet (socketioxide adds a socket to its namespace only
+    /// after the connect middleware).
+    admitting: Option<(Arc<dyn Subscriber>, Vec<String>)>,
 }
 
 impl Held {
-    /// Holds a live event, unless `limit` events already are: then the socket is to be cut
-    /// off as slow (`false`).
+    /// Holds a live event, unless `limit` events already are: then the subscriber is to be
+    /// cut off as slow (`false`).
     fn hold(&mut self, limit: usize, pending: impl FnOnce() -> Pending) -> bool {
         if self.events.len() >= limit {
             return false;
@@ -124,28 +80,27 @@ impl std::fmt::Debug for Held {
     }
 }
 
-/// Logs and emits events on the browsers' namespace; cheap to clone.
+/// Logs events and sends them to the members of their rooms; cheap to clone.
 #[derive(Clone)]
 pub(crate) struct Deliverer {
-    io: Io,
-    public_ns: Arc<str>,
+    doors: Arc<[Arc<dyn Door>]>,
     log: Arc<dyn EventLog>,
-    slow: SlowPolicy,
     order: Arc<Mutex<Order>>,
     /// The number of the last event delivered here, for those waiting for this node to catch
-    /// up with the cluster (a socket recovering from another node).
+    /// up with the cluster (a subscriber recovering from another node).
     delivered: Arc<watch::Sender<u64>>,
-    /// Most live events held for one socket that is not live yet before it is cut off as slow.
+    /// Most live events held for one subscriber that is not live yet before it is cut off as
+    /// slow.
     hold_limit: usize,
     /// Whether Socket.IO connection state recovery is on: events carry the recovery offset as
-    /// their last argument, and sockets note when they joined each room.
+    /// their last argument, and subscribers note when they joined each room.
     recovery_offsets: bool,
     /// Whether the log is shared by several nodes (cluster): deliveries come from the bus.
     shared_log: bool,
     metrics: Metrics,
 }
 
-/// An event owed to one socket, with the meta it is to carry.
+/// An event owed to one subscriber, with the meta it is to carry.
 #[derive(Debug, Clone)]
 struct Pending {
     event: Arc<Stamped>,
@@ -154,10 +109,22 @@ struct Pending {
     seq: u64,
 }
 
+impl Pending {
+    fn meta(&self) -> Meta<'_> {
+        Meta {
+            id: &self.event.id,
+            workspace: self.workspace.as_ref(),
+            ts: self.event.ts,
+            offset: self.position.offset,
+            epoch: self.position.epoch.as_str(),
+        }
+    }
+}
+
 /// The settings of a [`Deliverer`].
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct DeliverySettings {
-    /// Most live events held for a socket that is not live yet.
+    /// Most live events held for a subscriber that is not live yet.
     pub(crate) hold_limit: usize,
     /// Whether events carry the recovery offset.
     pub(crate) recovery_offsets: bool,
@@ -166,20 +133,17 @@ pub(crate) struct DeliverySettings {
 }
 
 impl Deliverer {
+    /// A deliverer sending to the members of `doors`' rooms.
     pub(crate) fn new(
-        io: Io,
-        public_ns: &str,
+        doors: Vec<Arc<dyn Door>>,
         log: Arc<dyn EventLog>,
-        slow: SlowPolicy,
         settings: DeliverySettings,
         metrics: Metrics,
     ) -> Self {
         Self {
             metrics,
-            io,
-            public_ns: public_ns.into(),
+            doors: doors.into(),
             log,
-            slow,
             order: Arc::new(Mutex::new(Order::default())),
             delivered: Arc::new(watch::Sender::new(0)),
             hold_limit: settings.hold_limit,
@@ -188,12 +152,12 @@ impl Deliverer {
         }
     }
 
-    /// Logs the event in its target rooms and delivers it to them, each socket once. In
+    /// Logs the event in its target rooms and delivers it to them, each subscriber once. In
     /// cluster mode (the log is shared) only logs it: every node's bus reader brings it back,
     /// in the cluster's order, to [`Self::deliver_appended`].
     ///
     /// # Errors
-    /// [`PublishError::Unavailable`] when the namespace is gone (shutting down) or the log
+    /// [`PublishError::Unavailable`] when the doors are closed (shutting down) or the log
     /// cannot be written.
     #[tracing::instrument(level = "debug", skip_all, fields(event = %stamped.publication.event, id = %stamped.id))]
     pub(crate) async fn deliver(&self, stamped: Stamped) -> Result<(), PublishError> {
@@ -230,7 +194,7 @@ impl Deliverer {
         self.delivered.send_replace(seq);
     }
 
-    /// Emits a logged event to the sockets of its rooms, each once.
+    /// Sends a logged event to the members of its rooms, each once.
     fn emit(
         &self,
         order: &mut Order,
@@ -248,24 +212,19 @@ impl Deliverer {
         };
         order.seq = seq;
         self.delivered.send_replace(seq);
-        let ns = self
-            .io
-            .of(&*self.public_ns)
-            .ok_or(PublishError::Unavailable)?;
 
-        let data: &RawValue = &stamped.publication.data;
-        let event = &stamped.publication.event;
         let offset = self.recovery_offsets.then(|| seq.to_string());
-        // Each socket once, through the first targeted room it is in. Sockets are collected
+        // Each subscriber once, through the first targeted room it is in. Members are listed
         // room by room and not every leave takes this lock (socketioxide empties a departing
-        // socket's rooms itself), so the rule is kept by socket id: excluding the sockets of
-        // the earlier rooms would miss one that left them in between.
-        let mut served: HashSet<Sid> = HashSet::new();
+        // socket's rooms itself), so the rule is kept by id: excluding the members of the
+        // earlier rooms would miss one that left them in between.
+        let mut served: HashSet<SubscriberId> = HashSet::new();
         let holding = !order.held.is_empty();
         let admitting = order.held.values().any(|held| held.admitting.is_some());
         let dedupe = plan.len() > 1 || admitting;
-        let mut slow_sockets = Vec::new();
         let mut delivered = 0;
+        // Unavailable only when every door said it is closed.
+        let mut open = plan.is_empty() || self.doors.is_empty();
         for (room, position) in plan {
             let meta = Meta {
                 id: &stamped.id,
@@ -275,47 +234,51 @@ impl Deliverer {
                 epoch: position.epoch.as_str(),
             }
             .to_raw();
-            let meta: &RawValue = &meta;
+            let outgoing = Outgoing {
+                event: &stamped.publication.event,
+                data: &stamped.publication.data,
+                meta: &meta,
+                offset: offset.as_deref(),
+            };
             let pending = || Pending {
                 event: stamped.clone(),
                 workspace: room.workspace.cloned(),
                 position: position.clone(),
                 seq,
             };
-            let sockets = ns.clone().to(room.name.clone()).sockets();
-            for socket in sockets {
-                if dedupe && !served.insert(socket.id) {
-                    continue;
+            let mut each = |member: &dyn Subscriber| {
+                let id = member.id();
+                if dedupe && !served.insert(id) {
+                    return;
                 }
-                // No lookup per member while every socket is live (the usual case).
-                let held = holding.then(|| order.held.get_mut(&socket.id)).flatten();
+                // No lookup per member while every subscriber is live (the usual case).
+                let held = holding.then(|| order.held.get_mut(&id)).flatten();
                 if let Some(held) = held {
                     if !held.hold(self.hold_limit, pending) {
-                        slow_sockets.push(socket);
+                        member.cut_off("queue full during delivery");
                     }
-                    continue;
+                    return;
                 }
-                let sent = match &offset {
-                    Some(offset) => send(&socket, event, &(data, meta, offset)),
-                    None => send(&socket, event, &(data, meta)),
-                };
-                match sent {
+                match member.send(&outgoing) {
                     Sent::Done => delivered += 1,
-                    Sent::Full => slow_sockets.push(socket),
+                    Sent::Full => member.cut_off("queue full during delivery"),
                     Sent::Gone => {}
                 }
+            };
+            for door in self.doors.iter() {
+                open |= door.members(&room.name, &mut each).is_ok();
             }
             if admitting {
-                for (sid, held) in &mut order.held {
-                    let Some((socket, rooms)) = &held.admitting else {
+                for (id, held) in &mut order.held {
+                    let Some((subscriber, rooms)) = &held.admitting else {
                         continue;
                     };
-                    if !rooms.contains(&room.name) || !served.insert(*sid) {
+                    if !rooms.contains(&room.name) || !served.insert(*id) {
                         continue;
                     }
-                    let socket = socket.clone();
+                    let subscriber = subscriber.clone();
                     if !held.hold(self.hold_limit, pending) {
-                        slow_sockets.push(socket);
+                        subscriber.cut_off("queue full during delivery");
                     }
                 }
             }
@@ -324,10 +287,11 @@ impl Deliverer {
         self.metrics
             .publish_to_emit
             .observe(stamped.accepted.elapsed().as_secs_f64());
-        for socket in slow_sockets {
-            self.cut_off(&socket, "queue full during delivery");
+        if open {
+            Ok(())
+        } else {
+            Err(PublishError::Unavailable)
         }
-        Ok(())
     }
 
     /// The current position of a logged room.
@@ -335,59 +299,39 @@ impl Deliverer {
         let upto = self.order.lock().await.seq;
         self.log.head(&room.name(), upto).await
     }
-    /// Takes `socket` out of `rooms` between two deliveries: whatever the socket is told
-    /// after this returns (an `unregister` ack, `access_revoked`) comes after every event it
-    /// got through those rooms, and nothing from them follows.
-    pub(crate) async fn leave(&self, socket: &SocketRef, rooms: Vec<String>) {
+
+    /// Takes `subscriber` out of `rooms` between two deliveries: whatever it is told after
+    /// this returns (an `unregister` ack, `access_revoked`) comes after every event it got
+    /// through those rooms, and nothing from them follows.
+    pub(crate) async fn leave(&self, subscriber: &dyn Subscriber, rooms: &[String]) {
         let _order = self.order.lock().await;
-        socket.leave(rooms);
-    }
-}
-
-impl Deliverer {
-    fn cut_off(&self, socket: &SocketRef, why: &'static str) {
-        self.slow.cut_off(socket, why);
+        subscriber.leave(rooms);
     }
 
-    /// Notes when `socket` joined `room`, for a recovery of its session. Only recovery reads
-    /// it: with recovery off, sockets carry no [`RoomJoins`] (a map and a copy of each room
-    /// name per socket).
-    fn note_join(&self, socket: &SocketRef, room: &str, seq: u64) {
-        if self.recovery_offsets {
-            joins_of(socket).note(room, seq);
+    /// Notes when `subscriber` joined `room`, for a recovery of its session. Only recovery
+    /// reads it: with recovery off, nothing is noted (a map and a copy of each room name per
+    /// subscriber).
+    fn note_join(&self, subscriber: &dyn Subscriber, room: &str, seq: u64) {
+        if self.recovery_offsets
+            && let Some(joins) = subscriber.room_joins()
+        {
+            joins.note(room, seq);
         }
     }
-}
 
-/// The socket's [`RoomJoins`], created on first use.
-fn joins_of(socket: &SocketRef) -> Arc<RoomJoins> {
-    if let Some(joins) = socket.extensions.get::<Arc<RoomJoins>>() {
-        return joins;
-    }
-    let joins = Arc::new(RoomJoins::default());
-    socket.extensions.insert(joins.clone());
-    joins
-}
-
-/// What became of one emit.
-enum Sent {
-    /// Queued for the socket.
-    Done,
-    /// The socket is gone: nothing more is owed to it.
-    Gone,
-    /// The socket's queue is full.
-    Full,
-}
-
-fn send<T: ?Sized + Serialize>(socket: &SocketRef, event: &str, data: &T) -> Sent {
-    match socket.emit(event, data) {
-        Ok(()) => Sent::Done,
-        Err(SendError::Socket(SocketError::Closed)) => Sent::Gone,
-        Err(SendError::Socket(SocketError::InternalChannelFull)) => Sent::Full,
-        Err(error) => {
-            // Encoding a RawValue and a struct of strings and numbers cannot fail.
-            tracing::error!(sid = %socket.id, %error, event, "event not encoded");
-            Sent::Done
-        }
+    /// Sends one owed event to `subscriber`.
+    fn send_pending(&self, subscriber: &dyn Subscriber, pending: &Pending) -> Sent {
+        let publication = &pending.event.publication;
+        let meta = pending.meta().to_raw();
+        let offset = self.recovery_offsets.then(|| pending.seq.to_string());
+        subscriber.send(&Outgoing {
+            event: &publication.event,
+            data: &publication.data,
+            meta: &meta,
+            offset: offset.as_deref(),
+        })
     }
 }
+
+#[cfg(test)]
+mod tests;

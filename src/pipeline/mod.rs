@@ -1,11 +1,14 @@
-//! The publishing pipeline: from a validated [`Publication`] to emits on `/public`.
+//! The publishing pipeline: from a validated [`Publication`] to the subscribers of its rooms.
 //!
 //! [`Publisher`] is the one handle both publishing doors (`/private` and HTTP) call. It stamps
 //! the event (`id`, `ts`); events with a `coalesce_key` go through the coalescer
 //! (`coalescer.rs`), the others straight to the deliverer (`delivery.rs`), which gives the event
-//! its offsets in the event log ([`crate::history`]) and emits it to the union of the target
-//! rooms, each socket once. [`Publisher::join`] is the replaying side of the same seam, used
+//! its offsets in the event log ([`crate::history`]) and sends it to the union of the target
+//! rooms, each subscriber once. [`Publisher::join`] is the replaying side of the same seam, used
 //! by `register` and `auth.since`. Cluster fan-out slots in between stamping and delivery.
+//!
+//! The pipeline knows no transport: front doors implement [`Door`] and [`Subscriber`]
+//! (`subscriber.rs`).
 
 use std::{
     sync::Arc,
@@ -14,22 +17,23 @@ use std::{
 
 use serde::Serialize;
 
-use socketioxide::extract::SocketRef;
-
 use crate::{
     config::Config,
     history::{Appended, EventLog, HistoryError, Position},
     metrics::Metrics,
-    realtime::{Io, slow::SlowPolicy},
 };
 
 mod coalescer;
 mod delivery;
 pub mod publication;
 mod room_plan;
+mod subscriber;
 
-pub use delivery::{Backlog, Joined, LoggedRoom, Meta, RoomJoins};
+pub use delivery::{Backlog, Joined, LoggedRoom};
 pub use publication::{Publication, PublishError, Targets};
+pub use subscriber::{
+    Door, DoorClosed, Meta, Outgoing, Resync, RoomJoins, Sent, Subscriber, SubscriberId,
+};
 
 use coalescer::{CoalescerHandle, Windows};
 use delivery::{Deliverer, DeliverySettings};
@@ -83,16 +87,14 @@ pub struct Receipt {
 }
 
 impl Publisher {
-    /// A publisher emitting on the browsers' namespace of `io`, logging in `log`, coalescing
-    /// keyed events as `[coalesce]` says, cutting off slow sockets with `slow`
-    /// (among them a socket that falls `history.size` live events behind during a replay),
-    /// and with `[recovery]` on, giving every event its Socket.IO recovery offset.
-    /// Spawns the coalescing task: call from within a tokio runtime.
+    /// A publisher sending to the members of `doors`' rooms, logging in `log`, coalescing
+    /// keyed events as `[coalesce]` says, cutting off a subscriber that falls `history.size`
+    /// live events behind during a replay, and with `[recovery]` on, giving every event its
+    /// Socket.IO recovery offset. Spawns the coalescing task: call from within a tokio runtime.
     pub fn new(
-        io: Io,
+        doors: Vec<Arc<dyn Door>>,
         cfg: &Config,
         log: Arc<dyn EventLog>,
-        slow: SlowPolicy,
         metrics: Metrics,
     ) -> Self {
         let settings = DeliverySettings {
@@ -100,7 +102,7 @@ impl Publisher {
             recovery_offsets: cfg.recovery.enabled,
             shared_log: cfg.cluster.redis_url.is_some(),
         };
-        let deliverer = Deliverer::new(io, &cfg.public.path, log, slow, settings, metrics.clone());
+        let deliverer = Deliverer::new(doors, log, settings, metrics.clone());
         let windows = Windows {
             delay: cfg.coalesce.delay,
             max_delay: cfg.coalesce.max_delay,
@@ -134,30 +136,31 @@ impl Publisher {
         Ok(receipt)
     }
 
-    /// Puts `socket` in a logged room, first replaying what it missed since `since` (or
+    /// Puts `subscriber` in a logged room, first replaying what it missed since `since` (or
     /// sending `resync` when that cannot be served). See [`Joined`].
     ///
     /// # Errors
     /// The event log cannot be read.
     pub async fn join(
         &self,
-        socket: &SocketRef,
+        subscriber: &dyn Subscriber,
         room: LoggedRoom<'_>,
         since: Option<&Position>,
     ) -> Result<Joined, HistoryError> {
-        self.deliverer.join(socket, room, since).await
+        self.deliverer.join(subscriber, room, since).await
     }
 
-    /// Takes a socket out of rooms between two deliveries: what the socket is told after this
+    /// Takes a subscriber out of rooms between two deliveries: what it is told after this
     /// returns comes after every event it got through those rooms, and nothing from them follows.
-    pub async fn leave(&self, socket: &SocketRef, rooms: Vec<String>) {
-        self.deliverer.leave(socket, rooms).await;
+    pub async fn leave(&self, subscriber: &dyn Subscriber, rooms: &[String]) {
+        self.deliverer.leave(subscriber, rooms).await;
     }
 
-    /// Puts a socket being admitted in rooms that need no replay (its user and group rooms),
-    /// noting when; live events for it are held until [`Self::go_live`] once it is connected.
-    pub async fn admit(&self, socket: &SocketRef, rooms: Vec<String>) {
-        self.deliverer.admit(socket, rooms).await;
+    /// Puts a subscriber being admitted in rooms that need no replay (its user and group
+    /// rooms), noting when; live events for it are held until [`Self::go_live`] once it is
+    /// connected.
+    pub async fn admit(&self, subscriber: &Arc<dyn Subscriber>, rooms: Vec<String>) {
+        self.deliverer.admit(subscriber, rooms).await;
     }
 
     /// Delivers to this node's sockets an event that the cluster's shared log numbered.
@@ -170,32 +173,32 @@ impl Publisher {
         self.deliverer.start_at(seq).await;
     }
 
-    /// Forgets what was held for a socket that went away.
-    pub async fn forget(&self, sid: socketioxide::socket::Sid) {
-        self.deliverer.forget(sid).await;
+    /// Forgets what was held for a subscriber that went away.
+    pub async fn forget(&self, id: SubscriberId) {
+        self.deliverer.forget(id).await;
     }
 
-    /// Socket.IO recovery: puts `socket` back in its rooms and returns what it missed after
-    /// the given sequence number in each, or `None` when the log no longer holds all of it.
-    /// `seen` is the last event number the socket got (its recovery offset), possibly from
-    /// another node. Send it with [`Self::go_live`] once the socket is connected.
+    /// Socket.IO recovery: puts `subscriber` back in its rooms and returns what it missed
+    /// after the given sequence number in each, or `None` when the log no longer holds all of
+    /// it. `seen` is the last event number it got (its recovery offset), possibly from
+    /// another node. Send it with [`Self::go_live`] once it is connected.
     ///
     /// # Errors
     /// The event log cannot be read.
     pub async fn recover(
         &self,
-        socket: &SocketRef,
+        subscriber: &Arc<dyn Subscriber>,
         rooms_after: &[(String, u64)],
         seen: u64,
     ) -> Result<Option<Backlog>, HistoryError> {
-        self.deliverer.recover(socket, rooms_after, seen).await
+        self.deliverer.recover(subscriber, rooms_after, seen).await
     }
 
-    /// Sends a socket its backlog (what it missed, after a recovery; nothing after a plain
+    /// Sends a subscriber its backlog (what it missed, after a recovery; nothing after a plain
     /// admission), then the live events held for it meanwhile, and returns it to the live
     /// stream; `false` when it was cut off as slow.
-    pub async fn go_live(&self, socket: &SocketRef, backlog: Backlog) -> bool {
-        self.deliverer.go_live(socket, backlog).await
+    pub async fn go_live(&self, subscriber: &dyn Subscriber, backlog: Backlog) -> bool {
+        self.deliverer.go_live(subscriber, backlog).await
     }
 
     /// The current position of a logged room.

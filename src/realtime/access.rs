@@ -13,6 +13,7 @@ use socketioxide::extract::SocketRef;
 use super::{
     events::{self, AccessChange, AccessOutcome, AccessRevoked, SessionInvalid},
     socket_state::SocketState,
+    subscriber::SocketSubscriber,
 };
 use crate::{
     auth::{AuthError, Authenticator, Principal, Session},
@@ -135,13 +136,9 @@ pub(crate) async fn adopt(
         old.principal.groups.iter().map(rooms::group_room).collect(),
         principal.groups.iter().map(rooms::group_room).collect(),
     );
-    state
-        .publisher
-        .leave(
-            socket,
-            old_groups.difference(&new_groups).cloned().collect(),
-        )
-        .await;
+    let left: Vec<String> = old_groups.difference(&new_groups).cloned().collect();
+    let subscriber = SocketSubscriber::new(socket.clone(), &state.slow);
+    state.publisher.leave(&subscriber, &left).await;
     socket.join(
         new_groups
             .difference(&old_groups)
@@ -163,7 +160,10 @@ pub(crate) async fn adopt(
             continue;
         }
         // Between two deliveries, so nothing from the workspace follows `access_revoked`.
-        state.publisher.leave(socket, vec![room.into_owned()]).await;
+        state
+            .publisher
+            .leave(&subscriber, &[room.into_owned()])
+            .await;
         revoked += 1;
         state.slow.emit(
             socket,

@@ -20,6 +20,7 @@ mod reply;
 pub(crate) mod sequencer;
 pub mod slow;
 pub(crate) mod socket_state;
+pub(crate) mod subscriber;
 
 pub(crate) use public::authenticate;
 

@@ -21,6 +21,7 @@ use super::{
     reply::{Reply, truncate},
     sequencer::Ticket,
     socket_state::SocketState,
+    subscriber::{SocketSubscriber, subscriber_id},
 };
 use crate::{
     auth::{AuthError, Authenticator, Credentials, Session},
@@ -95,7 +96,8 @@ async fn admit(
             }
             None => own_rooms.push(rooms::user_room(user)),
         }
-        state.publisher.admit(socket, own_rooms).await;
+        let subscriber = SocketSubscriber::shared(socket.clone(), state.slow.clone());
+        state.publisher.admit(&subscriber, own_rooms).await;
     }
     let bucket = guard::admitted(state, socket, &session.principal.user);
     SocketState::attach(socket, session, Some(bucket), &state.expiry);
@@ -167,12 +169,18 @@ async fn on_connect(state: &AppState, socket: SocketRef) {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take();
         if let Some(backlog) = backlog {
-            state.publisher.go_live(&socket, backlog).await;
+            let subscriber = SocketSubscriber::new(socket.clone(), &state.slow);
+            state.publisher.go_live(&subscriber, backlog).await;
         }
         return;
     }
     // Live events that came between the joins in `admit` and now were held.
-    if !state.publisher.go_live(&socket, Backlog::default()).await {
+    let subscriber = SocketSubscriber::new(socket.clone(), &state.slow);
+    if !state
+        .publisher
+        .go_live(&subscriber, Backlog::default())
+        .await
+    {
         return;
     }
     let (Some(resume), Some(socket_state)) = (
@@ -185,7 +193,11 @@ async fn on_connect(state: &AppState, socket: SocketRef) {
     let _turn = socket_state.ticket().turn().await;
     let session = socket_state.session();
     let user = LoggedRoom::User(&session.principal.user);
-    let head = match state.publisher.join(&socket, user, resume.0.as_ref()).await {
+    let head = match state
+        .publisher
+        .join(&subscriber, user, resume.0.as_ref())
+        .await
+    {
         Ok(Joined::Live { head, replayed }) => {
             tracing::debug!(sid = %socket.id, replayed, "user room resumed");
             head
@@ -223,7 +235,7 @@ fn watch_disconnect(socket: &SocketRef, state: &AppState) {
             if let Some(socket_state) = &socket_state {
                 guard::forget(&state, &socket, &socket_state.session().principal.user);
             }
-            state.publisher.forget(socket.id).await;
+            state.publisher.forget(subscriber_id(socket.id)).await;
             if let Some(expiry) = socket_state.as_ref().and_then(|s| s.expiry()) {
                 expiry.stop();
             }
@@ -332,7 +344,12 @@ async fn on_register(
     match state.auth.can_read(&session, &workspace).await {
         Ok(true) => {
             let room = LoggedRoom::Workspace(&workspace);
-            let head = match state.publisher.join(socket, room, since.as_ref()).await {
+            let subscriber = SocketSubscriber::new(socket.clone(), &state.slow);
+            let head = match state
+                .publisher
+                .join(&subscriber, room, since.as_ref())
+                .await
+            {
                 Ok(Joined::Live { head, .. } | Joined::Resync(head)) => head,
                 Ok(Joined::Beyond(head)) => {
                     let message = format!(
@@ -451,10 +468,9 @@ async fn on_unregister(
     match parse_arg(data) {
         Ok(workspace) => {
             // Between two deliveries, so no event of the workspace follows the ack.
-            state
-                .publisher
-                .leave(socket, vec![rooms::workspace_room(&workspace)])
-                .await;
+            let subscriber = SocketSubscriber::new(socket.clone(), &state.slow);
+            let room = rooms::workspace_room(&workspace);
+            state.publisher.leave(&subscriber, &[room]).await;
             Reply::ok(&OkAck::OK)
         }
         Err(reply) => reply,

@@ -8,7 +8,7 @@ use futures_util::StreamExt;
 
 use socketioxide::{extract::SocketRef, socket::DisconnectReason};
 
-use super::socket_state::SocketState;
+use super::{socket_state::SocketState, subscriber::SocketSubscriber};
 use crate::rooms;
 use crate::{
     auth::{Authenticator, Session},
@@ -119,7 +119,12 @@ async fn restore(
     if !rooms_after.iter().any(|(room, _)| *room == own) {
         rooms_after.push((own, offset));
     }
-    match state.publisher.recover(socket, &rooms_after, offset).await {
+    let subscriber = SocketSubscriber::shared(socket.clone(), state.slow.clone());
+    match state
+        .publisher
+        .recover(&subscriber, &rooms_after, offset)
+        .await
+    {
         Ok(owed) => owed,
         Err(error) => {
             tracing::warn!(sid = %socket.id, %error, "session not recovered: event log unavailable");

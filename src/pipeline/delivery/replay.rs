@@ -1,31 +1,26 @@
-//! The replaying side of delivery: a socket put in rooms after it is sent what it missed there
-//! ([`Deliverer::join`] for `since`, [`Deliverer::recover`] for Socket.IO connection state
-//! recovery), and a socket being admitted, whose live events are held until it is connected
-//! ([`Deliverer::admit`]). [`Deliverer::go_live`] sends a socket its [`Backlog`] paced by the
-//! socket, then the live events held for it meanwhile, in order; then it takes live events
-//! like every other socket.
+//! The replaying side of delivery: a subscriber put in rooms after it is sent what it missed
+//! there ([`Deliverer::join`] for `since`, [`Deliverer::recover`] for Socket.IO connection
+//! state recovery), and a subscriber being admitted, whose live events are held until it is
+//! connected ([`Deliverer::admit`]). [`Deliverer::go_live`] sends a subscriber its [`Backlog`]
+//! paced by the subscriber, then the live events held for it meanwhile, in order; then it takes
+//! live events like every other subscriber.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
-use serde::Serialize;
-use socketioxide::{extract::SocketRef, socket::Sid};
-
-use serde_json::value::RawValue;
-
-use super::{Deliverer, Meta, Pending, Sent, joins_of, send};
+use super::{Deliverer, Pending};
 use crate::{
     history::{HistoryError, Position, Resume},
     ids::{UserId, WorkspaceId},
-    realtime::events,
+    pipeline::subscriber::{Resync, Sent, Subscriber, SubscriberId},
     rooms,
 };
 
-/// A logged room a socket can join from a position.
+/// A logged room a subscriber can join from a position.
 #[derive(Debug, Clone, Copy)]
 pub enum LoggedRoom<'a> {
     /// A workspace room (`register`).
     Workspace(&'a WorkspaceId),
-    /// The socket's own user room (`auth.since.user`).
+    /// The subscriber's own user room (`auth.since.user`).
     User(&'a UserId),
 }
 
@@ -52,11 +47,11 @@ pub enum Joined {
     Resync(Position),
     /// Not joined: the offset is beyond the head of that epoch.
     Beyond(Position),
-    /// The socket's queue stayed full during the replay; it was cut off as slow.
+    /// The subscriber's queue stayed full during the replay; it was cut off as slow.
     Slow,
 }
 
-/// What a socket missed, sent to it before it goes live: by `Deliverer::go_live`.
+/// What a subscriber missed, sent to it before it goes live: by `Deliverer::go_live`.
 #[derive(Debug, Default)]
 pub struct Backlog(pub(super) Vec<Pending>);
 
@@ -72,100 +67,90 @@ impl Backlog {
     }
 }
 
-/// Payload of `resync`.
-#[derive(Debug, Serialize)]
-struct ResyncPayload<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    workspace: Option<&'a WorkspaceId>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    user: Option<&'a UserId>,
-    epoch: &'a str,
-    offset: u64,
-}
-
-/// How long a replay waits for room in a socket's queue before cutting it off as slow.
+/// How long a replay waits for room in a subscriber's queue before cutting it off as slow.
 const REPLAY_STALL: Duration = Duration::from_secs(10);
 /// How often a paced replay looks for room again.
 const REPLAY_RETRY: Duration = Duration::from_millis(5);
-/// How long a recovery waits for this node to deliver the events a socket already got from
+/// How long a recovery waits for this node to deliver the events a subscriber already got from
 /// another node (cluster mode: each node's bus reader runs at its own pace).
 const CATCH_UP: Duration = Duration::from_secs(2);
 
 impl Deliverer {
-    /// Puts a socket that is being admitted in rooms (no replay), noting when it joined them.
-    /// Until it is connected, socketioxide refuses emits to it, so live events for it are kept
-    /// until [`Self::go_live`] (from the connect handler).
-    pub(crate) async fn admit(&self, socket: &SocketRef, names: Vec<String>) {
+    /// Puts a subscriber that is being admitted in rooms (no replay), noting when it joined
+    /// them. Until it is connected, its door may refuse sends to it, so live events for it are
+    /// kept until [`Self::go_live`] (once it is connected).
+    pub(crate) async fn admit(&self, subscriber: &Arc<dyn Subscriber>, names: Vec<String>) {
         let mut order = self.order.lock().await;
         for name in &names {
-            self.note_join(socket, name, order.seq);
+            self.note_join(subscriber.as_ref(), name, order.seq);
         }
-        order.held.entry(socket.id).or_default().admitting = Some((socket.clone(), names.clone()));
-        socket.join(names);
+        subscriber.join(&names);
+        order.held.entry(subscriber.id()).or_default().admitting =
+            Some((subscriber.clone(), names));
     }
 
-    /// Forgets a socket that went away (what was held for it).
-    pub(crate) async fn forget(&self, sid: Sid) {
-        self.order.lock().await.held.remove(&sid);
+    /// Forgets a subscriber that went away (what was held for it).
+    pub(crate) async fn forget(&self, id: SubscriberId) {
+        self.order.lock().await.held.remove(&id);
     }
 
-    /// Puts `socket` in `room`. With a position, first sends what it missed there (in order,
-    /// with the meta they were delivered with, paced by the socket) or, when that cannot be
-    /// served, `resync`.
+    /// Puts `subscriber` in `room`. With a position, first sends what it missed there (in
+    /// order, with the meta they were delivered with, paced by the subscriber) or, when that
+    /// cannot be served, `resync`.
     ///
     /// # Errors
     /// The log cannot be read.
     pub(crate) async fn join(
         &self,
-        socket: &SocketRef,
+        subscriber: &dyn Subscriber,
         room: LoggedRoom<'_>,
         since: Option<&Position>,
     ) -> Result<Joined, HistoryError> {
         let name = room.name();
-        let workspace = match room {
-            LoggedRoom::Workspace(id) => Some(id.clone()),
-            LoggedRoom::User(_) => None,
-        };
         let (events, head) = {
             let mut order = self.order.lock().await;
             let Some(since) = since else {
                 let head = self.log.head(&name, order.seq).await?;
-                self.note_join(socket, &name, order.seq);
-                socket.join(name);
+                self.note_join(subscriber, &name, order.seq);
+                subscriber.join(&[name]);
                 return Ok(Joined::Live { head, replayed: 0 });
             };
             match self.log.resume(&name, since, order.seq).await? {
                 Resume::Beyond(head) => return Ok(Joined::Beyond(head)),
                 Resume::Resync(head) => {
-                    self.note_join(socket, &name, order.seq);
-                    socket.join(name);
+                    self.note_join(subscriber, &name, order.seq);
+                    subscriber.join(&[name]);
                     let (workspace, user) = match room {
                         LoggedRoom::Workspace(id) => (Some(id), None),
                         LoggedRoom::User(id) => (None, Some(id)),
                     };
-                    let payload = ResyncPayload {
+                    let resync = Resync {
                         workspace,
                         user,
                         epoch: head.epoch.as_str(),
                         offset: head.offset,
                     };
                     self.metrics.resyncs.inc();
-                    if let Sent::Full = send(socket, events::RESYNC, &payload) {
-                        self.cut_off(socket, "queue full on resync");
+                    if let Sent::Full = subscriber.resync(&resync) {
+                        subscriber.cut_off("queue full on resync");
                         return Ok(Joined::Slow);
                     }
                     return Ok(Joined::Resync(head));
                 }
                 Resume::Replay { events, head } => {
-                    self.note_join(socket, &name, order.seq);
-                    socket.join(name);
+                    self.note_join(subscriber, &name, order.seq);
+                    subscriber.join(&[name]);
                     if !events.is_empty() {
-                        // From now on, live events for this socket wait for the replay.
-                        order.held.entry(socket.id).or_default();
+                        // From now on, live events for this subscriber wait for the replay.
+                        order.held.entry(subscriber.id()).or_default();
                     }
                     (events, head)
                 }
             }
+        };
+        let workspace = match room {
+            LoggedRoom::Workspace(id) => Some(id.clone()),
+            LoggedRoom::User(_) => None,
         };
         let backlog = Backlog(
             events
@@ -182,7 +167,7 @@ impl Deliverer {
                 .collect(),
         );
         let replayed = backlog.len();
-        if self.go_live(socket, backlog).await {
+        if self.go_live(subscriber, backlog).await {
             Ok(Joined::Live { head, replayed })
         } else {
             Ok(Joined::Slow)
@@ -190,19 +175,19 @@ impl Deliverer {
     }
 
     /// Socket.IO recovery, first half: when the log still holds every event after the given
-    /// sequence number in each room, puts `socket` back in those rooms and returns what it
+    /// sequence number in each room, puts `subscriber` back in those rooms and returns what it
     /// missed (live events for it are held from now on); `None` when it cannot be served.
-    /// The socket need not be connected yet: [`Self::go_live`] sends once it is.
+    /// The subscriber need not be connected yet: [`Self::go_live`] sends once it is.
     ///
-    /// `seen` is the last event number the socket got. When it got it from another node that
-    /// is ahead of this one, this waits (up to [`CATCH_UP`]) until this node has delivered it
-    /// too: otherwise those events would reach the socket a second time, live.
+    /// `seen` is the last event number the subscriber got. When it got it from another node
+    /// that is ahead of this one, this waits (up to [`CATCH_UP`]) until this node has delivered
+    /// it too: otherwise those events would reach it a second time, live.
     ///
     /// # Errors
     /// The log cannot be read.
     pub(crate) async fn recover(
         &self,
-        socket: &SocketRef,
+        subscriber: &Arc<dyn Subscriber>,
         rooms_after: &[(String, u64)],
         seen: u64,
     ) -> Result<Option<Backlog>, HistoryError> {
@@ -212,7 +197,7 @@ impl Deliverer {
             let mut delivered = self.delivered.subscribe();
             let caught_up = delivered.wait_for(|at| *at >= seen);
             if !matches!(tokio::time::timeout(CATCH_UP, caught_up).await, Ok(Ok(_))) {
-                tracing::debug!(sid = %socket.id, seen, "not recovered: this node is behind the offset");
+                tracing::debug!(seen, "not recovered: this node is behind the offset");
                 return Ok(None);
             }
             order = self.order.lock().await;
@@ -220,13 +205,15 @@ impl Deliverer {
         let Some(missed) = self.log.missed(rooms_after, order.seq).await? else {
             return Ok(None);
         };
-        let joins = joins_of(socket);
-        for (room, after) in rooms_after {
-            joins.note(room, (*after).min(order.seq));
+        if let Some(joins) = subscriber.room_joins() {
+            for (room, after) in rooms_after {
+                joins.note(room, (*after).min(order.seq));
+            }
         }
         let names: Vec<String> = rooms_after.iter().map(|(room, _)| room.clone()).collect();
-        order.held.entry(socket.id).or_default().admitting = Some((socket.clone(), names.clone()));
-        socket.join(names);
+        subscriber.join(&names);
+        order.held.entry(subscriber.id()).or_default().admitting =
+            Some((subscriber.clone(), names));
         Ok(Some(Backlog(
             missed
                 .into_iter()
@@ -240,15 +227,16 @@ impl Deliverer {
         )))
     }
 
-    /// Sends a socket its backlog, paced by it, then the live events held meanwhile,
+    /// Sends a subscriber its backlog, paced by it, then the live events held meanwhile,
     /// and returns it to the live stream. `false` when it was cut off as slow.
-    pub(crate) async fn go_live(&self, socket: &SocketRef, backlog: Backlog) -> bool {
+    pub(crate) async fn go_live(&self, subscriber: &dyn Subscriber, backlog: Backlog) -> bool {
+        let id = subscriber.id();
         let mut owed = backlog.0;
         // First the backlog, then the live events held meanwhile.
         let mut replaying = true;
         loop {
             for pending in &owed {
-                match self.send_paced(socket, pending).await {
+                match self.send_paced(subscriber, pending).await {
                     Sent::Done if replaying => {
                         self.metrics.replayed.inc();
                     }
@@ -256,12 +244,12 @@ impl Deliverer {
                         self.metrics.delivered.inc();
                     }
                     Sent::Gone => {
-                        self.order.lock().await.held.remove(&socket.id);
+                        self.order.lock().await.held.remove(&id);
                         return true;
                     }
                     Sent::Full => {
-                        self.order.lock().await.held.remove(&socket.id);
-                        self.cut_off(socket, "no room for the replay");
+                        self.order.lock().await.held.remove(&id);
+                        subscriber.cut_off("no room for the replay");
                         return false;
                     }
                 }
@@ -269,14 +257,14 @@ impl Deliverer {
             let mut order = self.order.lock().await;
             let held = order
                 .held
-                .get_mut(&socket.id)
+                .get_mut(&id)
                 .map(|held| {
                     held.admitting = None;
                     std::mem::take(&mut held.events)
                 })
                 .unwrap_or_default();
             if held.is_empty() {
-                order.held.remove(&socket.id);
+                order.held.remove(&id);
                 return true;
             }
             owed = held;
@@ -284,34 +272,17 @@ impl Deliverer {
         }
     }
 
-    /// Sends one event of a backlog, waiting up to [`REPLAY_STALL`] for room in the socket's queue.
-    async fn send_paced(&self, socket: &SocketRef, pending: &Pending) -> Sent {
+    /// Sends one event of a backlog, waiting up to [`REPLAY_STALL`] for room in the
+    /// subscriber's queue.
+    async fn send_paced(&self, subscriber: &dyn Subscriber, pending: &Pending) -> Sent {
         let deadline = tokio::time::Instant::now() + REPLAY_STALL;
         loop {
-            match self.send_pending(socket, pending) {
+            match self.send_pending(subscriber, pending) {
                 Sent::Full if tokio::time::Instant::now() < deadline => {
                     tokio::time::sleep(REPLAY_RETRY).await;
                 }
                 sent => return sent,
             }
-        }
-    }
-
-    fn send_pending(&self, socket: &SocketRef, pending: &Pending) -> Sent {
-        let publication = &pending.event.publication;
-        let data: &RawValue = &publication.data;
-        let meta = Meta {
-            id: &pending.event.id,
-            workspace: pending.workspace.as_ref(),
-            ts: pending.event.ts,
-            offset: pending.position.offset,
-            epoch: pending.position.epoch.as_str(),
-        };
-        if self.recovery_offsets {
-            let offset = pending.seq.to_string();
-            send(socket, &publication.event, &(data, &meta, offset))
-        } else {
-            send(socket, &publication.event, &(data, &meta))
         }
     }
 }
