@@ -17,8 +17,10 @@ pub mod backend;
 pub mod credentials;
 pub mod jwt;
 pub mod private;
+mod session;
 
 pub use credentials::Credentials;
+pub use session::RefreshError;
 
 /// An authenticated browser user.
 #[derive(Debug, Clone, PartialEq, Eq)]

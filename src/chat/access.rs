@@ -14,9 +14,9 @@ use super::{
     room::{Room, RoomKind, socket_room},
 };
 use crate::{
-    auth::{Authenticator, Session},
+    auth::{Authenticator, RefreshError, Session},
     ids::{UserId, WorkspaceId},
-    realtime::{access, socket_state::SocketState},
+    realtime::socket_state::SocketState,
     rooms,
     state::AppState,
 };
@@ -52,17 +52,17 @@ pub(super) async fn on_refresh(ctx: Ctx, value: Value) -> Result<Value, ChatErro
         .get("token")
         .and_then(Value::as_str)
         .ok_or_else(|| ChatError::BadRequest("expected {\"token\": \"<jwt>\"}".into()))?;
-    let Authenticator::Jwt(verifier) = &*ctx.state.auth else {
-        return Err(ChatError::BadRequest(
-            "refresh applies to auth.mode = \"jwt\"".into(),
-        ));
-    };
     let socket_state = ctx.socket_state()?;
     let session = socket_state.session();
-    let principal = match verifier.verify(token) {
-        Ok(principal) if principal.user == session.principal.user => principal,
-        Ok(_) => return Err(ChatError::Forbidden("the token is another user's")),
-        Err(error) => {
+    let principal = match ctx.state.auth.refresh(&session, token) {
+        Ok(principal) => principal,
+        Err(refusal @ RefreshError::NotApplicable) => {
+            return Err(ChatError::BadRequest(refusal.to_string()));
+        }
+        Err(RefreshError::OtherUser) => {
+            return Err(ChatError::Forbidden("the token is another user's"));
+        }
+        Err(RefreshError::Invalid(error)) => {
             tracing::debug!(sid = %ctx.socket.id, %error, "chat refresh refused");
             return Err(ChatError::Forbidden("the token does not verify"));
         }
@@ -131,7 +131,7 @@ async fn recheck(ctx: &Ctx, session: &Session) -> usize {
     });
     let mut revoked = 0;
     for (room, workspace) in watched {
-        if access::still_allowed(&ctx.state.auth, session, &workspace).await {
+        if ctx.state.auth.may_keep(session, &workspace).await {
             continue;
         }
         if joined.with(|rooms| rooms.remove(&room)).is_none() {

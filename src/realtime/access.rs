@@ -16,7 +16,7 @@ use super::{
     subscriber::SocketSubscriber,
 };
 use crate::{
-    auth::{AuthError, Authenticator, Principal, Session},
+    auth::{AuthError, Principal, Session},
     cluster::control::{self, Command},
     ids::WorkspaceId,
     rooms,
@@ -41,7 +41,7 @@ pub enum AccessError {
 /// # Errors
 /// [`AccessError`] when the change cannot be applied at all.
 pub async fn change(state: &AppState, change: AccessChange) -> Result<AccessOutcome, AccessError> {
-    if change.workspaces.is_none() && matches!(*state.auth, Authenticator::Jwt(_)) {
+    if change.workspaces.is_none() && !state.auth.can_ask_again() {
         return Err(AccessError::WorkspacesRequired);
     }
     if let Some(redis) = &state.cluster {
@@ -59,7 +59,7 @@ pub async fn change(state: &AppState, change: AccessChange) -> Result<AccessOutc
 /// # Errors
 /// [`AccessError`] when the change cannot be applied at all.
 pub async fn apply(state: &AppState, change: AccessChange) -> Result<AccessOutcome, AccessError> {
-    if change.workspaces.is_none() && matches!(*state.auth, Authenticator::Jwt(_)) {
+    if change.workspaces.is_none() && !state.auth.can_ask_again() {
         return Err(AccessError::WorkspacesRequired);
     }
     let ns = state
@@ -98,26 +98,24 @@ async fn update_socket(
     let _turn = socket_state.ticket().turn().await;
     // Read in turn: a `refresh` before this one may have replaced it.
     let session = socket_state.session();
-    let principal = match (allowed, &*state.auth) {
-        (Some(list), _) => Principal {
+    let principal = match allowed {
+        Some(list) => Principal {
             workspaces: Some(list.clone()),
             ..session.principal.clone()
         },
-        (None, Authenticator::Backend(backend)) => {
-            match backend.reauthenticate(&session.credentials).await {
-                Ok(principal) if principal.user == session.principal.user => principal,
-                Ok(_) | Err(AuthError::Rejected | AuthError::MissingCredentials) => {
-                    end_session(state, socket, "access_revoked");
-                    return None;
-                }
-                Err(error) => {
-                    // Backend down: keep the current access rather than cut everyone off.
-                    tracing::warn!(sid = %socket.id, %error, "access refresh: backend unavailable");
-                    return Some(0);
-                }
+        None => match state.auth.ask_again(&session).await {
+            Ok(Some(principal)) if principal.user == session.principal.user => principal,
+            Ok(None) => return Some(0),
+            Ok(Some(_)) | Err(AuthError::Rejected | AuthError::MissingCredentials) => {
+                end_session(state, socket, "access_revoked");
+                return None;
             }
-        }
-        (None, Authenticator::Jwt(_)) => return Some(0),
+            Err(error) => {
+                // Backend down: keep the current access rather than cut everyone off.
+                tracing::warn!(sid = %socket.id, %error, "access refresh: backend unavailable");
+                return Some(0);
+            }
+        },
     };
     Some(adopt(state, socket, &socket_state, principal).await)
 }
@@ -156,7 +154,7 @@ pub(crate) async fn adopt(
         let Some(workspace) = rooms::workspace_of(&room) else {
             continue;
         };
-        if still_allowed(&state.auth, &session, &workspace).await {
+        if state.auth.may_keep(&session, &workspace).await {
             continue;
         }
         // Between two deliveries, so nothing from the workspace follows `access_revoked`.
@@ -174,25 +172,6 @@ pub(crate) async fn adopt(
         );
     }
     revoked
-}
-
-/// Whether a registered workspace stays: the principal's list, or a fresh backend answer.
-/// An unreachable backend keeps the registration (it was allowed a moment ago).
-pub(crate) async fn still_allowed(
-    auth: &Authenticator,
-    session: &Session,
-    workspace: &WorkspaceId,
-) -> bool {
-    if let Some(list) = &session.principal.workspaces {
-        return list.contains(workspace);
-    }
-    match auth {
-        Authenticator::Backend(backend) => backend
-            .can_read_fresh(&session.credentials, workspace)
-            .await
-            .unwrap_or(true),
-        Authenticator::Jwt(_) => false,
-    }
 }
 
 fn end_session(state: &AppState, socket: &SocketRef, reason: &str) {

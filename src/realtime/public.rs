@@ -24,7 +24,7 @@ use super::{
     subscriber::{SocketSubscriber, subscriber_id},
 };
 use crate::{
-    auth::{AuthError, Authenticator, Credentials, Session},
+    auth::{AuthError, Authenticator, Credentials, RefreshError, Session},
     history::Position,
     metrics::Metrics,
     pipeline::{Backlog, Joined, LoggedRoom},
@@ -114,18 +114,11 @@ pub(crate) async fn authenticate(
 ) -> Result<Session, ConnectRefusal> {
     let parts = socket.req_parts();
     let credentials = Credentials::from_handshake(data.ok().as_ref(), &parts.uri, &parts.headers);
-    match auth.authenticate(&credentials).await {
-        Ok(principal) => {
-            tracing::debug!(sid = %socket.id, user = %principal.user, "browser authenticated");
-            let credentials = match auth {
-                // Kept only where later checks forward them.
-                Authenticator::Backend(_) => credentials,
-                Authenticator::Jwt(_) => Credentials::default(),
-            };
-            Ok(Session {
-                principal,
-                credentials,
-            })
+    match auth.open_session(credentials).await {
+        Ok(session) => {
+            let user = &session.principal.user;
+            tracing::debug!(sid = %socket.id, %user, "browser authenticated");
+            Ok(session)
         }
         Err(error @ AuthError::Unavailable(_)) => {
             tracing::warn!(sid = %socket.id, %error, "handshake refused: auth backend unavailable");
@@ -427,23 +420,21 @@ async fn on_refresh(
             "expected {\"token\": \"<jwt>\"}",
         ));
     };
-    let Authenticator::Jwt(verifier) = &*state.auth else {
-        return Reply::error(&ErrorAck::with_message(
-            ErrorCode::BadRequest,
-            "refresh applies to auth.mode = \"jwt\"",
-        ));
-    };
     let Some(socket_state) = SocketState::of(socket) else {
         return Reply::error(&ErrorAck::new(ErrorCode::Unauthorized));
     };
     let session = socket_state.session();
-    let principal = match verifier.verify(&token) {
-        Ok(principal) if principal.user == session.principal.user => principal,
-        Ok(_) => {
+    let principal = match state.auth.refresh(&session, &token) {
+        Ok(principal) => principal,
+        Err(RefreshError::NotApplicable) => {
+            let refusal = RefreshError::NotApplicable.to_string();
+            return Reply::error(&ErrorAck::with_message(ErrorCode::BadRequest, refusal));
+        }
+        Err(RefreshError::OtherUser) => {
             tracing::debug!(sid = %socket.id, "refresh with another user's token");
             return Reply::error(&ErrorAck::new(ErrorCode::Forbidden));
         }
-        Err(error) => {
+        Err(RefreshError::Invalid(error)) => {
             tracing::debug!(sid = %socket.id, %error, "refresh refused");
             return Reply::error(&ErrorAck::new(ErrorCode::Unauthorized));
         }
