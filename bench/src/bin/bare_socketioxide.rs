@@ -18,6 +18,7 @@
 //! SIGTERM ends the process at once (its default action); nothing here needs a clean stop.
 
 use std::{
+    convert::Infallible,
     net::{IpAddr, SocketAddr},
     sync::atomic::{AtomicU64, Ordering},
     time::{Duration, SystemTime, UNIX_EPOCH},
@@ -38,6 +39,7 @@ use serde_json::{json, value::RawValue};
 use socketioxide::{
     SocketIo, TransportType,
     extract::{AckSender, SocketRef, TryData},
+    handler::ConnectHandler as _,
 };
 
 /// socketioxide with no application logic beyond room joins and broadcasts.
@@ -93,24 +95,20 @@ async fn serve(addr: SocketAddr) -> anyhow::Result<()> {
         .connect_timeout(HANDSHAKE_TIMEOUT)
         .transports([TransportType::Polling, TransportType::Websocket])
         .build_layer();
-    io.ns(PUBLIC, async |socket: SocketRef| {
+    // The handlers are set in a connect middleware, which runs before socketioxide answers the
+    // namespace CONNECT: the connect handler runs after it, in another task, so an event sent
+    // right after the CONNECT (the bench's `register`, the publisher's first publishes) could
+    // arrive before the handler exists and be dropped.
+    let public = async |socket: SocketRef| {
         socket.on("register", on_register);
-    });
-    io.ns(PRIVATE, async |socket: SocketRef| {
-        socket.on(
-            "publish",
-            async |io: SocketIo, TryData(body): TryData<PublishBody>, ack: AckSender| {
-                let answer = match body {
-                    Ok(body) => match publish(&io, body).await {
-                        Ok(id) => json!({ "ok": true, "id": id }),
-                        Err(message) => bad_request(&message),
-                    },
-                    Err(error) => bad_request(&error.to_string()),
-                };
-                let _ = ack.send(&answer);
-            },
-        );
-    });
+        Ok::<(), Infallible>(())
+    };
+    io.ns(PUBLIC, (async || {}).with(public));
+    let private = async |socket: SocketRef| {
+        socket.on("publish", on_publish);
+        Ok::<(), Infallible>(())
+    };
+    io.ns(PRIVATE, (async || {}).with(private));
     let app = Router::new()
         .route("/health", get(async || "ok"))
         .route("/api/v1/publish", post(http_publish))
@@ -140,6 +138,17 @@ async fn on_register(socket: SocketRef, TryData(arg): TryData<Register>, ack: Ac
             socket.join(format!("{WORKSPACE_PREFIX}{workspace}"));
             json!({ "ok": true, "workspace": workspace })
         }
+        Err(error) => bad_request(&error.to_string()),
+    };
+    let _ = ack.send(&answer);
+}
+
+async fn on_publish(io: SocketIo, TryData(body): TryData<PublishBody>, ack: AckSender) {
+    let answer = match body {
+        Ok(body) => match publish(&io, body).await {
+            Ok(id) => json!({ "ok": true, "id": id }),
+            Err(message) => bad_request(&message),
+        },
         Err(error) => bad_request(&error.to_string()),
     };
     let _ = ack.send(&answer);
