@@ -26,8 +26,8 @@ cd client-compat-tests
 npm ci --no-audit --no-fund
 HERALD_BIN="$(cd .. && pwd)/target/release/herald" npm test
 cd ..
-echo "== bench --quick (smoke test of the benchmark harness: herald and the npm reference; no timing assertions)"
-bench/run --quick
+echo "== bench --quick (smoke test of the benchmark harness, S1 to S5: herald, the npm reference and bare socketioxide; no timing assertions)"
+bench/run --quick --servers herald,reference,socketioxide
 echo "== bench soak --smoke (2 minutes of connect/disconnect churn and publishing: nothing fails, open files come back)"
 target/release/bench soak --smoke
 echo "== fuzz --smoke (every parser target for a few seconds)"

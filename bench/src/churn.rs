@@ -78,7 +78,7 @@ async fn serve(args: &ChurnArgs) -> anyhow::Result<()> {
     if !(args.rate > 0.0 && args.rate <= 10_000.0) {
         bail!("--rate must be in (0, 10000]");
     }
-    let counters = Arc::new(Counters::new());
+    let counters = Arc::new(Counters::new(0));
     let churned = Arc::new(Churned::default());
     let secret: Arc<str> = args.secret.as_str().into();
     let mut commands = BufReader::new(tokio::io::stdin()).lines();
@@ -136,7 +136,7 @@ async fn visit(
     };
     counters.admitted.fetch_add(1, Relaxed);
     // The visit's length is the measurement, not a wait for something.
-    match tokio::time::timeout(hold, client::receive(&mut conn, &counters)).await {
+    match tokio::time::timeout(hold, client::receive(&mut conn, &counters, None)).await {
         Err(_) => {
             if clean {
                 let _ = conn.send_text(sio::disconnect(NS).as_bytes()).await;

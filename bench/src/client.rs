@@ -1,12 +1,13 @@
 //! One bench browser: connects to `/public` with a JWT, registers to its workspace, then stays
 //! connected answering pings and recording each event's latency (receive time minus the
-//! publisher's stamp) into the generator's shared [`Counters`].
+//! publisher's stamp) into the generator's shared [`Counters`], and its own event count into
+//! its [`BrowserCount`] there.
 
 use std::{
     net::{IpAddr, SocketAddr},
     sync::{
         Arc, Mutex,
-        atomic::{AtomicU64, Ordering::Relaxed},
+        atomic::{AtomicBool, AtomicU64, Ordering::Relaxed},
     },
     time::Duration,
 };
@@ -36,10 +37,22 @@ pub(crate) struct Counters {
     pub(crate) latency: Histogram,
     /// The first failure's reason, for the report.
     pub(crate) first_error: Mutex<Option<String>>,
+    /// One per browser of the generator, by its index in the generator (none for the churn).
+    pub(crate) browsers: Box<[BrowserCount]>,
+}
+
+/// What one browser received, so that a browser that missed events shows (the totals of
+/// [`Counters`] cannot tell a miss from another browser's extra).
+#[derive(Default)]
+pub(crate) struct BrowserCount {
+    pub(crate) admitted: AtomicBool,
+    /// Events since the last reset.
+    pub(crate) received: AtomicU64,
 }
 
 impl Counters {
-    pub(crate) fn new() -> Self {
+    /// Counters for a generator of `browsers` browsers.
+    pub(crate) fn new(browsers: usize) -> Self {
         Self {
             admitted: AtomicU64::new(0),
             failed: AtomicU64::new(0),
@@ -48,7 +61,18 @@ impl Counters {
             last_rx_us: AtomicU64::new(0),
             latency: Histogram::new(),
             first_error: Mutex::new(None),
+            browsers: (0..browsers).map(|_| BrowserCount::default()).collect(),
         }
+    }
+
+    /// Admitted browsers by the number of events each received since the last reset:
+    /// (events, browsers), in ascending order of events.
+    pub(crate) fn tally(&self) -> Vec<(u64, u64)> {
+        let mut by_count = std::collections::BTreeMap::new();
+        for browser in self.browsers.iter().filter(|b| b.admitted.load(Relaxed)) {
+            *by_count.entry(browser.received.load(Relaxed)).or_insert(0) += 1;
+        }
+        by_count.into_iter().collect()
     }
 
     pub(crate) fn note_error(&self, error: &anyhow::Error) {
@@ -67,10 +91,12 @@ pub(crate) struct Plan {
     pub(crate) secret: Arc<str>,
 }
 
-/// Runs one browser until the server closes it; counts it admitted or failed first. With a
-/// `gate`, the handshake waits for a permit (a paced setup instead of a storm).
+/// Runs browser `index` of its generator until the server closes it; counts it admitted or
+/// failed first. With a `gate`, the handshake waits for a permit (a paced setup instead of a
+/// storm).
 pub(crate) async fn run(
     plan: Plan,
+    index: usize,
     counters: Arc<Counters>,
     admit_within: Duration,
     gate: Option<Arc<Semaphore>>,
@@ -93,7 +119,11 @@ pub(crate) async fn run(
     };
     drop(plan);
     counters.admitted.fetch_add(1, Relaxed);
-    if let Err(error) = receive(&mut conn, &counters).await {
+    let own = counters.browsers.get(index);
+    if let Some(own) = own {
+        own.admitted.store(true, Relaxed);
+    }
+    if let Err(error) = receive(&mut conn, &counters, own).await {
         counters.note_error(&error);
     }
     counters.dropped.fetch_add(1, Relaxed);
@@ -133,8 +163,13 @@ pub(crate) async fn admit(plan: &Plan) -> anyhow::Result<Conn> {
     }
 }
 
-/// Answers pings and records events until the connection ends.
-pub(crate) async fn receive(conn: &mut Conn, counters: &Counters) -> anyhow::Result<()> {
+/// Answers pings and records events until the connection ends, counting them in `own` too
+/// when given.
+pub(crate) async fn receive(
+    conn: &mut Conn,
+    counters: &Counters,
+    own: Option<&BrowserCount>,
+) -> anyhow::Result<()> {
     loop {
         let mut ws_ping = None;
         let packet = match conn.next_frame().await? {
@@ -154,6 +189,9 @@ pub(crate) async fn receive(conn: &mut Conn, counters: &Counters) -> anyhow::Res
             Packet::Event { stamp } => {
                 let now = now_us();
                 counters.received.fetch_add(1, Relaxed);
+                if let Some(own) = own {
+                    own.received.fetch_add(1, Relaxed);
+                }
                 counters.last_rx_us.fetch_max(now, Relaxed);
                 if let Some(stamp) = stamp {
                     counters.latency.record(now.saturating_sub(stamp));

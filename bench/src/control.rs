@@ -15,6 +15,8 @@ pub(crate) enum Command {
     Reset,
     /// Send a [`Reply::Report`].
     Report,
+    /// Send a [`Reply::Tally`].
+    Tally,
 }
 
 /// Child → driver.
@@ -42,6 +44,8 @@ pub(crate) enum Reply {
         latency: Vec<(u32, u64)>,
         rss_kb: u64,
     },
+    /// Admitted browsers by events received since the reset: (events, browsers), ascending.
+    Tally { by_count: Vec<(u64, u64)> },
     /// Churn so far (`bench churn`, answering [`Command::Report`]).
     Churned {
         admitted: u64,

@@ -4,6 +4,7 @@
 //! arrive.
 
 use std::{
+    collections::BTreeMap,
     net::{Ipv4Addr, SocketAddr},
     path::PathBuf,
     process::Stdio,
@@ -259,6 +260,29 @@ impl Fleet {
             }
         }
         Ok(())
+    }
+
+    /// Admitted browsers by events received since the last reset, over all generators:
+    /// events → browsers.
+    ///
+    /// # Errors
+    /// A generator did not answer within 10 s.
+    pub(crate) async fn tally(&mut self) -> anyhow::Result<BTreeMap<u64, u64>> {
+        for load in &mut self.loads {
+            load.send(&Ctl::Tally).await?;
+        }
+        let mut total = BTreeMap::new();
+        for load in &mut self.loads {
+            match load.recv(Duration::from_secs(10), "tally").await? {
+                Reply::Tally { by_count } => {
+                    for (events, browsers) in by_count {
+                        *total.entry(events).or_insert(0) += browsers;
+                    }
+                }
+                other => bail!("{}: expected tally, got {other:?}", load.name),
+            }
+        }
+        Ok(total)
     }
 
     /// Events since the last reset, merged.

@@ -82,12 +82,12 @@ async fn serve(args: &LoadArgs) -> anyhow::Result<()> {
         Some(other) => bail!("expected go, got {other:?}"),
         None => return Ok(()),
     }
-    let counters = Arc::new(Counters::new());
+    let counters = Arc::new(Counters::new(usize::try_from(args.count)?));
     let secret: Arc<str> = args.secret.as_str().into();
     let admit_within = Duration::from_secs(args.admit_timeout);
     let started = Instant::now();
     let gate = (args.concurrency > 0).then(|| Arc::new(Semaphore::new(args.concurrency)));
-    for i in args.first..args.first + args.count {
+    for (index, i) in (args.first..args.first + args.count).enumerate() {
         let plan = Plan {
             source: args.source,
             server: args.server,
@@ -97,6 +97,7 @@ async fn serve(args: &LoadArgs) -> anyhow::Result<()> {
         };
         tokio::spawn(client::run(
             plan,
+            index,
             counters.clone(),
             admit_within,
             gate.clone(),
@@ -132,8 +133,14 @@ async fn serve(args: &LoadArgs) -> anyhow::Result<()> {
                 counters.received.store(0, Relaxed);
                 counters.last_rx_us.store(0, Relaxed);
                 counters.latency.reset();
+                for browser in &counters.browsers {
+                    browser.received.store(0, Relaxed);
+                }
                 reply(&Reply::Done)?;
             }
+            Command::Tally => reply(&Reply::Tally {
+                by_count: counters.tally(),
+            })?,
             Command::Report => reply(&Reply::Report {
                 received: counters.received.load(Relaxed),
                 last_rx_us: counters.last_rx_us.load(Relaxed),

@@ -1,7 +1,8 @@
 //! `bench`: herald against the npm socket.io reference server, side by side in one run
-//! (docs/benchmarks.md).
+//! (docs/benchmarks.md), and against bare socketioxide (`bare_socketioxide`, the other binary of
+//! this crate) to measure herald's own cost.
 //!
-//! - `bench all [--quick]` is the driver: it runs every scenario against both servers
+//! - `bench all [--quick]` is the driver: it runs every scenario against the servers
 //!   alternately and prints the results table (Markdown) on stdout, progress on stderr;
 //! - `bench load` is a load generator and `bench publish` the publisher; the driver starts them
 //!   (pinned to the load core) and talks to them over their stdin/stdout ([`control`]).
@@ -64,11 +65,11 @@ struct AllArgs {
     /// Runs per server and scenario (alternating the servers: herald, reference, ...).
     #[arg(long, default_value_t = 3)]
     rounds: usize,
-    /// Only these scenarios (S1S2, S3, S4), comma-separated.
+    /// Only these scenarios (S1S2, S3, S4, S5), comma-separated.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
-    /// Servers to run (herald, reference, candidate), comma-separated; herald and reference by
-    /// default. One alone is for experiments (`--herald-env`): no ratios then.
+    /// Servers to run (herald, reference, socketioxide, candidate), comma-separated; herald and
+    /// reference by default. One alone is for experiments (`--herald-env`): no ratios then.
     #[arg(long, value_delimiter = ',', default_values = ["herald", "reference"])]
     servers: Vec<String>,
     /// The herald binary.
@@ -82,6 +83,13 @@ struct AllArgs {
     /// The reference server script.
     #[arg(long, default_value = "js-fixtures/reference-server.js")]
     reference: PathBuf,
+    /// The bare socketioxide server (server `socketioxide`).
+    #[arg(long, default_value = "target/release/bare_socketioxide")]
+    socketioxide: PathBuf,
+    /// Browsers in S5's room (default 9,000, quick 500; at most 19,000: the server holds one
+    /// file per browser and may open 20,000).
+    #[arg(long)]
+    s5_browsers: Option<u64>,
     /// Node.js.
     #[arg(long, default_value = "node")]
     node: PathBuf,
@@ -130,10 +138,15 @@ pub(crate) fn log(line: &str) {
 }
 
 fn all(args: &AllArgs) -> anyhow::Result<()> {
+    let kinds = server_kinds(args)?;
+    let socketioxide = kinds
+        .contains(&servers::Kind::Socketioxide)
+        .then_some(&args.socketioxide);
     for (what, path) in [
         ("herald binary", Some(&args.herald)),
         ("reference server", Some(&args.reference)),
         ("candidate binary", args.candidate.as_ref()),
+        ("bare socketioxide binary", socketioxide),
     ] {
         let Some(path) = path else { continue };
         if !path.exists() {
@@ -156,13 +169,13 @@ fn all(args: &AllArgs) -> anyhow::Result<()> {
     .map(|(key, value)| (key.to_owned(), value.to_owned()))
     .collect();
     herald_env.extend(args.herald_env.iter().cloned());
-    let kinds = server_kinds(args)?;
     let setup = servers::Setup {
         herald_bin: args.herald.clone(),
         candidate_bin: args.candidate.clone(),
         herald_env,
         reference_js: args.reference.clone(),
         node: args.node.clone(),
+        socketioxide_bin: args.socketioxide.clone(),
         server_cpu: args.server_cpu.clone(),
         logs: args.out.join("logs"),
         jwt_secret: secret("jwt"),
@@ -177,6 +190,7 @@ fn all(args: &AllArgs) -> anyhow::Result<()> {
         setup,
         spawner,
         quick: args.quick,
+        s5_browsers: args.s5_browsers,
     };
     log(&format!(
         "bench: {} mode, {} round(s), server on CPU {}, load on CPU {}",
@@ -223,9 +237,12 @@ fn server_kinds(args: &AllArgs) -> anyhow::Result<Vec<servers::Kind>> {
         let kind = match name.as_str() {
             "herald" => servers::Kind::Herald,
             "reference" => servers::Kind::Reference,
+            "socketioxide" => servers::Kind::Socketioxide,
             "candidate" if args.candidate.is_some() => servers::Kind::Candidate,
             "candidate" => bail!("--servers names candidate: give its binary with --candidate"),
-            other => bail!("unknown server {other:?} (herald, reference, candidate)"),
+            other => {
+                bail!("unknown server {other:?} (herald, reference, socketioxide, candidate)")
+            }
         };
         if !kinds.contains(&kind) {
             kinds.push(kind);
@@ -251,6 +268,7 @@ fn soak(args: &soak::SoakArgs) -> anyhow::Result<()> {
         herald_env: Vec::new(),
         reference_js: PathBuf::from("js-fixtures/reference-server.js"),
         node: PathBuf::from("node"),
+        socketioxide_bin: PathBuf::from("target/release/bare_socketioxide"),
         server_cpu: args.server_cpu.clone(),
         logs: args.out.join("logs"),
         jwt_secret: secret("jwt"),

@@ -1,7 +1,7 @@
 //! Results: every measurement is a [`Metric`] of one run (scenario, server, round); the table
 //! gives, per scenario and metric, each server's median and min–max over the rounds and the
-//! ratios of the medians: herald/reference, or candidate/herald when two herald builds are
-//! compared.
+//! ratios of the medians ([`ratios`]): herald/reference, candidate/herald when two herald builds
+//! are compared, herald/socketioxide when bare socketioxide runs.
 
 use std::{collections::BTreeMap, fmt::Write as _};
 
@@ -102,8 +102,8 @@ impl Results {
         missing
     }
 
-    /// The Markdown table: a column per server of `kinds` (median and min–max), then a ratio
-    /// of medians per server against the baseline ([`baseline`]).
+    /// The Markdown table: a column per server of `kinds` (median and min–max), then a column
+    /// per ratio of medians ([`ratios`]).
     pub(crate) fn table(&self, kinds: &[Kind]) -> String {
         // (scenario, metric) in first-seen order, values per server.
         let mut order: Vec<(String, String)> = Vec::new();
@@ -122,24 +122,16 @@ impl Results {
                     .push(v);
             }
         }
-        let base = baseline(kinds);
-        let compared: Vec<Kind> = kinds
-            .iter()
-            .copied()
-            .filter(|&kind| Some(kind) != base)
-            .collect();
+        let ratios = ratios(kinds);
         let mut out = String::from("| scenario | metric |");
         for kind in kinds {
             let _ = write!(out, " {} median (min–max) |", kind.name());
         }
-        if let Some(base) = base {
-            for kind in &compared {
-                let _ = write!(out, " {}/{} |", kind.name(), base.name());
-            }
+        for (kind, base) in &ratios {
+            let _ = write!(out, " {}/{} |", kind.name(), base.name());
         }
         out.push_str("\n|---|---|");
-        let columns = kinds.len() + if base.is_some() { compared.len() } else { 0 };
-        out.push_str(&"---|".repeat(columns));
+        out.push_str(&"---|".repeat(kinds.len() + ratios.len()));
         out.push('\n');
         for (scenario, name) in order {
             let (unit, better) = meta[&(scenario.clone(), name.clone())];
@@ -159,23 +151,19 @@ impl Results {
                 };
                 let _ = write!(out, " {cell} |");
             }
-            if let Some(base) = base {
-                for &kind in &compared {
-                    let ratio = match (median(kind), median(base)) {
-                        (Some((km, ..)), Some((bm, ..)))
-                            if bm != 0.0 && better != Better::Neither =>
-                        {
-                            let hint = if better == Better::Lower {
-                                "lower is better"
-                            } else {
-                                "higher is better"
-                            };
-                            format!("{} ({hint})", fmt(km / bm))
-                        }
-                        _ => String::new(),
-                    };
-                    let _ = write!(out, " {ratio} |");
-                }
+            for &(kind, base) in &ratios {
+                let ratio = match (median(kind), median(base)) {
+                    (Some((km, ..)), Some((bm, ..))) if bm != 0.0 && better != Better::Neither => {
+                        let hint = if better == Better::Lower {
+                            "lower is better"
+                        } else {
+                            "higher is better"
+                        };
+                        format!("{} ({hint})", fmt(km / bm))
+                    }
+                    _ => String::new(),
+                };
+                let _ = write!(out, " {ratio} |");
             }
             out.push('\n');
         }
@@ -183,15 +171,37 @@ impl Results {
     }
 }
 
-/// What the other servers are divided by: the reference when it runs, else herald when a
-/// candidate is compared with it; `None` for a single server.
-fn baseline(kinds: &[Kind]) -> Option<Kind> {
+/// The ratios of the table, (numerator, denominator), in the order of `kinds`: every server
+/// against the baseline (the reference when it runs, else herald), and every herald build
+/// against bare socketioxide when it runs (its overhead over the library). Bare socketioxide
+/// is not divided by herald: herald/socketioxide says it. None for a single server.
+fn ratios(kinds: &[Kind]) -> Vec<(Kind, Kind)> {
     if kinds.len() < 2 {
-        return None;
+        return Vec::new();
     }
-    [Kind::Reference, Kind::Herald]
+    let mut ratios = Vec::new();
+    if let Some(base) = [Kind::Reference, Kind::Herald]
         .into_iter()
         .find(|kind| kinds.contains(kind))
+    {
+        ratios.extend(
+            kinds
+                .iter()
+                .filter(|&&kind| {
+                    kind != base && !(base == Kind::Herald && kind == Kind::Socketioxide)
+                })
+                .map(|&kind| (kind, base)),
+        );
+    }
+    if kinds.contains(&Kind::Socketioxide) {
+        ratios.extend(
+            kinds
+                .iter()
+                .filter(|&&kind| matches!(kind, Kind::Herald | Kind::Candidate))
+                .map(|&kind| (kind, Kind::Socketioxide)),
+        );
+    }
+    ratios
 }
 
 /// Median, min, max.
@@ -282,5 +292,34 @@ mod tests {
             alone.starts_with("| scenario | metric | herald median (min–max) |\n|---|---|---|\n"),
             "{alone}"
         );
+    }
+
+    #[test]
+    fn herald_builds_are_divided_by_bare_socketioxide() {
+        let mut results = Results::default();
+        let m = |v| vec![Metric::new("cpu", "µs", Better::Lower, v)];
+        results.add("S5", Kind::Herald, 0, m(3.0));
+        results.add("S5", Kind::Reference, 0, m(30.0));
+        results.add("S5", Kind::Socketioxide, 0, m(2.0));
+
+        let three = results.table(&[Kind::Herald, Kind::Reference, Kind::Socketioxide]);
+        assert!(
+            three.contains(
+                "| herald/reference | socketioxide/reference | herald/socketioxide |\n\
+                 |---|---|---|---|---|---|---|---|\n"
+            ),
+            "{three}"
+        );
+        assert!(
+            three.contains(
+                "| 0.100 (lower is better) | 0.067 (lower is better) | 1.50 (lower is better) |"
+            ),
+            "{three}"
+        );
+
+        let bare = results.table(&[Kind::Herald, Kind::Socketioxide]);
+        assert!(bare.contains("| herald/socketioxide |\n"), "{bare}");
+        assert!(!bare.contains("socketioxide/herald"), "{bare}");
+        assert!(bare.contains("| 1.50 (lower is better) |\n"), "{bare}");
     }
 }

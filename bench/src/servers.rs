@@ -1,8 +1,10 @@
 //! The servers under test, started fresh for every measurement and pinned to the server core
 //! with `taskset`: herald (the release binary, configured by `HERALD_*` variables), the npm
-//! socket.io reference (`js-fixtures/reference-server.js` on Node.js) and, to compare two herald
-//! builds, a candidate build run exactly as herald is. All get the same JWT secret and private
-//! key, listen on 127.0.0.1, and are ready when `GET /health` answers 200.
+//! socket.io reference (`js-fixtures/reference-server.js` on Node.js), bare socketioxide
+//! (`bare_socketioxide`, the library herald is built on with no application logic) and, to
+//! compare two herald builds, a candidate build run exactly as herald is. herald and the
+//! reference get the same JWT secret and private key (bare socketioxide checks neither); all
+//! listen on 127.0.0.1 and are ready when `GET /health` answers 200.
 
 use std::{
     net::{Ipv4Addr, SocketAddr, TcpListener},
@@ -27,6 +29,8 @@ pub(crate) enum Kind {
     /// Another herald build (`bench all --candidate`), compared with `Herald`.
     Candidate,
     Reference,
+    /// socketioxide alone (`bare_socketioxide`): herald's cost beside its library's.
+    Socketioxide,
 }
 
 impl Kind {
@@ -35,6 +39,7 @@ impl Kind {
             Kind::Herald => "herald",
             Kind::Candidate => "candidate",
             Kind::Reference => "reference",
+            Kind::Socketioxide => "socketioxide",
         }
     }
 }
@@ -48,6 +53,8 @@ pub(crate) struct Setup {
     pub(crate) herald_env: Vec<(String, String)>,
     pub(crate) reference_js: PathBuf,
     pub(crate) node: PathBuf,
+    /// The `bare_socketioxide` binary.
+    pub(crate) socketioxide_bin: PathBuf,
     pub(crate) server_cpu: String,
     pub(crate) logs: PathBuf,
     pub(crate) jwt_secret: String,
@@ -105,6 +112,12 @@ impl Server {
                     .arg(format!("--jwt-secret={}", setup.jwt_secret))
                     .arg(format!("--private-key={}", setup.private_key))
                     .env("NODE_ENV", "production");
+            }
+            Kind::Socketioxide => {
+                command
+                    .arg(&setup.socketioxide_bin)
+                    .arg("--host=127.0.0.1")
+                    .arg(format!("--port={port}"));
             }
         }
         let child = command

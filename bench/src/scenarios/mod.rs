@@ -1,15 +1,18 @@
-//! The scenarios and the order they run in. Every scenario runs against herald and the
-//! reference alternately (A B A B A B), each run on a freshly started server, so that drift of
-//! the machine during the run hits both servers alike.
+//! The scenarios and the order they run in. Every scenario runs against the selected servers
+//! alternately (A B A B A B), each run on a freshly started server, so that drift of the machine
+//! during the run hits all servers alike.
 //!
 //! - [`idle`]: S1 idle connections and S2 the connect storm (one run measures both: the N
 //!   browsers of S1 are opened as one storm);
 //! - [`big_room`]: S3, one workspace with many members, rising publish rate;
-//! - [`many_rooms`]: S4, many small workspaces, rising publish rate.
+//! - [`many_rooms`]: S4, many small workspaces, rising publish rate;
+//! - [`burst`]: S5, one workspace, a burst of 60 publishes: server CPU per delivery.
 //!
-//! [`steps`] holds the rising-rate measurement S3 and S4 share.
+//! [`steps`] holds the rising-rate measurement S3 and S4 share, and the wait for deliveries
+//! S5 uses too.
 
 pub(crate) mod big_room;
+pub(crate) mod burst;
 pub(crate) mod idle;
 pub(crate) mod many_rooms;
 pub(crate) mod steps;
@@ -27,6 +30,8 @@ pub(crate) struct Ctx {
     pub(crate) setup: Setup,
     pub(crate) spawner: Spawner,
     pub(crate) quick: bool,
+    /// S5's room size, when not the default of the mode.
+    pub(crate) s5_browsers: Option<u64>,
 }
 
 impl Ctx {
@@ -70,12 +75,13 @@ impl Ctx {
     }
 }
 
-/// Handshakes in flight per load generator when setting up S3 and S4: below both servers'
-/// accept backlogs (herald 128, Node.js 511), so no connect waits for a SYN retransmission.
+/// Handshakes in flight per load generator when setting up S3, S4 and S5: below the servers'
+/// accept backlogs (herald and bare socketioxide 4096, Node.js 511), so no connect waits for a
+/// SYN retransmission.
 const SETUP_CONCURRENCY: usize = 50;
 
 /// The scenario names, in run order; `--only` takes these.
-pub(crate) const ALL: [&str; 3] = ["S1S2", "S3", "S4"];
+pub(crate) const ALL: [&str; 4] = ["S1S2", "S3", "S4", "S5"];
 
 /// Runs the selected scenarios, `rounds` times per server, alternating the servers.
 pub(crate) async fn run_all(ctx: &Ctx, only: &[String], rounds: usize, kinds: &[Kind]) -> Results {
@@ -91,7 +97,8 @@ pub(crate) async fn run_all(ctx: &Ctx, only: &[String], rounds: usize, kinds: &[
                 let outcome = match scenario {
                     "S1S2" => idle::run(ctx, kind, &label).await,
                     "S3" => big_room::run(ctx, kind, &label).await,
-                    _ => many_rooms::run(ctx, kind, &label).await,
+                    "S4" => many_rooms::run(ctx, kind, &label).await,
+                    _ => burst::run(ctx, kind, &label).await,
                 };
                 match outcome {
                     Ok(groups) => {

@@ -85,7 +85,7 @@ pub(crate) async fn run(
         // Every admitted browser gets each publish to its workspace (exact when all were
         // admitted: the workspaces are then equal in size).
         let expected = published.sent * fleet.admitted() / plan.rooms;
-        let (received, drained) = drain(fleet, expected).await?;
+        let (received, drained) = drain(fleet, expected, DRAIN_WITHIN, QUIET).await?;
         let cpu = server.cpu()?.saturating_sub(cpu_before);
         let load_cpu = fleet
             .cpu(ctx.setup.ticks_per_s)?
@@ -125,9 +125,14 @@ pub(crate) async fn run(
     Ok(steps)
 }
 
-/// Polls the generators until `expected` deliveries arrived or the count stopped moving.
-/// Returns the counts and whether everything expected arrived.
-async fn drain(fleet: &mut Fleet, expected: u64) -> anyhow::Result<(fleet::Received, bool)> {
+/// Polls the generators until `expected` deliveries arrived, the count held still for `quiet`
+/// or `within` passed. Returns the counts and whether everything expected arrived.
+pub(crate) async fn drain(
+    fleet: &mut Fleet,
+    expected: u64,
+    within: Duration,
+    quiet: Duration,
+) -> anyhow::Result<(fleet::Received, bool)> {
     let started = Instant::now();
     let mut last = fleet.report().await?;
     let mut still_since = Instant::now();
@@ -135,14 +140,14 @@ async fn drain(fleet: &mut Fleet, expected: u64) -> anyhow::Result<(fleet::Recei
         if last.received >= expected {
             return Ok((last, true));
         }
-        if started.elapsed() > DRAIN_WITHIN {
+        if started.elapsed() > within {
             return Ok((last, false));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
         let now = fleet.report().await?;
         if now.received != last.received {
             still_since = Instant::now();
-        } else if still_since.elapsed() > QUIET {
+        } else if still_since.elapsed() > quiet {
             return Ok((now, false));
         }
         last = now;
