@@ -9,7 +9,10 @@
 //!   `POST /api/v1/publish` (no `Authorization` check) take herald's publish body, workspace
 //!   targets only, and broadcast once per workspace with
 //!   `io.of("/public").to(room).emit(event, (data, meta))`: the library's cheapest path, which
-//!   encodes the packet once for the room;
+//!   encodes the packet once for the room; with `--emit per-socket` (or
+//!   `BARE_SOCKETIOXIDE_EMIT=per-socket`), socket by socket with `socket.emit`, the path a
+//!   server must take to learn whose queue is full (herald's), so that the two figures split
+//!   herald's cost into what the library's public API imposes and what herald adds;
 //! - `GET /health` answers 200, the driver's readiness probe.
 //!
 //! The engine has herald's default settings (`config.default.toml` `[engine]`, the handshake
@@ -20,7 +23,7 @@
 use std::{
     convert::Infallible,
     net::{IpAddr, SocketAddr},
-    sync::atomic::{AtomicU64, Ordering},
+    sync::atomic::{AtomicBool, AtomicU64, Ordering},
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
@@ -52,7 +55,22 @@ struct Args {
     /// Port to listen on.
     #[arg(long)]
     port: u16,
+    /// How a publish reaches a room's sockets.
+    #[arg(long, value_enum, env = "BARE_SOCKETIOXIDE_EMIT", default_value_t = Emit::Broadcast)]
+    emit: Emit,
 }
+
+/// How a publish reaches a room's sockets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Emit {
+    /// One broadcast per room: the packet is encoded once.
+    Broadcast,
+    /// `socket.emit` to each member: encoded per socket, each socket's full queue known.
+    PerSocket,
+}
+
+/// Whether publishes go socket by socket (`--emit per-socket`).
+static PER_SOCKET: AtomicBool = AtomicBool::new(false);
 
 /// herald's default engine settings (`config.default.toml`), those that change the work.
 const PING_INTERVAL: Duration = Duration::from_secs(25);
@@ -77,6 +95,7 @@ static OFFSET: AtomicU64 = AtomicU64::new(0);
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    PER_SOCKET.store(args.emit == Emit::PerSocket, Ordering::Relaxed);
     // One worker per CPU the process may use, as herald's runtime (the bench pins it to one).
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -202,7 +221,13 @@ async fn publish(io: &SocketIo, body: PublishBody) -> Result<String, String> {
             to = to.except(served.clone());
         }
         // A full socket queue is that socket's loss; the others are served.
-        let _ = to.emit(&body.event, &(data, meta)).await;
+        if PER_SOCKET.load(Ordering::Relaxed) {
+            for socket in to.sockets() {
+                let _ = socket.emit(&body.event, &(data, &meta));
+            }
+        } else {
+            let _ = to.emit(&body.event, &(data, meta)).await;
+        }
         served.push(room);
     }
     Ok(id)
