@@ -54,8 +54,7 @@ pub async fn spread(state: &AppState, over: Duration) {
     for chunk in sockets.chunks(batch) {
         tick.tick().await;
         for socket in chunk {
-            if let Some(connection) = state.slow.connection_of(socket) {
-                connection.cut_off();
+            if state.slow.cut_transport(socket) {
                 cut += 1;
             }
         }

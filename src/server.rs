@@ -100,7 +100,10 @@ pub fn build(cfg: &Arc<Config>) -> Result<(Router, AppState), ServerError> {
         .build_layer();
     let connections = Connections::default();
     let admission = Admission::new(&cfg.engine_path, &cfg.limits, &metrics);
-    let slow = SlowPolicy::new(connections.clone(), metrics.slow_disconnects.clone());
+    let slow = SlowPolicy::new(
+        Arc::new(connections.clone()),
+        metrics.slow_disconnects.clone(),
+    );
     let cluster = match &cfg.cluster.redis_url {
         Some(url) => Some(Redis::open(
             url.expose(),

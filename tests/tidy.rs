@@ -52,7 +52,6 @@ const KNOWN_UPWARD: &[(&str, &str)] = &[
     ("http", "state"),
     ("metrics", "limits"),
     ("pipeline", "realtime"),
-    ("realtime", "edge"),
     ("realtime", "state"),
 ];
 

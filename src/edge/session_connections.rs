@@ -14,6 +14,7 @@ use std::{
 
 use axum::{
     extract::{ConnectInfo, Request, State},
+    http::request::Parts,
     middleware::Next,
     response::Response,
 };
@@ -22,6 +23,7 @@ use super::{
     connection::{ConnectionHandle, WeakConnectionHandle},
     listener::Peer,
 };
+use crate::realtime::slow::SocketConnections;
 
 /// The connections of upgraded Engine.IO sessions, by session id. Entries die with their
 /// connection (weak handles) and are purged as the map grows.
@@ -76,6 +78,26 @@ impl Connections {
         self.0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// How the Socket.IO door cuts a socket's connection: through the session's entry here, or
+/// the connection its handshake request came on (a session opened as a WebSocket).
+impl SocketConnections for Connections {
+    fn cut_websocket(&self, sid: &str, request: &Parts) -> bool {
+        let connection = self
+            .upgraded(sid)
+            .or_else(|| request.extensions.get::<ConnectionHandle>().cloned());
+        connection.map(|connection| connection.cut_off()).is_some()
+    }
+
+    fn cut_current(&self, sid: &str, request: &Parts, websocket: bool) -> bool {
+        let connection = self.current(sid).or_else(|| {
+            websocket
+                .then(|| request.extensions.get::<ConnectionHandle>().cloned())
+                .flatten()
+        });
+        connection.map(|connection| connection.cut_off()).is_some()
     }
 }
 
