@@ -10,7 +10,7 @@ use axum::{
 };
 use serde::Serialize;
 
-use crate::pipeline::PublishError;
+use crate::event::PublishError;
 
 /// An HTTP API failure.
 #[derive(Debug, thiserror::Error)]

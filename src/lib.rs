@@ -12,7 +12,8 @@
 //! - [`rooms`]: the one place ids become Socket.IO room names.
 //! - [`auth`]: browser authentication (JWT or backend) and backend admission (key + hosts).
 //! - [`realtime`]: the Socket.IO namespaces, handshakes, event handlers and room names.
-//! - [`pipeline`]: publish validation, coalescing and delivery to the union of target rooms.
+//! - [`event`]: the published event: its parsing and rules, its refusals, its id and time.
+//! - [`pipeline`]: stamping, coalescing and delivery to the union of target rooms.
 //! - [`history`]: the per-room event log (offsets, epochs) that `since` replays from.
 //! - [`chat`]: chat rooms on their own namespace, persisted (SQLite, or Redis in cluster mode).
 //! - [`cluster`]: cluster mode over Redis, including the npm `@socket.io/redis-emitter` format.
@@ -38,6 +39,7 @@ pub mod doctor;
 pub mod drain;
 pub mod edge;
 pub mod error;
+pub mod event;
 pub mod history;
 pub mod http;
 pub mod ids;

@@ -25,6 +25,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "rooms",
             "config",
             "error",
+            "event",
             "metrics",
             "telemetry",
             "shutdown",
@@ -47,11 +48,8 @@ const KNOWN_UPWARD: &[(&str, &str)] = &[
     ("chat", "state"),
     ("cluster", "chat"),
     ("cluster", "realtime"),
-    ("error", "pipeline"),
-    ("history", "pipeline"),
     ("http", "state"),
     ("metrics", "limits"),
-    ("pipeline", "realtime"),
     ("realtime", "state"),
 ];
 

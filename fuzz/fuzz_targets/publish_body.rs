@@ -2,7 +2,7 @@
 //! parses into a publication within its limits or is refused with an error code, never a panic.
 #![no_main]
 
-use herald::pipeline::Publication;
+use herald::event::Publication;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

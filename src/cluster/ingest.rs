@@ -20,10 +20,7 @@ use super::{
     Redis,
     emitter::{self, EmitterMessage},
 };
-use crate::{
-    pipeline::{Publication, Publisher},
-    rooms,
-};
+use crate::{event::Publication, pipeline::Publisher, rooms};
 
 /// How long the lease lasts without renewal.
 const LEASE: Duration = Duration::from_secs(6);

@@ -21,8 +21,8 @@ use redis::{AsyncCommands, Script, streams::StreamRangeReply};
 
 use super::{Commands, wire};
 use crate::{
+    event::Stamped,
     history::{self, Appended, Epoch, EventLog, HistoryError, Logged, Missed, Position, Resume},
-    pipeline::Stamped,
 };
 
 /// Appends an event. KEYS = generation, seq, bus, then for each room its stream, head and

@@ -6,9 +6,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::{
+    event::{Publication, Stamped, Targets},
     history::HistoryError,
     ids::{GroupPath, UserId, WorkspaceId},
-    pipeline::{Publication, Stamped, Targets},
 };
 
 /// An event as stored in Redis.

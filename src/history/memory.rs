@@ -16,7 +16,7 @@ use futures_util::future::{BoxFuture, FutureExt};
 use tokio::time::Instant;
 
 use super::{Appended, Epoch, EventLog, HistoryError, Logged, Missed, Position, Resume};
-use crate::pipeline::Stamped;
+use crate::event::Stamped;
 
 /// The in-memory logs of every room.
 #[derive(Debug)]
@@ -285,7 +285,7 @@ impl EventLog for MemoryLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::Publication;
+    use crate::event::Publication;
 
     fn event(n: u32) -> Arc<Stamped> {
         let json = format!(r#"{{"event":"e","workspace":"w","data":{n}}}"#);

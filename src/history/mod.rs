@@ -14,7 +14,7 @@ use std::{fmt, sync::Arc};
 
 use futures_util::future::BoxFuture;
 
-use crate::pipeline::Stamped;
+use crate::event::Stamped;
 
 mod memory;
 

@@ -11,11 +11,7 @@ use axum::{
 };
 
 use super::Backend;
-use crate::{
-    error::ApiError,
-    pipeline::{Publication, Receipt},
-    state::AppState,
-};
+use crate::{error::ApiError, event::Publication, pipeline::Receipt, state::AppState};
 
 /// The route, with its body limit (`publish.max_body_bytes`).
 pub(super) fn router(max_body_bytes: usize) -> Router<AppState> {

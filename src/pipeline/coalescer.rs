@@ -19,7 +19,8 @@ use tokio::{
 };
 use tokio_util::time::{DelayQueue, delay_queue};
 
-use super::{Stamped, Targets, delivery::Deliverer};
+use super::delivery::Deliverer;
+use crate::event::{Stamped, Targets};
 
 /// Publications waiting to enter the coalescer; a full queue makes publishers wait.
 const QUEUE: usize = 1024;
@@ -221,7 +222,7 @@ async fn deliver(deliverer: &Deliverer, stamped: Stamped) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::Publication;
+    use crate::event::Publication;
 
     fn windows() -> Windows {
         Windows {

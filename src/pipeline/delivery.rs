@@ -24,11 +24,11 @@ use std::{
 use tokio::sync::{Mutex, watch};
 
 use super::{
-    PublishError, Stamped,
     room_plan::RoomPlan,
     subscriber::{Door, Meta, Outgoing, Sent, Subscriber, SubscriberId},
 };
 use crate::{
+    event::{PublishError, Stamped},
     history::{Appended, EventLog, HistoryError, Position},
     ids::WorkspaceId,
     metrics::Metrics,

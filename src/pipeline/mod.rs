@@ -10,60 +10,29 @@
 //! The pipeline knows no transport: front doors implement [`Door`] and [`Subscriber`]
 //! (`subscriber.rs`).
 
-use std::{
-    sync::Arc,
-    time::{SystemTime, UNIX_EPOCH},
-};
+use std::sync::Arc;
 
 use serde::Serialize;
 
 use crate::{
     config::Config,
+    event::{Publication, PublishError, Stamped},
     history::{Appended, EventLog, HistoryError, Position},
     metrics::Metrics,
 };
 
 mod coalescer;
 mod delivery;
-pub mod publication;
 mod room_plan;
 mod subscriber;
 
 pub use delivery::{Backlog, Joined, LoggedRoom};
-pub use publication::{Publication, PublishError, Targets};
 pub use subscriber::{
     Door, DoorClosed, Meta, Outgoing, Resync, RoomJoins, Sent, Subscriber, SubscriberId,
 };
 
 use coalescer::{CoalescerHandle, Windows};
 use delivery::{Deliverer, DeliverySettings};
-
-/// A publication with its identity: the id returned to the publisher and the publish time.
-#[derive(Debug, Clone)]
-pub struct Stamped {
-    /// The event id (a UUID).
-    pub id: String,
-    /// Publish time, milliseconds since the epoch.
-    pub ts: u64,
-    /// What was published.
-    pub publication: Publication,
-    /// When it was accepted, for the publish-to-emit latency.
-    pub accepted: std::time::Instant,
-}
-
-impl Stamped {
-    /// Stamps a publication now.
-    pub fn new(publication: Publication) -> Self {
-        Self {
-            id: uuid::Uuid::new_v4().to_string(),
-            ts: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
-            publication,
-            accepted: std::time::Instant::now(),
-        }
-    }
-}
 
 /// Handle to the delivery side; cheap to clone.
 #[derive(Clone)]

@@ -7,8 +7,7 @@
 //! [`RoomPlan::with_positions`] pairs each planned room with its position, and refuses an
 //! answer of another length rather than pairing rooms with the wrong offsets.
 
-use super::publication::Targets;
-use crate::{history::Position, ids::WorkspaceId, rooms};
+use crate::{event::Targets, history::Position, ids::WorkspaceId, rooms};
 
 /// One room of a plan.
 #[derive(Debug, Clone, PartialEq, Eq)]

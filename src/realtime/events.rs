@@ -7,9 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use super::reply;
 use crate::{
+    event::PublishError,
     history::{Epoch, MAX_EPOCH_BYTES, Position},
     ids::{IdError, UserId, WorkspaceId},
-    pipeline::PublishError,
 };
 
 /// Browser → server: join a workspace room after an access check.
@@ -34,16 +34,6 @@ pub const REFRESH: &str = "refresh";
 pub const RESYNC: &str = "resync";
 /// Server → browser: the user room's position after a handshake with `auth.since`.
 pub const USER_POSITION: &str = "user_position";
-
-/// Names a publisher may not use: Socket.IO and EventEmitter reserve them on the client.
-pub const RESERVED_EVENTS: [&str; 6] = [
-    "connect",
-    "connect_error",
-    "disconnect",
-    "disconnecting",
-    "newListener",
-    "removeListener",
-];
 
 /// Error codes of `/public` calls, carried in `{"ok": false, "error": <code>}` acks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

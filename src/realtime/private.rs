@@ -26,7 +26,7 @@ use super::{
 use crate::{
     auth::{credentials::bearer, private::PrivateAccess},
     cluster::control::{self, Command},
-    pipeline::{Publication, PublishError},
+    event::{Publication, PublishError},
     rooms,
     state::AppState,
 };

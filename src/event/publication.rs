@@ -1,20 +1,28 @@
 //! Parsing and validation of a publish request, shared by `/private` `publish` and
-//! `POST /api/v1/publish`, into a [`Publication`] the [`super::Publisher`] can deliver.
+//! `POST /api/v1/publish`, into a [`Publication`] the pipeline can deliver, and the rules it
+//! keeps: name and key lengths, the event names a publisher may not use.
 
 use std::{collections::HashSet, hash::Hash};
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::{
-    ids::{GroupPath, UserId, WorkspaceId},
-    realtime::events::RESERVED_EVENTS,
-};
+use crate::ids::{GroupPath, UserId, WorkspaceId};
 
 /// Longest event name, in bytes.
 pub const MAX_EVENT_BYTES: usize = 128;
 /// Longest coalescing key, in bytes.
 pub const MAX_COALESCE_KEY_BYTES: usize = 256;
+
+/// Names a publisher may not use: Socket.IO and EventEmitter reserve them on the client.
+pub const RESERVED_EVENTS: [&str; 6] = [
+    "connect",
+    "connect_error",
+    "disconnect",
+    "disconnecting",
+    "newListener",
+    "removeListener",
+];
 
 /// Why a publish request was refused. Each has a stable code and a message for the publisher.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
