@@ -10,8 +10,6 @@ use axum::{
 };
 use serde::Serialize;
 
-use crate::event::PublishError;
-
 /// An HTTP API failure.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -55,18 +53,6 @@ impl ApiError {
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-        }
-    }
-}
-
-impl From<PublishError> for ApiError {
-    fn from(error: PublishError) -> Self {
-        match error {
-            PublishError::Unavailable => Self::Unavailable,
-            other => Self::BadRequest {
-                code: other.code(),
-                message: other.to_string(),
-            },
         }
     }
 }
