@@ -49,7 +49,6 @@ const KNOWN_UPWARD: &[(&str, &str)] = &[
     ("cluster", "chat"),
     ("cluster", "realtime"),
     ("http", "state"),
-    ("metrics", "limits"),
     ("realtime", "state"),
 ];
 

@@ -145,7 +145,7 @@ impl Admission {
 
     fn refused(&self, limit: Limit) {
         let labels = LimitLabels {
-            limit: limit.label(),
+            limit: limit.into(),
         };
         self.0.refusals.get_or_create(&labels).inc();
     }

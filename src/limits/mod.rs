@@ -10,7 +10,7 @@
 //! which socket.io-client retries with its backoff, so a reconnect storm is admitted at the
 //! pace the node can take. The Socket.IO side that applies the limits to `/public` sockets is
 //! `crate::realtime::guard`. Every refusal is counted in `herald_limit_refusals_total{limit}`
-//! under one of the [`Limit`] names.
+//! under its [`Limit`]'s label ([`LimitLabel`]).
 
 pub mod rate;
 pub mod ticket;
@@ -19,6 +19,8 @@ pub mod users;
 pub use rate::{Bucket, Verdict};
 pub use ticket::Ticket;
 pub use users::UserSockets;
+
+use crate::metrics::LimitLabel;
 
 /// The socket went through a namespace's connect middleware (admitted or not): its handshake
 /// slot is free for the next one. Every namespace's connect middleware calls it; a namespace
@@ -33,7 +35,7 @@ pub fn handshake_done(socket: &socketioxide::extract::SocketRef) {
     }
 }
 
-/// The limits whose refusals are counted, by their `limit` label in `/metrics`.
+/// The limits whose refusals are counted; each is counted under its [`LimitLabel`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Limit {
     /// `limits.max_connections`: handshake answered 503 `server_full`.
@@ -52,17 +54,46 @@ pub enum Limit {
     RateDisconnect,
 }
 
-impl Limit {
-    /// The `limit` label.
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Connections => "max_connections",
-            Self::HandshakesInFlight => "max_handshakes_in_flight",
-            Self::AuthCallsInFlight => "max_auth_calls_in_flight",
-            Self::SocketsPerUser => "max_sockets_per_user",
-            Self::WorkspacesPerSocket => "max_workspaces_per_socket",
-            Self::RateLimited => "rate_limited",
-            Self::RateDisconnect => "rate_limited_disconnect",
+impl From<Limit> for LimitLabel {
+    fn from(limit: Limit) -> Self {
+        match limit {
+            Limit::Connections => Self::Connections,
+            Limit::HandshakesInFlight => Self::HandshakesInFlight,
+            Limit::AuthCallsInFlight => Self::AuthCallsInFlight,
+            Limit::SocketsPerUser => Self::SocketsPerUser,
+            Limit::WorkspacesPerSocket => Self::WorkspacesPerSocket,
+            Limit::RateLimited => Self::RateLimited,
+            Limit::RateDisconnect => Self::RateDisconnect,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Metrics;
+
+    #[test]
+    fn each_limit_is_counted_under_its_label() {
+        let metrics = Metrics::new();
+        let limits = [
+            (Limit::Connections, "max_connections"),
+            (Limit::HandshakesInFlight, "max_handshakes_in_flight"),
+            (Limit::AuthCallsInFlight, "max_auth_calls_in_flight"),
+            (Limit::SocketsPerUser, "max_sockets_per_user"),
+            (Limit::WorkspacesPerSocket, "max_workspaces_per_socket"),
+            (Limit::RateLimited, "rate_limited"),
+            (Limit::RateDisconnect, "rate_limited_disconnect"),
+        ];
+        for (limit, _) in limits {
+            metrics.refused(limit);
+        }
+        metrics.limit_counter(Limit::RateLimited).inc();
+        let text = metrics.render();
+        for (limit, label) in limits {
+            let count = if limit == Limit::RateLimited { 2 } else { 1 };
+            let line = format!(r#"herald_limit_refusals_total{{limit="{label}"}} {count}"#);
+            assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
         }
     }
 }
