@@ -111,3 +111,115 @@ where
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use uuid::Uuid;
+
+    use super::*;
+    use crate::{
+        chat::{
+            cluster::Notice,
+            protocol::{MessageRef, RoomMembers},
+            store::Message,
+        },
+        ids::{UserId, WorkspaceId},
+    };
+
+    const ROOM: &str = "0b7e3c52-5d7f-4a59-9d55-3f3c3c8a0e11";
+    const MESSAGE: &str = "5f0c1f0e-8a51-4b6e-a0c3-2b8f0d5b7a42";
+
+    fn user(id: &str) -> UserId {
+        UserId::parse(id).unwrap()
+    }
+
+    fn uuid(text: &str) -> Uuid {
+        Uuid::parse_str(text).unwrap()
+    }
+
+    /// Each kind of command and its exact bytes in the stream entry's `c` field.
+    fn commands() -> Vec<(Command, String)> {
+        vec![
+            (
+                Command::DisconnectUser(DisconnectUser {
+                    user: user("u1"),
+                    reason: Some("password changed".into()),
+                }),
+                r#"{"kind":"disconnect_user","body":{"user":"u1","reason":"password changed"}}"#
+                    .to_owned(),
+            ),
+            (
+                Command::DisconnectUser(DisconnectUser {
+                    user: user("u1"),
+                    reason: None,
+                }),
+                r#"{"kind":"disconnect_user","body":{"user":"u1","reason":null}}"#.to_owned(),
+            ),
+            (
+                Command::Access(AccessChange {
+                    user: user("u1"),
+                    workspaces: Some(vec![
+                        WorkspaceId::parse("a").unwrap(),
+                        WorkspaceId::parse("b").unwrap(),
+                    ]),
+                }),
+                r#"{"kind":"access","body":{"user":"u1","workspaces":["a","b"]}}"#.to_owned(),
+            ),
+            (
+                Command::Access(AccessChange {
+                    user: user("u1"),
+                    workspaces: None,
+                }),
+                r#"{"kind":"access","body":{"user":"u1","workspaces":null}}"#.to_owned(),
+            ),
+            (
+                Command::Chat(Notice::Message(Message {
+                    uuid: uuid(MESSAGE),
+                    room: uuid(ROOM),
+                    author: user("u1"),
+                    text: "hi \"there\"".into(),
+                    ts: 1_700_000_000_000,
+                })),
+                format!(
+                    r#"{{"kind":"chat","body":{{"kind":"message","body":{{"uuid":"{MESSAGE}","room":"{ROOM}","author":"u1","text":"hi \"there\"","ts":1700000000000}}}}}}"#
+                ),
+            ),
+            (
+                Command::Chat(Notice::Deleted(MessageRef {
+                    room: uuid(ROOM),
+                    uuid: uuid(MESSAGE),
+                })),
+                format!(
+                    r#"{{"kind":"chat","body":{{"kind":"deleted","body":{{"room":"{ROOM}","uuid":"{MESSAGE}"}}}}}}"#
+                ),
+            ),
+            (
+                Command::Chat(Notice::Members(RoomMembers {
+                    room: uuid(ROOM),
+                    members: vec![user("u1"), user("u2")],
+                })),
+                format!(
+                    r#"{{"kind":"chat","body":{{"kind":"members","body":{{"room":"{ROOM}","members":["u1","u2"]}}}}}}"#
+                ),
+            ),
+        ]
+    }
+
+    #[test]
+    fn each_kind_has_its_exact_bytes_on_the_stream() {
+        for (command, bytes) in commands() {
+            assert_eq!(serde_json::to_string(&command).unwrap(), bytes);
+        }
+    }
+
+    #[test]
+    fn each_kind_reads_back_from_its_bytes() {
+        for (command, bytes) in commands() {
+            let read: Command = serde_json::from_str(&bytes).unwrap();
+            assert_eq!(
+                serde_json::to_string(&read).unwrap(),
+                serde_json::to_string(&command).unwrap()
+            );
+        }
+    }
+}
