@@ -297,14 +297,11 @@ pub async fn run_with(
             move || describe_node(&state, addr)
         };
         nodes::spawn_heartbeat(redis, describe, shutdown.clone());
-        let apply = {
-            let state = state.clone();
-            move |command| {
-                let state = state.clone();
-                async move { realtime::apply_remote(&state, command).await }
-            }
-        };
-        control::spawn_reader(redis, state.node_id.clone(), apply, shutdown.clone());
+        // What this node does with each kind of command from the others, by the kind's owner.
+        let mut handlers = control::Handlers::default();
+        realtime::handle_remote(&mut handlers, &state);
+        crate::chat::cluster::handle_remote(&mut handlers, &state);
+        control::spawn_reader(redis, state.node_id.clone(), handlers, shutdown.clone());
         if let Some(chat) = &state.chat {
             crate::chat::spawn_presence(state.clone(), chat.clone(), shutdown.clone());
         }

@@ -3,8 +3,9 @@
 //!
 //! Messages are stored (in Redis) before anyone is told, so a notice only has to reach the
 //! sockets: it travels on the cluster's control stream ([`crate::cluster::control`]) as a
-//! [`Notice`], and each other node delivers it to its own sockets in the room. A notice lost
-//! while Redis is away costs a live update only: the message is in `history`.
+//! [`Notice`] (kind `chat`), and each other node delivers it to its own sockets in the room
+//! (`handle_remote`). A notice lost while Redis is away costs a live update only: the message
+//! is in `history`.
 //!
 //! Presence: each node mirrors its own view ([`super::presence`]) into the sorted set
 //! `<prefix>:chat:presence:<room>`, one member `<node>\0<user>` per user present through that
@@ -26,7 +27,7 @@ use super::{
     store::Message,
 };
 use crate::{
-    cluster::control::{self, Command},
+    cluster::control::{self, Command, Handlers},
     ids::UserId,
     state::AppState,
 };
@@ -41,6 +42,10 @@ pub enum Notice {
     Deleted(MessageRef),
     /// Who is in the room now (`room_members`).
     Members(RoomMembers),
+}
+
+impl Command for Notice {
+    const KIND: &'static str = "chat";
 }
 
 impl Notice {
@@ -69,15 +74,19 @@ pub(crate) async fn tell(state: &AppState, notice: &Notice) {
     let Some(redis) = &state.cluster else {
         return;
     };
-    let command = Command::Chat(notice.clone());
-    if let Err(error) = control::broadcast(redis, &state.node_id, &command).await {
+    if let Err(error) = control::broadcast(redis, &state.node_id, notice).await {
         tracing::warn!(%error, room = %notice.room(), "chat notice not sent to the other nodes");
     }
 }
 
-/// A notice from another node: deliver it to this node's sockets.
-pub(crate) fn apply(state: &AppState, notice: &Notice) {
-    super::broadcast::deliver_here(state, notice, None);
+/// Registers what this node does with another node's notice: deliver it to this node's
+/// sockets in the room.
+pub(crate) fn handle_remote(handlers: &mut Handlers, state: &AppState) {
+    let state = state.clone();
+    handlers.on(move |notice: Notice| {
+        super::broadcast::deliver_here(&state, &notice, None);
+        std::future::ready(())
+    });
 }
 
 fn presence_key(prefix: &str, room: &Uuid) -> String {
@@ -187,4 +196,85 @@ pub(crate) fn spawn_presence(state: AppState, chat: Chat, shutdown: Cancellation
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    const ROOM: &str = "0b7e3c52-5d7f-4a59-9d55-3f3c3c8a0e11";
+    const MESSAGE: &str = "5f0c1f0e-8a51-4b6e-a0c3-2b8f0d5b7a42";
+
+    fn user(id: &str) -> UserId {
+        UserId::parse(id).unwrap()
+    }
+
+    fn uuid(text: &str) -> Uuid {
+        Uuid::parse_str(text).unwrap()
+    }
+
+    /// Each notice and its exact bytes in the control stream entry's `c` field.
+    fn notices() -> Vec<(Notice, String)> {
+        vec![
+            (
+                Notice::Message(Message {
+                    uuid: uuid(MESSAGE),
+                    room: uuid(ROOM),
+                    author: user("u1"),
+                    text: "hi \"there\"".into(),
+                    ts: 1_700_000_000_000,
+                }),
+                format!(
+                    r#"{{"kind":"chat","body":{{"kind":"message","body":{{"uuid":"{MESSAGE}","room":"{ROOM}","author":"u1","text":"hi \"there\"","ts":1700000000000}}}}}}"#
+                ),
+            ),
+            (
+                Notice::Deleted(MessageRef {
+                    room: uuid(ROOM),
+                    uuid: uuid(MESSAGE),
+                }),
+                format!(
+                    r#"{{"kind":"chat","body":{{"kind":"deleted","body":{{"room":"{ROOM}","uuid":"{MESSAGE}"}}}}}}"#
+                ),
+            ),
+            (
+                Notice::Members(RoomMembers {
+                    room: uuid(ROOM),
+                    members: vec![user("u1"), user("u2")],
+                }),
+                format!(
+                    r#"{{"kind":"chat","body":{{"kind":"members","body":{{"room":"{ROOM}","members":["u1","u2"]}}}}}}"#
+                ),
+            ),
+        ]
+    }
+
+    #[test]
+    fn each_notice_has_its_exact_bytes_on_the_stream() {
+        for (notice, bytes) in notices() {
+            assert_eq!(control::encode(&notice).unwrap(), bytes);
+        }
+    }
+
+    #[tokio::test]
+    async fn each_notice_reads_back_from_its_bytes() {
+        let read = Arc::new(Mutex::new(Vec::new()));
+        let mut handlers = Handlers::default();
+        let noted = read.clone();
+        handlers.on(move |notice: Notice| {
+            noted
+                .lock()
+                .unwrap()
+                .push(control::encode(&notice).unwrap());
+            std::future::ready(())
+        });
+        let mut written = Vec::new();
+        for (_, bytes) in notices() {
+            handlers.apply("1-0", Some(&bytes)).await;
+            written.push(bytes);
+        }
+        assert_eq!(*read.lock().unwrap(), written);
+    }
 }

@@ -1,43 +1,85 @@
-//! Commands that act on a user's sockets wherever they are: `disconnect_user` and access
-//! changes. The node that receives one applies it to its own sockets and appends it to the
-//! stream `<prefix>:control`; every other node reads that stream and applies it too.
+//! Commands that act on sockets wherever they are: a user's `disconnect_user` and access
+//! changes, the chat's notices. The node that receives one applies it to its own sockets and
+//! appends it to the stream `<prefix>:control`; every other node reads that stream and applies
+//! it too.
+//!
+//! On the stream a command is `{"kind": "...", "body": ...}`, and this module knows no more of
+//! it than that: the module that owns a kind of command gives it its type and kind
+//! ([`Command`]), encodes it when it [`broadcast`]s, and registers in [`Handlers`] what this
+//! node does with one from another node. The wiring (`server.rs`) hands the handlers to the
+//! reader ([`spawn_reader`]).
 
-use std::{future::Future, time::Duration};
+use std::{collections::HashMap, future::Future, time::Duration};
 
+use futures_util::future::BoxFuture;
 use redis::{
     AsyncCommands,
     streams::{StreamMaxlen, StreamReadOptions, StreamReadReply},
 };
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde_json::value::RawValue;
 use tokio_util::sync::CancellationToken;
 
 use super::{Redis, link::Link};
-use crate::realtime::events::{AccessChange, DisconnectUser};
 
 /// Commands kept in the stream (only nodes that are up read them, at once).
 const KEPT: usize = 10_000;
 /// How long one read waits.
 const BLOCK: Duration = Duration::from_millis(1000);
 
-/// A command for every node.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "kind", content = "body", rename_all = "snake_case")]
-pub enum Command {
-    /// Disconnect every socket of a user.
-    DisconnectUser(DisconnectUser),
-    /// Replace (or re-ask) a user's allowed workspaces.
-    Access(AccessChange),
-    /// Something happened in a chat room (a message, a deletion, presence).
-    Chat(crate::chat::cluster::Notice),
+/// A command for every node: the body of one kind, owned by the module that handles it.
+pub trait Command: Serialize + DeserializeOwned + Send + 'static {
+    /// Its `kind` on the stream, one per type.
+    const KIND: &'static str;
+}
+
+/// A command as written on the stream.
+#[derive(Serialize)]
+struct Outgoing<'a, C> {
+    kind: &'static str,
+    body: &'a C,
+}
+
+/// A command as read from the stream: its kind, and a body only the kind's handler reads.
+#[derive(Deserialize)]
+struct Incoming {
+    kind: String,
+    body: Box<RawValue>,
+}
+
+/// The bytes of a command on the stream (the entry's `c` field).
+///
+/// # Errors
+/// The command cannot be written as JSON.
+pub fn encode<C: Command>(command: &C) -> serde_json::Result<String> {
+    serde_json::to_string(&Outgoing {
+        kind: C::KIND,
+        body: command,
+    })
+}
+
+/// Why a command did not reach the other nodes.
+#[derive(Debug, thiserror::Error)]
+pub enum BroadcastError {
+    /// The command cannot be written as JSON.
+    #[error("command not encoded: {0}")]
+    Encode(#[from] serde_json::Error),
+    /// Redis unreachable.
+    #[error(transparent)]
+    Redis(#[from] redis::RedisError),
 }
 
 /// Appends `command` for the other nodes.
 ///
 /// # Errors
-/// Redis unreachable: the command did not reach the other nodes.
-pub async fn broadcast(redis: &Redis, origin: &str, command: &Command) -> redis::RedisResult<()> {
+/// Redis unreachable (or a command that cannot be encoded): it did not reach the other nodes.
+pub async fn broadcast<C: Command>(
+    redis: &Redis,
+    origin: &str,
+    command: &C,
+) -> Result<(), BroadcastError> {
+    let body = encode(command)?;
     let mut commands = redis.commands.clone();
-    let body = serde_json::to_string(command).unwrap_or_default();
     let _: String = commands
         .xadd_maxlen(
             format!("{}:control", redis.prefix),
@@ -49,12 +91,63 @@ pub async fn broadcast(redis: &Redis, origin: &str, command: &Command) -> redis:
     Ok(())
 }
 
-/// Reads the other nodes' commands and hands each to `apply`, until `shutdown`.
-pub fn spawn_reader<F, Fut>(redis: &Redis, origin: String, apply: F, shutdown: CancellationToken)
-where
-    F: Fn(Command) -> Fut + Send + 'static,
-    Fut: Future<Output = ()> + Send,
-{
+/// Applies a command's body, read as its type; `Err` when the body cannot be read as one.
+type Apply = Box<dyn Fn(&RawValue) -> serde_json::Result<BoxFuture<'static, ()>> + Send + Sync>;
+
+/// What this node does with each kind of command from the other nodes, each registered by the
+/// module that owns the kind.
+#[derive(Default)]
+pub struct Handlers {
+    by_kind: HashMap<&'static str, Apply>,
+}
+
+impl std::fmt::Debug for Handlers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.by_kind.keys()).finish()
+    }
+}
+
+impl Handlers {
+    /// Hands every command of kind `C::KIND` from another node to `apply`, one at a time, in
+    /// stream order. A kind has one handler.
+    pub fn on<C, F, Fut>(&mut self, apply: F)
+    where
+        C: Command,
+        F: Fn(C) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let apply: Apply = Box::new(move |body| {
+            let command = serde_json::from_str::<C>(body.get())?;
+            Ok(Box::pin(apply(command)))
+        });
+        let replaced = self.by_kind.insert(C::KIND, apply);
+        debug_assert!(replaced.is_none(), "two handlers of `{}`", C::KIND);
+    }
+
+    /// Applies one command read from the stream (entry `id`, `c` field `body`); one that cannot
+    /// be read, or of a kind without a handler, is logged and skipped.
+    pub(crate) async fn apply(&self, id: &str, body: Option<&str>) {
+        let Some(Ok(command)) = body.map(serde_json::from_str::<Incoming>) else {
+            tracing::error!(%id, "cluster control: unreadable command skipped");
+            return;
+        };
+        let kind = command.kind.as_str();
+        match self.by_kind.get(kind).map(|apply| apply(&command.body)) {
+            Some(Ok(applied)) => applied.await,
+            Some(Err(_)) | None => {
+                tracing::error!(%id, %kind, "cluster control: unreadable command skipped");
+            }
+        }
+    }
+}
+
+/// Reads the other nodes' commands and applies each with `handlers`, until `shutdown`.
+pub fn spawn_reader(
+    redis: &Redis,
+    origin: String,
+    handlers: Handlers,
+    shutdown: CancellationToken,
+) {
     let redis = redis.clone();
     let key = format!("{}:control", redis.prefix);
     tokio::spawn(async move {
@@ -94,12 +187,7 @@ where
                             continue;
                         }
                         let body: Option<String> = entry.get("c");
-                        match body.as_deref().map(serde_json::from_str::<Command>) {
-                            Some(Ok(command)) => apply(command).await,
-                            _ => {
-                                tracing::error!(id = %entry.id, "cluster control: unreadable command skipped")
-                            }
-                        }
+                        handlers.apply(&entry.id, body.as_deref()).await;
                     }
                 }
                 Err(error) => {
@@ -114,112 +202,87 @@ where
 
 #[cfg(test)]
 mod tests {
-    use uuid::Uuid;
+    use std::sync::{Arc, Mutex};
 
     use super::*;
-    use crate::{
-        chat::{
-            cluster::Notice,
-            protocol::{MessageRef, RoomMembers},
-            store::Message,
-        },
-        ids::{UserId, WorkspaceId},
-    };
 
-    const ROOM: &str = "0b7e3c52-5d7f-4a59-9d55-3f3c3c8a0e11";
-    const MESSAGE: &str = "5f0c1f0e-8a51-4b6e-a0c3-2b8f0d5b7a42";
-
-    fn user(id: &str) -> UserId {
-        UserId::parse(id).unwrap()
+    /// A command of this module's own, to test the stream's side without any door's.
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Ping {
+        n: u32,
     }
 
-    fn uuid(text: &str) -> Uuid {
-        Uuid::parse_str(text).unwrap()
+    impl Command for Ping {
+        const KIND: &'static str = "ping";
     }
 
-    /// Each kind of command and its exact bytes in the stream entry's `c` field.
-    fn commands() -> Vec<(Command, String)> {
-        vec![
-            (
-                Command::DisconnectUser(DisconnectUser {
-                    user: user("u1"),
-                    reason: Some("password changed".into()),
-                }),
-                r#"{"kind":"disconnect_user","body":{"user":"u1","reason":"password changed"}}"#
-                    .to_owned(),
-            ),
-            (
-                Command::DisconnectUser(DisconnectUser {
-                    user: user("u1"),
-                    reason: None,
-                }),
-                r#"{"kind":"disconnect_user","body":{"user":"u1","reason":null}}"#.to_owned(),
-            ),
-            (
-                Command::Access(AccessChange {
-                    user: user("u1"),
-                    workspaces: Some(vec![
-                        WorkspaceId::parse("a").unwrap(),
-                        WorkspaceId::parse("b").unwrap(),
-                    ]),
-                }),
-                r#"{"kind":"access","body":{"user":"u1","workspaces":["a","b"]}}"#.to_owned(),
-            ),
-            (
-                Command::Access(AccessChange {
-                    user: user("u1"),
-                    workspaces: None,
-                }),
-                r#"{"kind":"access","body":{"user":"u1","workspaces":null}}"#.to_owned(),
-            ),
-            (
-                Command::Chat(Notice::Message(Message {
-                    uuid: uuid(MESSAGE),
-                    room: uuid(ROOM),
-                    author: user("u1"),
-                    text: "hi \"there\"".into(),
-                    ts: 1_700_000_000_000,
-                })),
-                format!(
-                    r#"{{"kind":"chat","body":{{"kind":"message","body":{{"uuid":"{MESSAGE}","room":"{ROOM}","author":"u1","text":"hi \"there\"","ts":1700000000000}}}}}}"#
-                ),
-            ),
-            (
-                Command::Chat(Notice::Deleted(MessageRef {
-                    room: uuid(ROOM),
-                    uuid: uuid(MESSAGE),
-                })),
-                format!(
-                    r#"{{"kind":"chat","body":{{"kind":"deleted","body":{{"room":"{ROOM}","uuid":"{MESSAGE}"}}}}}}"#
-                ),
-            ),
-            (
-                Command::Chat(Notice::Members(RoomMembers {
-                    room: uuid(ROOM),
-                    members: vec![user("u1"), user("u2")],
-                })),
-                format!(
-                    r#"{{"kind":"chat","body":{{"kind":"members","body":{{"room":"{ROOM}","members":["u1","u2"]}}}}}}"#
-                ),
-            ),
-        ]
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Pong(String);
+
+    impl Command for Pong {
+        const KIND: &'static str = "pong";
+    }
+
+    /// Handlers that note every ping and pong they are given.
+    fn noting() -> (Handlers, Arc<Mutex<Vec<String>>>) {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let mut handlers = Handlers::default();
+        let pings = seen.clone();
+        handlers.on(move |ping: Ping| {
+            pings.lock().unwrap().push(format!("ping {}", ping.n));
+            std::future::ready(())
+        });
+        let pongs = seen.clone();
+        handlers.on(move |pong: Pong| {
+            let pongs = pongs.clone();
+            async move { pongs.lock().unwrap().push(format!("pong {}", pong.0)) }
+        });
+        (handlers, seen)
     }
 
     #[test]
-    fn each_kind_has_its_exact_bytes_on_the_stream() {
-        for (command, bytes) in commands() {
-            assert_eq!(serde_json::to_string(&command).unwrap(), bytes);
-        }
+    fn a_command_is_its_kind_and_its_body() {
+        assert_eq!(
+            encode(&Ping { n: 7 }).unwrap(),
+            r#"{"kind":"ping","body":{"n":7}}"#
+        );
+        assert_eq!(
+            encode(&Pong("a \"b\"".into())).unwrap(),
+            r#"{"kind":"pong","body":"a \"b\""}"#
+        );
     }
 
-    #[test]
-    fn each_kind_reads_back_from_its_bytes() {
-        for (command, bytes) in commands() {
-            let read: Command = serde_json::from_str(&bytes).unwrap();
-            assert_eq!(
-                serde_json::to_string(&read).unwrap(),
-                serde_json::to_string(&command).unwrap()
-            );
+    #[tokio::test]
+    async fn each_kind_goes_to_its_handler_in_order() {
+        let (handlers, seen) = noting();
+        for entry in [
+            r#"{"kind":"pong","body":"x"}"#,
+            r#"{"body":{"n":1},"kind":"ping"}"#,
+            &encode(&Ping { n: 2 }).unwrap(),
+        ] {
+            handlers.apply("1-0", Some(entry)).await;
         }
+        assert_eq!(*seen.lock().unwrap(), ["pong x", "ping 1", "ping 2"]);
+    }
+
+    #[tokio::test]
+    async fn unreadable_commands_and_unknown_kinds_are_skipped() {
+        let (handlers, seen) = noting();
+        for entry in [
+            None,
+            Some(""),
+            Some("not json"),
+            Some(r#"{"kind":"ping"}"#),
+            Some(r#"{"body":{"n":1}}"#),
+            Some(r#"{"kind":"ping","body":{"n":"one"}}"#),
+            Some(r#"{"kind":"ping","body":"x"}"#),
+            Some(r#"{"kind":"unknown","body":{"n":1}}"#),
+        ] {
+            handlers.apply("1-0", entry).await;
+        }
+        handlers
+            .apply("1-0", Some(r#"{"kind":"ping","body":{"n":3}}"#))
+            .await;
+        assert_eq!(*seen.lock().unwrap(), ["ping 3"]);
     }
 }

@@ -8,7 +8,10 @@
 //! sockets. Offsets and epochs live in Redis, so a client may resume on any node and epochs
 //! survive restarts. Socket.IO recovery sessions live in Redis too ([`sessions`]), so a client
 //! recovers on any node. Nodes announce themselves with a heartbeat ([`nodes`]). Backends using
-//! the npm `@socket.io/redis-emitter` are understood too ([`emitter`]).
+//! the npm `@socket.io/redis-emitter` are understood too ([`emitter`]). What each node applies
+//! to its own sockets (`disconnect_user`, access changes, chat notices) travels on a control
+//! stream ([`control`]) that knows a command only by its kind and JSON body: the doors own the
+//! commands and register their handlers.
 //!
 //! Redis is a single server or a Redis Cluster (`cluster.redis_mode`); [`Commands`] hides which,
 //! and on a Redis Cluster every key carries the hash tag `{prefix}`, so all of herald's keys share

@@ -17,7 +17,7 @@ use super::{
 };
 use crate::{
     auth::{AuthError, Principal, Session},
-    cluster::control::{self, Command},
+    cluster::control,
     ids::WorkspaceId,
     rooms,
     state::AppState,
@@ -44,12 +44,11 @@ pub async fn change(state: &AppState, change: AccessChange) -> Result<AccessOutc
     if change.workspaces.is_none() && !state.auth.can_ask_again() {
         return Err(AccessError::WorkspacesRequired);
     }
-    if let Some(redis) = &state.cluster {
-        let command = Command::Access(change.clone());
-        if let Err(error) = control::broadcast(redis, &state.node_id, &command).await {
-            tracing::warn!(%error, "access change not sent to the other nodes");
-            return Err(AccessError::Unavailable);
-        }
+    if let Some(redis) = &state.cluster
+        && let Err(error) = control::broadcast(redis, &state.node_id, &change).await
+    {
+        tracing::warn!(%error, "access change not sent to the other nodes");
+        return Err(AccessError::Unavailable);
     }
     apply(state, change).await
 }

@@ -16,6 +16,7 @@ mod private;
 mod public;
 mod raw_arg;
 mod recovered;
+mod remote;
 mod reply;
 pub(crate) mod sequencer;
 pub mod slow;
@@ -23,6 +24,7 @@ pub(crate) mod socket_state;
 pub(crate) mod subscriber;
 
 pub(crate) use public::authenticate;
+pub(crate) use remote::handle_remote;
 
 /// The Socket.IO server handle herald uses (one adapter type, chosen here).
 pub type Io = socketioxide::SocketIo;
@@ -60,22 +62,6 @@ pub(crate) fn counted(
         .map_or_else(ConnectRefusal::outcome, |()| "ok");
     crate::metrics::Metrics::count(&metrics.handshakes, namespace, outcome);
     result
-}
-
-/// Applies a command another node of the cluster received, to this node's sockets.
-pub async fn apply_remote(state: &AppState, command: crate::cluster::control::Command) {
-    use crate::cluster::control::Command;
-    match command {
-        Command::DisconnectUser(request) => {
-            let _ = private::disconnect_user_here(state, &request).await;
-        }
-        Command::Access(change) => {
-            if let Err(error) = access::apply(state, change).await {
-                tracing::debug!(%error, "access change from another node not applied here");
-            }
-        }
-        Command::Chat(notice) => crate::chat::cluster::apply(state, &notice),
-    }
 }
 
 /// Shutdown: saves the browser sockets' sessions for recovery on another node, when sessions

@@ -25,7 +25,7 @@ use super::{
 };
 use crate::{
     auth::{credentials::bearer, private::PrivateAccess},
-    cluster::control::{self, Command},
+    cluster::control,
     event::{Publication, PublishError},
     rooms,
     state::AppState,
@@ -164,12 +164,11 @@ async fn on_disconnect_user(state: &AppState, data: Result<DisconnectUser, Parse
             "expected {\"user\": \"<id>\", \"reason\"?: \"...\"}",
         ));
     };
-    if let Some(redis) = &state.cluster {
-        let command = Command::DisconnectUser(request.clone());
-        if let Err(error) = control::broadcast(redis, &state.node_id, &command).await {
-            tracing::warn!(%error, "disconnect_user not sent to the other nodes");
-            return Reply::error(&ErrorAck::new(ErrorCode::Unavailable));
-        }
+    if let Some(redis) = &state.cluster
+        && let Err(error) = control::broadcast(redis, &state.node_id, &request).await
+    {
+        tracing::warn!(%error, "disconnect_user not sent to the other nodes");
+        return Reply::error(&ErrorAck::new(ErrorCode::Unavailable));
     }
     match disconnect_user_here(state, &request).await {
         Ok(sockets) => Reply::ok(&DisconnectUserAck { ok: true, sockets }),
