@@ -11,7 +11,7 @@
 //! - [`ids`]: validated identifiers (workspace, user, group) parsed at the edge.
 //! - [`rooms`]: the one place ids become Socket.IO room names.
 //! - [`auth`]: browser authentication (JWT or backend) and backend admission (key + hosts).
-//! - [`realtime`]: the Socket.IO namespaces, handshakes, event handlers and room names.
+//! - [`socketio`]: the Socket.IO namespaces, handshakes, event handlers and room names.
 //! - [`event`]: the published event: its parsing and rules, its refusals, its id and time.
 //! - [`pipeline`]: stamping, coalescing and delivery to the union of target rooms.
 //! - [`history`]: the per-room event log (offsets, epochs) that `since` replays from.
@@ -46,11 +46,11 @@ pub mod ids;
 pub mod limits;
 pub mod metrics;
 pub mod pipeline;
-pub mod realtime;
 pub mod recovery;
 pub mod rooms;
 pub mod server;
 pub mod shutdown;
+pub mod socketio;
 pub mod state;
 pub mod telemetry;
 

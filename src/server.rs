@@ -47,8 +47,8 @@ use crate::{
     limits::UserSockets,
     metrics::Metrics,
     pipeline::Publisher,
-    realtime::{self, Io, expiry::ExpiryWheel, slow::SlowPolicy, subscriber::SocketIoDoor},
     recovery::{MemorySessions, Recovery, SessionStore},
+    socketio::{self, Io, expiry::ExpiryWheel, slow::SlowPolicy, subscriber::SocketIoDoor},
     state::{AppState, Shared},
 };
 
@@ -157,7 +157,7 @@ pub fn build(cfg: &Arc<Config>) -> Result<(Router, AppState), ServerError> {
         admission: admission.clone(),
         cfg: cfg.clone(),
     });
-    realtime::register_namespaces(&io, &state);
+    socketio::register_namespaces(&io, &state);
     let origins = OriginPolicy::new(&cfg.engine_path, &cfg.allowed_origins);
     let app = http::router(cfg)
         .layer(TraceLayer::new_for_http())
@@ -299,7 +299,7 @@ pub async fn run_with(
         nodes::spawn_heartbeat(redis, describe, shutdown.clone());
         // What this node does with each kind of command from the others, by the kind's owner.
         let mut handlers = control::Handlers::default();
-        realtime::handle_remote(&mut handlers, &state);
+        socketio::handle_remote(&mut handlers, &state);
         crate::chat::cluster::handle_remote(&mut handlers, &state);
         control::spawn_reader(redis, state.node_id.clone(), handlers, shutdown.clone());
         if let Some(chat) = &state.chat {
@@ -370,7 +370,7 @@ pub async fn run_with(
         state.publisher.flush().await;
         drain::spread(&state, spread_over).await;
         state.publisher.flush().await;
-        realtime::save_sessions(&state).await;
+        socketio::save_sessions(&state).await;
         state.io.close().await;
         flatten(server.await)
     };

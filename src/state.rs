@@ -12,8 +12,8 @@ use crate::{
     limits::UserSockets,
     metrics::Metrics,
     pipeline::Publisher,
-    realtime::{Io, expiry::ExpiryWheel, slow::SlowPolicy},
     recovery::Recovery,
+    socketio::{Io, expiry::ExpiryWheel, slow::SlowPolicy},
 };
 
 /// Shared state of the HTTP routes and Socket.IO handlers; its fields are [`Shared`]'s.

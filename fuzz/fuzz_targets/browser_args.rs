@@ -2,7 +2,7 @@
 //! value parses or is refused with a message, never a panic.
 #![no_main]
 
-use herald::realtime::events;
+use herald::socketio::events;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

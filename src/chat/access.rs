@@ -16,8 +16,8 @@ use super::{
 use crate::{
     auth::{Authenticator, RefreshError, Session},
     ids::{UserId, WorkspaceId},
-    realtime::socket_state::SocketState,
     rooms,
+    socketio::socket_state::SocketState,
     state::AppState,
 };
 

@@ -1,6 +1,6 @@
 //! What the room's sockets are told: deliveries (`message`, `message_deleted`,
 //! `room_members`) to this node's sockets in a room, each through
-//! [`crate::realtime::slow::SlowPolicy`], and to the other nodes; and presence on disconnect (a
+//! [`crate::socketio::slow::SlowPolicy`], and to the other nodes; and presence on disconnect (a
 //! clean one leaves at once, a lost connection leaves a ghost for `chat.presence_timeout`).
 
 use socketioxide::{

@@ -8,7 +8,7 @@
 //!
 //! Broadcasts (`message`, `message_deleted`, `room_members`) go to the room's sockets other
 //! than the one whose call caused them: that one learns the outcome from its ack. Each goes
-//! through [`crate::realtime::slow::SlowPolicy`].
+//! through [`crate::socketio::slow::SlowPolicy`].
 
 use std::{
     collections::HashMap,
@@ -36,10 +36,10 @@ use super::{
 };
 use crate::{
     auth::Session,
-    realtime::{
+    rooms,
+    socketio::{
         ConnectRefusal, Io, authenticate, counted, sequencer::Ticket, socket_state::SocketState,
     },
-    rooms,
     state::AppState,
 };
 
@@ -251,7 +251,7 @@ async fn on_leave(ctx: Ctx, value: Value) -> Result<Value, ChatError> {
         let left = ctx.chat.presence.leave(room, user, ctx.socket.id);
         released(&ctx.state, &ctx.chat, room, user, left).await;
     }
-    Ok(json(&crate::realtime::events::OkAck::OK))
+    Ok(json(&crate::socketio::events::OkAck::OK))
 }
 
 async fn on_post(ctx: Ctx, value: Value) -> Result<Value, ChatError> {
@@ -316,7 +316,7 @@ async fn on_delete(ctx: Ctx, value: Value) -> Result<Value, ChatError> {
                 Some(ctx.socket.id),
             )
             .await;
-            Ok(json(&crate::realtime::events::OkAck::OK))
+            Ok(json(&crate::socketio::events::OkAck::OK))
         }
         Deleted::NotAuthor => Err(ChatError::Forbidden("only its author may delete a message")),
         Deleted::NotFound => Err(ChatError::NotFound),

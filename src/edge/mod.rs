@@ -2,7 +2,7 @@
 //! and frames on their way out): where herald accepts connections, refuses what it cannot
 //! take, and makes the engine library behave as the Engine.IO protocol documents and the npm
 //! server do. The REST API is [`crate::http`]; the Socket.IO namespaces are
-//! [`crate::realtime`].
+//! [`crate::socketio`].
 //!
 //! By concern:
 //! - listener and connections: [`listener`] is the accept loop; [`linger`] closes a TCP

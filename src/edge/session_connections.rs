@@ -23,7 +23,7 @@ use super::{
     connection::{ConnectionHandle, WeakConnectionHandle},
     listener::Peer,
 };
-use crate::realtime::slow::SocketConnections;
+use crate::socketio::slow::SocketConnections;
 
 /// The connections of upgraded Engine.IO sessions, by session id. Entries die with their
 /// connection (weak handles) and are purged as the map grows.

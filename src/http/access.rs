@@ -12,7 +12,7 @@ use axum::{
 use super::Backend;
 use crate::{
     error::ApiError,
-    realtime::{
+    socketio::{
         access::{self, AccessError},
         events::{AccessChange, AccessOutcome},
     },

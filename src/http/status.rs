@@ -24,8 +24,8 @@ use crate::{
     cluster::nodes::{self, NodeInfo},
     error::ApiError,
     metrics::Rates,
-    realtime::Io,
     rooms,
+    socketio::Io,
     state::AppState,
 };
 

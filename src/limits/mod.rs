@@ -9,7 +9,7 @@
 //! beyond `limits.max_connections` or `limits.max_handshakes_in_flight` get a fast HTTP 503,
 //! which socket.io-client retries with its backoff, so a reconnect storm is admitted at the
 //! pace the node can take. The Socket.IO side that applies the limits to `/public` sockets is
-//! `crate::realtime::guard`. Every refusal is counted in `herald_limit_refusals_total{limit}`
+//! `crate::socketio::guard`. Every refusal is counted in `herald_limit_refusals_total{limit}`
 //! under its [`Limit`]'s label ([`LimitLabel`]).
 
 pub mod rate;

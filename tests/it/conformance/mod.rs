@@ -34,7 +34,7 @@ async fn echo_server(cfg_toml: &str) -> TestServer {
 /// `message` answered with `message-back` and the same arguments; `message-with-ack`
 /// acknowledged with its arguments. `/custom` only says `auth`. Mounting `/` replaces herald's
 /// inert root namespace.
-fn mount_echo(io: &herald::realtime::Io) {
+fn mount_echo(io: &herald::socketio::Io) {
     io.ns("/", async |socket: SocketRef, Data(auth): Data<Value>| {
         herald::limits::handshake_done(&socket);
         socket.emit("auth", &auth).ok();
