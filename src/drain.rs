@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use socketioxide::extract::SocketRef;
 
-use crate::state::AppState;
+use crate::socketio::state::AppState;
 
 /// The shortest pause between two batches of disconnects.
 const TICK: Duration = Duration::from_millis(50);

@@ -51,7 +51,6 @@ pub mod rooms;
 pub mod server;
 pub mod shutdown;
 pub mod socketio;
-pub mod state;
 pub mod telemetry;
 
 pub use config::Config;

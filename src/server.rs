@@ -48,8 +48,8 @@ use crate::{
     metrics::Metrics,
     pipeline::Publisher,
     recovery::{MemorySessions, Recovery, SessionStore},
+    socketio::state::{AppState, Shared},
     socketio::{self, Io, expiry::ExpiryWheel, slow::SlowPolicy, subscriber::SocketIoDoor},
-    state::{AppState, Shared},
 };
 
 /// How long a plain HTTP request may take.
@@ -75,11 +75,12 @@ pub enum ServerError {
     Io(#[from] std::io::Error),
 }
 
-/// Builds the router and the state it shares with the Socket.IO handlers.
+/// Builds the router, the state it shares with the Socket.IO handlers, and the handshake
+/// admission (closed at shutdown).
 ///
 /// # Errors
 /// An authenticator that cannot be built (unreadable key file, bad backend URL).
-pub fn build(cfg: &Arc<Config>) -> Result<(Router, AppState), ServerError> {
+pub fn build(cfg: &Arc<Config>) -> Result<(Router, AppState, Admission), ServerError> {
     let metrics = if cfg.cluster.redis_url.is_some() {
         Metrics::clustered()
     } else {
@@ -154,7 +155,6 @@ pub fn build(cfg: &Arc<Config>) -> Result<(Router, AppState), ServerError> {
         io: io.clone(),
         started: Instant::now(),
         user_sockets: UserSockets::default(),
-        admission: admission.clone(),
         cfg: cfg.clone(),
     });
     socketio::register_namespaces(&io, &state);
@@ -166,6 +166,8 @@ pub fn build(cfg: &Arc<Config>) -> Result<(Router, AppState), ServerError> {
             HTTP_TIMEOUT,
         ))
         .with_state(state.clone())
+        // `/ready` answers 503 once the admission is closed (shutting down).
+        .layer(axum::Extension(admission.clone()))
         .layer(layer);
     let compat = Eio3Compat {
         engine_path: cfg.engine_path.clone(),
@@ -197,7 +199,7 @@ pub fn build(cfg: &Arc<Config>) -> Result<(Router, AppState), ServerError> {
         // Inside the origin guard (a foreign page takes no slot) and CORS (a refusal is
         // readable by the page, which retries).
         .layer(axum::middleware::from_fn_with_state(
-            admission,
+            admission.clone(),
             admission::admit,
         ))
         .layer(axum::middleware::from_fn_with_state(
@@ -213,7 +215,7 @@ pub fn build(cfg: &Arc<Config>) -> Result<(Router, AppState), ServerError> {
             connections,
             session_connections::expose,
         ));
-    Ok((app, state))
+    Ok((app, state, admission))
 }
 
 /// What this node says about itself in its heartbeat.
@@ -279,7 +281,7 @@ pub async fn run_with(
         Some((cert, key)) => Some(tls::acceptor(cert, key)?),
         None => None,
     };
-    let (app, state) = build(&cfg)?;
+    let (app, state, admission) = build(&cfg)?;
     setup(&state);
     let addr = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
@@ -300,10 +302,10 @@ pub async fn run_with(
         // What this node does with each kind of command from the others, by the kind's owner.
         let mut handlers = control::Handlers::default();
         socketio::handle_remote(&mut handlers, &state);
-        crate::chat::cluster::handle_remote(&mut handlers, &state);
+        socketio::chat::cluster::handle_remote(&mut handlers, &state);
         control::spawn_reader(redis, state.node_id.clone(), handlers, shutdown.clone());
         if let Some(chat) = &state.chat {
-            crate::chat::spawn_presence(state.clone(), chat.clone(), shutdown.clone());
+            socketio::chat::spawn_presence(state.clone(), chat.clone(), shutdown.clone());
         }
         if !cfg.cluster.emitter_key.is_empty() {
             ingest::spawn(
@@ -359,7 +361,7 @@ pub async fn run_with(
     }
     // The listener is closed (graceful shutdown of `serve`); handshakes on connections that
     // are still open are refused and /ready answers 503.
-    state.admission.close();
+    admission.close();
     let spread_over = cfg.shutdown.drain.min(cfg.shutdown_timeout / 2);
     tracing::info!(timeout = ?cfg.shutdown_timeout, drain = ?spread_over, "shutting down");
     let drain = async {

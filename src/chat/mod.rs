@@ -1,17 +1,13 @@
-//! Chat rooms on their own namespace (`chat.path`, default `/chat`), as Pydio Cells' chat
-//! service: rooms attached to a workspace, a file node or a set of users, persisted messages
-//! replayed on join, and presence.
+//! Chat rooms, as Pydio Cells' chat service: rooms attached to a workspace, a file node or a
+//! set of users, persisted messages replayed on join, and presence. What the chat is and keeps;
+//! browsers reach it through the Socket.IO door's chat namespace
+//! ([`crate::socketio::chat`]).
 //!
 //! - [`protocol`]: event names, typed requests and their limits, payloads.
 //! - [`room`]: room identity (a UUID v5 derived from what the room is attached to).
 //! - [`store`]: the [`store::ChatStore`] trait; [`sqlite`] on a single node, [`redis`] in
 //!   cluster mode.
-//! - [`presence`]: who is in each room, as users.
-//! - `handlers.rs`: the namespace: handshake (the same as `/public`) and calls;
-//!   `access.rs`: who may join, and leaving rooms when access ends; `broadcast.rs`: what the
-//!   room's sockets are told, and presence on disconnect.
-//! - [`cluster`]: in cluster mode, what one node tells the others (messages, deletions,
-//!   presence) over the cluster's control stream, and presence across nodes in Redis.
+//! - [`presence`]: who is in each room on this node, as users.
 //!
 //! Messages are stored before anyone is told: a socket that missed a broadcast finds the
 //! message in `history`.
@@ -20,20 +16,12 @@ use std::sync::Arc;
 
 use crate::{cluster::Redis, config::Config};
 
-mod access;
-mod broadcast;
-pub mod cluster;
-mod handlers;
 pub mod presence;
 pub mod protocol;
 pub mod redis;
 pub mod room;
 pub mod sqlite;
 pub mod store;
-
-pub(crate) use access::revoke;
-pub(crate) use cluster::spawn_presence;
-pub(crate) use handlers::register;
 
 /// Why the chat could not start.
 #[derive(Debug, thiserror::Error)]

@@ -12,11 +12,11 @@ use axum::{
 use super::Backend;
 use crate::{
     error::ApiError,
+    socketio::state::AppState,
     socketio::{
         access::{self, AccessError},
         events::{AccessChange, AccessOutcome},
     },
-    state::AppState,
 };
 
 /// The route, with its body limit (`publish.max_body_bytes`).

@@ -2,7 +2,7 @@
 
 use axum::{Router, routing::get};
 
-use crate::state::AppState;
+use crate::socketio::state::AppState;
 
 pub(super) fn router() -> Router<AppState> {
     Router::new().route("/health", get(async || "ok"))

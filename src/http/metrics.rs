@@ -2,7 +2,7 @@
 //! like `/status`: the private key as a bearer token unless `status_public = true`.
 
 use super::{KeyHolder, status::transport_counts};
-use crate::{error::ApiError, metrics::ConnectionLabels, state::AppState};
+use crate::{error::ApiError, metrics::ConnectionLabels, socketio::state::AppState};
 use axum::{
     Router,
     extract::State,

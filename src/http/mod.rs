@@ -12,7 +12,9 @@ use axum::{
     http::{StatusCode, header, request::Parts},
 };
 
-use crate::{auth::credentials::bearer, config::Config, error::ApiError, state::AppState};
+use crate::{
+    auth::credentials::bearer, config::Config, error::ApiError, socketio::state::AppState,
+};
 
 mod accept;
 mod access;

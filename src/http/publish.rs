@@ -16,7 +16,7 @@ use crate::{
     error::ApiError,
     event::{Publication, PublishError},
     pipeline::Receipt,
-    state::AppState,
+    socketio::state::AppState,
 };
 
 /// The route, with its body limit (`publish.max_body_bytes`).

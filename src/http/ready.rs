@@ -3,17 +3,20 @@
 //! otherwise: its own sockets still get what is published on it, but nothing crosses nodes).
 //! A node that is shutting down (draining its sockets) answers 503 too.
 
-use axum::{Json, Router, extract::State, http::StatusCode, routing::get};
+use axum::{Extension, Json, Router, extract::State, http::StatusCode, routing::get};
 use serde_json::{Value, json};
 
-use crate::state::AppState;
+use crate::{edge::admission::Admission, socketio::state::AppState};
 
 pub(super) fn router() -> Router<AppState> {
     Router::new().route("/ready", get(ready))
 }
 
-async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    if state.admission.is_closed() {
+async fn ready(
+    State(state): State<AppState>,
+    Extension(admission): Extension<Admission>,
+) -> (StatusCode, Json<Value>) {
+    if admission.is_closed() {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({"ready": false, "reason": "shutting down"})),

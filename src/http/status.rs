@@ -26,7 +26,7 @@ use crate::{
     metrics::Rates,
     rooms,
     socketio::Io,
-    state::AppState,
+    socketio::state::AppState,
 };
 
 /// Workspaces listed as the busiest.

@@ -10,6 +10,7 @@ use std::{collections::HashSet, sync::Arc};
 
 use socketioxide::extract::SocketRef;
 
+use super::state::AppState;
 use super::{
     events::{self, AccessChange, AccessOutcome, AccessRevoked, SessionInvalid},
     socket_state::SocketState,
@@ -20,7 +21,6 @@ use crate::{
     cluster::control,
     ids::WorkspaceId,
     rooms,
-    state::AppState,
 };
 
 /// Why an access change could not be applied.
@@ -67,7 +67,7 @@ pub async fn apply(state: &AppState, change: AccessChange) -> Result<AccessOutco
         .ok_or(AccessError::Unavailable)?;
     let allowed: Option<HashSet<WorkspaceId>> =
         change.workspaces.map(|list| list.into_iter().collect());
-    crate::chat::revoke(state, &change.user, allowed.as_ref()).await;
+    super::chat::revoke(state, &change.user, allowed.as_ref()).await;
     let sockets = ns.within(rooms::user_room(&change.user)).sockets();
     let mut outcome = AccessOutcome {
         ok: true,

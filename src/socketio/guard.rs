@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use socketioxide::extract::SocketRef;
 
+use super::state::AppState;
 use super::{
     events::{self, ErrorAck, ErrorCode, SessionInvalid},
     reply::Reply,
@@ -15,7 +16,6 @@ use crate::{
     ids::{UserId, WorkspaceId},
     limits::{Bucket, Limit, Verdict},
     rooms,
-    state::AppState,
 };
 
 /// The reason `session_invalid` gives to a socket evicted by a newer one of its user.

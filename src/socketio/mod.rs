@@ -6,9 +6,10 @@
 //! [`crate::pipeline::Publisher`]. The root namespace `/` exists, inert, because
 //! socket.io-client 2.x (Engine.IO v3) always joins it first, as npm socket.io allows.
 
-use crate::state::AppState;
+use state::AppState;
 
 pub mod access;
+pub(crate) mod chat;
 pub mod events;
 pub(crate) mod expiry;
 mod guard;
@@ -21,6 +22,7 @@ mod reply;
 pub(crate) mod sequencer;
 pub mod slow;
 pub(crate) mod socket_state;
+pub mod state;
 pub(crate) mod subscriber;
 
 pub(crate) use public::authenticate;
@@ -77,5 +79,5 @@ pub fn register_namespaces(io: &Io, state: &AppState) {
     });
     public::register(io, state.clone());
     private::register(io, state.clone());
-    crate::chat::register(io, state);
+    chat::register(io, state);
 }

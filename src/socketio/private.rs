@@ -12,6 +12,7 @@ use socketioxide::{
     handler::ConnectHandler,
 };
 
+use super::state::AppState;
 use super::{
     ConnectRefusal, Io,
     access::{self, AccessError},
@@ -28,7 +29,6 @@ use crate::{
     cluster::control,
     event::{Publication, PublishError},
     rooms,
-    state::AppState,
 };
 
 pub(super) fn register(io: &Io, state: AppState) {

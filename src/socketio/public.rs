@@ -13,6 +13,7 @@ use socketioxide::{
     socket::DisconnectReason,
 };
 
+use super::state::AppState;
 use super::{
     ConnectRefusal, Io, access, counted,
     events::{self, ErrorAck, ErrorCode, OkAck, RefreshAck, RegisterAck, UserPosition},
@@ -29,7 +30,6 @@ use crate::{
     metrics::Metrics,
     pipeline::{Backlog, Joined, LoggedRoom},
     rooms,
-    state::AppState,
 };
 
 pub(super) fn register(io: &Io, state: AppState) {

@@ -8,6 +8,7 @@ use futures_util::StreamExt;
 
 use socketioxide::{extract::SocketRef, socket::DisconnectReason};
 
+use super::state::AppState;
 use super::{socket_state::SocketState, subscriber::SocketSubscriber};
 use crate::rooms;
 use crate::{
@@ -15,7 +16,6 @@ use crate::{
     metrics::Metrics,
     pipeline::{Backlog, RoomJoins},
     recovery::{Recovery, Saved},
-    state::AppState,
 };
 
 /// Longest pid accepted from a client (herald's are 32 hex digits).

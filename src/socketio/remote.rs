@@ -2,15 +2,13 @@
 //! ([`crate::cluster::control`]), and what this node does with another node's: apply it to its
 //! own sockets, as the node that received it did (`private.rs`, `access.rs`).
 
+use super::state::AppState;
 use super::{
     access,
     events::{AccessChange, DisconnectUser},
     private,
 };
-use crate::{
-    cluster::control::{Command, Handlers},
-    state::AppState,
-};
+use crate::cluster::control::{Command, Handlers};
 
 impl Command for DisconnectUser {
     const KIND: &'static str = "disconnect_user";

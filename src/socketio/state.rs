@@ -8,7 +8,6 @@ use crate::{
     auth::{Authenticator, private::PrivateAccess},
     cluster::Redis,
     config::Config,
-    edge::admission::Admission,
     limits::UserSockets,
     metrics::Metrics,
     pipeline::Publisher,
@@ -66,6 +65,4 @@ pub struct Shared {
     pub started: Instant,
     /// Sockets per user on this node (`limits.max_sockets_per_user`).
     pub user_sockets: UserSockets,
-    /// The handshake bounds; closed when the node shuts down.
-    pub admission: Admission,
 }

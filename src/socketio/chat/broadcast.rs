@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::{
     Chat, cluster, handlers::Ctx, presence::Ghost, protocol::RoomMembers, room::socket_room,
 };
-use crate::{ids::UserId, state::AppState};
+use crate::{ids::UserId, socketio::state::AppState};
 
 /// On disconnect: a clean one leaves every room at once; a lost connection leaves ghosts that
 /// expire after `chat.presence_timeout`.

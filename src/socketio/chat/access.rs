@@ -18,7 +18,7 @@ use crate::{
     ids::{UserId, WorkspaceId},
     rooms,
     socketio::socket_state::SocketState,
-    state::AppState,
+    socketio::state::AppState,
 };
 
 /// Workspace and node rooms: read access to the workspace; users rooms: being listed.

@@ -29,13 +29,13 @@ use super::{
 use crate::{
     cluster::control::{self, Command, Handlers},
     ids::UserId,
-    state::AppState,
+    socketio::state::AppState,
 };
 
 /// Something that happened in a room, for its sockets on every node.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "body", rename_all = "snake_case")]
-pub enum Notice {
+pub(crate) enum Notice {
     /// A new message (`message`).
     Message(Message),
     /// A deleted message (`message_deleted`).
@@ -50,7 +50,7 @@ impl Command for Notice {
 
 impl Notice {
     /// The event name its sockets receive.
-    pub fn event(&self) -> &'static str {
+    pub(crate) fn event(&self) -> &'static str {
         match self {
             Self::Message(_) => protocol::MESSAGE,
             Self::Deleted(_) => protocol::MESSAGE_DELETED,
@@ -59,7 +59,7 @@ impl Notice {
     }
 
     /// The room it is about.
-    pub fn room(&self) -> Uuid {
+    pub(crate) fn room(&self) -> Uuid {
         match self {
             Self::Message(message) => message.room,
             Self::Deleted(target) => target.room,

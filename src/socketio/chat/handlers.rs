@@ -37,10 +37,10 @@ use super::{
 use crate::{
     auth::Session,
     rooms,
+    socketio::state::AppState,
     socketio::{
         ConnectRefusal, Io, authenticate, counted, sequencer::Ticket, socket_state::SocketState,
     },
-    state::AppState,
 };
 
 /// The rooms a socket has joined, with what they are attached to (for access re-checks).
