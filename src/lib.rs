@@ -11,11 +11,12 @@
 //! - [`ids`]: validated identifiers (workspace, user, group) parsed at the edge.
 //! - [`rooms`]: the one place ids become Socket.IO room names.
 //! - [`auth`]: browser authentication (JWT or backend) and backend admission (key + hosts).
-//! - [`socketio`]: the Socket.IO namespaces, handshakes, event handlers and room names.
+//! - [`socketio`]: the Socket.IO door: the namespaces (`/public`, `/private`, the chat's), their
+//!   handshakes and event handlers, the state they share, and the door's side of the pipeline.
 //! - [`event`]: the published event: its parsing and rules, its refusals, its id and time.
 //! - [`pipeline`]: stamping, coalescing and delivery to the union of target rooms.
 //! - [`history`]: the per-room event log (offsets, epochs) that `since` replays from.
-//! - [`chat`]: chat rooms on their own namespace, persisted (SQLite, or Redis in cluster mode).
+//! - [`chat`]: chat rooms and their messages, persisted (SQLite, or Redis in cluster mode).
 //! - [`cluster`]: cluster mode over Redis, including the npm `@socket.io/redis-emitter` format.
 //! - [`limits`]: sockets per user, each socket's event rate, admitted sessions' tickets.
 //! - [`edge`]: bytes and requests before socketioxide: the accept loop (plain or native TLS)
@@ -29,7 +30,7 @@
 //! - [`http`]: the REST API: publishing, access changes, health, readiness, status, metrics.
 //! - [`server`]: wires it all up and serves with graceful shutdown.
 //! - [`doctor`]: `herald doctor <URL>`, a browser's connection checked step by step.
-//! - [`state`], [`error`], [`shutdown`], [`telemetry`]: shared plumbing.
+//! - [`error`], [`shutdown`], [`telemetry`]: shared plumbing.
 
 pub mod auth;
 pub mod chat;

@@ -1,7 +1,7 @@
 //! Chat rooms, as Pydio Cells' chat service: rooms attached to a workspace, a file node or a
 //! set of users, persisted messages replayed on join, and presence. What the chat is and keeps;
 //! browsers reach it through the Socket.IO door's chat namespace
-//! ([`crate::socketio::chat`]).
+//! (`socketio/chat/`).
 //!
 //! - [`protocol`]: event names, typed requests and their limits, payloads.
 //! - [`room`]: room identity (a UUID v5 derived from what the room is attached to).
