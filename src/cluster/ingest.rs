@@ -13,14 +13,18 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use redis::AsyncCommands;
-use serde_json::value::RawValue;
 use tokio_util::sync::CancellationToken;
 
 use super::{
     Redis,
     emitter::{self, EmitterMessage},
 };
-use crate::{event::Publication, pipeline::Publisher, rooms};
+use crate::{
+    event::{self, Publication, Targets},
+    ids::{GroupPath, IdError, UserId, WorkspaceId},
+    pipeline::Publisher,
+    rooms,
+};
 
 /// How long the lease lasts without renewal.
 const LEASE: Duration = Duration::from_secs(6);
@@ -37,6 +41,8 @@ enum Refused {
     NoRoom,
     #[error("room {0:?} is not a workspace:, user: or group: room")]
     UnknownRoom(String),
+    #[error("room {room:?}: the id {error}")]
+    InvalidRoom { room: String, error: IdError },
     #[error("`except` is not supported")]
     Except,
     #[error("{0} arguments: a herald event carries one data argument")]
@@ -233,35 +239,103 @@ fn to_publication(emit: &EmitterMessage, max_targets: usize) -> Result<Publicati
     if emit.rooms.is_empty() {
         return Err(Refused::NoRoom);
     }
-    let data: &RawValue = match emit.args_json.as_slice() {
-        [] => serde_json::from_str("null").map_err(|e| Refused::Invalid(e.to_string()))?,
-        [data] => data,
+    let data = match emit.args_json.as_slice() {
+        [] => event::null_data(),
+        [data] => data.clone(),
         more => return Err(Refused::Arguments(more.len())),
     };
     let (mut workspaces, mut users, mut groups) = (Vec::new(), Vec::new(), Vec::new());
     for room in &emit.rooms {
+        let invalid = |error| Refused::InvalidRoom {
+            room: room.chars().take(64).collect(),
+            error,
+        };
         if let Some(id) = room.strip_prefix(rooms::WORKSPACE_PREFIX) {
-            workspaces.push(id);
+            workspaces.push(WorkspaceId::parse(id).map_err(invalid)?);
         } else if let Some(id) = room.strip_prefix(rooms::USER_PREFIX) {
-            users.push(id);
+            users.push(UserId::parse(id).map_err(invalid)?);
         } else if let Some(path) = room.strip_prefix(rooms::GROUP_PREFIX) {
-            groups.push(path);
+            groups.push(GroupPath::parse(path).map_err(invalid)?);
         } else {
             return Err(Refused::UnknownRoom(room.chars().take(64).collect()));
         }
     }
-    if groups.len() > 1 {
+    let targets = Targets::new(workspaces, users, groups);
+    if targets.groups.len() > 1 {
         return Err(Refused::Invalid(
             "one group per publish: emit to each group separately".into(),
         ));
     }
-    let request = serde_json::json!({
-        "event": emit.event,
-        "data": data,
-        "workspaces": workspaces,
-        "users": users,
-        "group": groups.first(),
-    });
-    Publication::parse(&request.to_string(), max_targets)
+    Publication::new(emit.event.clone(), data, targets, None, max_targets)
         .map_err(|e| Refused::Invalid(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::value::RawValue;
+
+    use super::*;
+    use crate::cluster::emitter::EmitterFlags;
+
+    fn emit(rooms: &[&str], args: &[&str]) -> EmitterMessage {
+        EmitterMessage {
+            uid: "emitter".into(),
+            namespace: "/public".into(),
+            rooms: rooms.iter().map(|room| (*room).to_owned()).collect(),
+            except: Vec::new(),
+            event: "file.renamed".into(),
+            args_json: args
+                .iter()
+                .map(|arg| RawValue::from_string((*arg).to_owned()).unwrap())
+                .collect(),
+            flags: EmitterFlags::default(),
+        }
+    }
+
+    #[test]
+    fn rooms_become_targets_each_once_and_data_is_kept_byte_for_byte() {
+        let rooms = [
+            "workspace:w1",
+            "user:u",
+            "workspace:w2",
+            "workspace:w1",
+            "group:/g",
+        ];
+        let publication = to_publication(&emit(&rooms, &[r#"{"a":1.50}"#]), 10).unwrap();
+        let targets = &publication.targets;
+        let workspaces: Vec<&str> = targets.workspaces.iter().map(WorkspaceId::as_str).collect();
+        assert_eq!(workspaces, ["w1", "w2"]);
+        assert_eq!(targets.users, [UserId::parse("u").unwrap()]);
+        assert_eq!(targets.groups, [GroupPath::parse("/g").unwrap()]);
+        assert_eq!(publication.data.get(), r#"{"a":1.50}"#);
+        assert_eq!(publication.event, "file.renamed");
+        assert_eq!(publication.coalesce_key, None);
+    }
+
+    #[test]
+    fn no_argument_is_null_data() {
+        let publication = to_publication(&emit(&["user:u"], &[]), 10).unwrap();
+        assert_eq!(publication.data.get(), "null");
+    }
+
+    #[test]
+    fn what_herald_cannot_deliver_is_refused_with_its_reason() {
+        let refused = |emit: EmitterMessage| to_publication(&emit, 2).unwrap_err().to_string();
+        assert!(refused(emit(&[], &[])).starts_with("no room named"));
+        assert!(refused(emit(&["room1"], &[])).contains("\"room1\" is not a workspace:"));
+        assert!(refused(emit(&["user:u"], &["1", "2"])).starts_with("2 arguments"));
+        assert!(refused(emit(&["group:/a", "group:/b"], &[])).starts_with("one group per publish"));
+        assert_eq!(
+            refused(emit(&["workspace:"], &[])),
+            "room \"workspace:\": the id must not be empty"
+        );
+        let three = ["user:a", "user:b", "user:c"];
+        assert_eq!(refused(emit(&three, &[])), "at most 2 targets per publish");
+        let mut except = emit(&["user:u"], &[]);
+        except.except.push("user:v".into());
+        assert_eq!(refused(except), "`except` is not supported");
+        let mut reserved = emit(&["user:u"], &[]);
+        reserved.event = "connect".into();
+        assert!(refused(reserved).contains("reserved"));
+    }
 }

@@ -13,5 +13,6 @@ mod stamped;
 
 pub use publication::{
     MAX_COALESCE_KEY_BYTES, MAX_EVENT_BYTES, Publication, PublishError, RESERVED_EVENTS, Targets,
+    null_data,
 };
 pub use stamped::Stamped;

@@ -94,6 +94,19 @@ pub struct Targets {
 }
 
 impl Targets {
+    /// The targets named, each once, in the order first named.
+    pub fn new(
+        workspaces: impl IntoIterator<Item = WorkspaceId>,
+        users: impl IntoIterator<Item = UserId>,
+        groups: impl IntoIterator<Item = GroupPath>,
+    ) -> Self {
+        Self {
+            workspaces: dedup(workspaces),
+            users: dedup(users),
+            groups: dedup(groups),
+        }
+    }
+
     /// How many rooms the targets name.
     pub fn len(&self) -> usize {
         self.workspaces.len() + self.users.len() + self.groups.len()
@@ -135,7 +148,27 @@ impl Publication {
     pub fn parse(json: &str, max_targets: usize) -> Result<Self, PublishError> {
         let raw: RawPublish =
             serde_json::from_str(json).map_err(|e| PublishError::BadRequest(describe(&e)))?;
-        let event = raw.event;
+        let targets = Targets::new(
+            raw.workspace.into_iter().chain(raw.workspaces),
+            raw.user.into_iter().chain(raw.users),
+            raw.group,
+        );
+        let data = raw.data.unwrap_or_else(null_data);
+        Self::new(raw.event, data, targets, raw.coalesce_key, max_targets)
+    }
+
+    /// A publication from parts already parsed (the npm redis-emitter's publishes), checked by
+    /// the same rules as [`Self::parse`].
+    ///
+    /// # Errors
+    /// A [`PublishError`] saying what to fix.
+    pub fn new(
+        event: String,
+        data: Box<RawValue>,
+        targets: Targets,
+        coalesce_key: Option<String>,
+        max_targets: usize,
+    ) -> Result<Self, PublishError> {
         if event.is_empty() || event.len() > MAX_EVENT_BYTES || event.chars().any(char::is_control)
         {
             return Err(PublishError::InvalidEvent);
@@ -143,18 +176,13 @@ impl Publication {
         if RESERVED_EVENTS.contains(&event.as_str()) {
             return Err(PublishError::ReservedEvent(event));
         }
-        let targets = Targets {
-            workspaces: dedup(raw.workspace.into_iter().chain(raw.workspaces)),
-            users: dedup(raw.user.into_iter().chain(raw.users)),
-            groups: raw.group.into_iter().collect(),
-        };
         if targets.is_empty() {
             return Err(PublishError::NoTarget);
         }
         if targets.len() > max_targets {
             return Err(PublishError::TooManyTargets(max_targets));
         }
-        if let Some(key) = &raw.coalesce_key
+        if let Some(key) = &coalesce_key
             && (key.is_empty()
                 || key.len() > MAX_COALESCE_KEY_BYTES
                 || key.chars().any(char::is_control))
@@ -163,20 +191,17 @@ impl Publication {
                 "`coalesce_key` must be 1 to {MAX_COALESCE_KEY_BYTES} bytes without control characters"
             )));
         }
-        let data = match raw.data {
-            Some(data) => data,
-            None => null(),
-        };
         Ok(Self {
             event,
             data,
             targets,
-            coalesce_key: raw.coalesce_key,
+            coalesce_key,
         })
     }
 }
 
-fn null() -> Box<RawValue> {
+/// JSON `null`, the data of a publish that has none.
+pub fn null_data() -> Box<RawValue> {
     // invariant: "null" is valid JSON.
     RawValue::from_string("null".to_owned()).unwrap_or_else(|_| unreachable!())
 }
