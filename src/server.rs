@@ -265,7 +265,7 @@ pub async fn run(
     run_with(listener, cfg, shutdown, |_| {}).await
 }
 
-/// [`run`], with `setup` called on the built state before the first connection is accepted.
+/// [`run`], with `setup` called on the Socket.IO server before the first connection is accepted.
 /// The in-process tests mount extra namespaces with it (the protocol documents' echo handlers);
 /// the binary calls [`run`].
 ///
@@ -275,14 +275,14 @@ pub async fn run_with(
     listener: TcpListener,
     cfg: Arc<Config>,
     shutdown: CancellationToken,
-    setup: impl FnOnce(&AppState),
+    setup: impl FnOnce(&Io),
 ) -> Result<(), ServerError> {
     let tls = match cfg.tls.files() {
         Some((cert, key)) => Some(tls::acceptor(cert, key)?),
         None => None,
     };
     let (app, state, admission) = build(&cfg)?;
-    setup(&state);
+    setup(&state.io);
     let addr = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(%addr, %scheme, engine_path = %cfg.engine_path, "herald listening");

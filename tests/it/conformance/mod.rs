@@ -27,7 +27,7 @@ use crate::support::TestServer;
 
 /// A server with the echo namespaces, from `cfg_toml`.
 async fn echo_server(cfg_toml: &str) -> TestServer {
-    TestServer::start_with(cfg_toml, |state| mount_echo(&state.io)).await
+    TestServer::start_with(cfg_toml, mount_echo).await
 }
 
 /// The Socket.IO v5 suite's reference server: on connect, `auth` with the CONNECT payload;

@@ -66,7 +66,7 @@ impl TestServer {
     /// echo handlers). The binary never has them.
     pub(crate) async fn start_with(
         cfg_toml: &str,
-        setup: impl FnOnce(&herald::socketio::state::AppState) + Send + 'static,
+        setup: impl FnOnce(&herald::socketio::Io) + Send + 'static,
     ) -> Self {
         init_tracing();
         let mut cfg = Config::from_toml(cfg_toml).expect("test config parses");
