@@ -29,7 +29,7 @@ fn pace(count: usize, over: Duration) -> (usize, Duration) {
 }
 
 /// Disconnects the node's sockets (browsers, chat and backends) spread evenly over `over`.
-pub async fn spread(state: &AppState, over: Duration) {
+pub(crate) async fn spread(state: &AppState, over: Duration) {
     let cfg = &state.cfg;
     // The chat's namespace exists only when it is enabled (`io.of` finds nothing otherwise).
     let sockets: Vec<SocketRef> = [&cfg.public.path, &cfg.private.path, &cfg.chat.path]

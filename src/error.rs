@@ -12,7 +12,7 @@ use serde::Serialize;
 
 /// An HTTP API failure.
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     /// 400: the request is malformed; `code` is stable.
     #[error("{message}")]
     BadRequest {

@@ -21,11 +21,11 @@ use prometheus_client::{
 
 mod rate;
 
-pub use rate::{Rates, Throughput};
+pub(crate) use rate::{Rates, Throughput};
 
 /// Labels of handshake and register outcomes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-pub struct OutcomeLabels {
+pub(crate) struct OutcomeLabels {
     /// The namespace (`public`, `private`).
     pub namespace: &'static str,
     /// `ok`, or why not (`unauthorized`, `bad_request`, `forbidden`, `unavailable`).
@@ -34,7 +34,7 @@ pub struct OutcomeLabels {
 
 /// Labels of live connections.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-pub struct ConnectionLabels {
+pub(crate) struct ConnectionLabels {
     /// The namespace (`public`, `private`).
     pub namespace: &'static str,
     /// `websocket` or `polling`.
@@ -43,7 +43,7 @@ pub struct ConnectionLabels {
 
 /// Labels of limit refusals.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-pub struct LimitLabels {
+pub(crate) struct LimitLabels {
     /// Which limit refused.
     pub limit: LimitLabel,
 }
@@ -52,7 +52,7 @@ pub struct LimitLabels {
 /// counted. The strings are what dashboards and alerts read; the limits module turns each of
 /// its limits into one of these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum LimitLabel {
+pub(crate) enum LimitLabel {
     /// `max_connections`.
     Connections,
     /// `max_handshakes_in_flight`.
@@ -71,7 +71,7 @@ pub enum LimitLabel {
 
 impl LimitLabel {
     /// The label value.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Connections => "max_connections",
             Self::HandshakesInFlight => "max_handshakes_in_flight",
@@ -92,7 +92,7 @@ impl EncodeLabelValue for LimitLabel {
 
 /// Every metric of a server; cheap to clone.
 #[derive(Clone, Debug)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Arc<Registry>,
     /// Publishes accepted (both doors).
     pub published: Counter,
@@ -138,12 +138,12 @@ impl Default for Metrics {
 
 impl Metrics {
     /// A fresh registry with every metric of a single node registered.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::build(false)
     }
 
     /// A fresh registry for a node in cluster mode: [`Metrics::new`] and the Redis state.
-    pub fn clustered() -> Self {
+    pub(crate) fn clustered() -> Self {
         Self::build(true)
     }
 
@@ -262,7 +262,7 @@ impl Metrics {
     }
 
     /// Counts one outcome of a family.
-    pub fn count(
+    pub(crate) fn count(
         family: &Family<OutcomeLabels, Counter>,
         namespace: &'static str,
         outcome: &'static str,
@@ -273,12 +273,12 @@ impl Metrics {
     }
 
     /// Counts one refusal by a limit.
-    pub fn refused(&self, limit: impl Into<LimitLabel>) {
+    pub(crate) fn refused(&self, limit: impl Into<LimitLabel>) {
         self.limit_counter(limit).inc();
     }
 
     /// The refusal counter of one limit, to keep where it is counted often.
-    pub fn limit_counter(&self, limit: impl Into<LimitLabel>) -> Counter {
+    pub(crate) fn limit_counter(&self, limit: impl Into<LimitLabel>) -> Counter {
         self.limit_refusals
             .get_or_create(&LimitLabels {
                 limit: limit.into(),
@@ -287,7 +287,7 @@ impl Metrics {
     }
 
     /// The registry in the OpenMetrics text format.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut text = String::new();
         if let Err(error) = prometheus_client::encoding::text::encode(&mut text, &self.registry) {
             tracing::error!(%error, "metrics not encoded");

@@ -6,34 +6,34 @@
 use crate::ids::{GroupPath, UserId, WorkspaceId};
 
 /// Prefix of workspace rooms.
-pub const WORKSPACE_PREFIX: &str = "workspace:";
+pub(crate) const WORKSPACE_PREFIX: &str = "workspace:";
 /// Prefix of user rooms.
-pub const USER_PREFIX: &str = "user:";
+pub(crate) const USER_PREFIX: &str = "user:";
 /// Prefix of group rooms.
-pub const GROUP_PREFIX: &str = "group:";
+pub(crate) const GROUP_PREFIX: &str = "group:";
 
 /// The room of a workspace's registered sockets.
-pub fn workspace_room(id: &WorkspaceId) -> String {
+pub(crate) fn workspace_room(id: &WorkspaceId) -> String {
     format!("{WORKSPACE_PREFIX}{id}")
 }
 
 /// The room of all of a user's sockets.
-pub fn user_room(id: &UserId) -> String {
+pub(crate) fn user_room(id: &UserId) -> String {
     format!("{USER_PREFIX}{id}")
 }
 
 /// The room of all sockets of a group's members.
-pub fn group_room(path: &GroupPath) -> String {
+pub(crate) fn group_room(path: &GroupPath) -> String {
     format!("{GROUP_PREFIX}{path}")
 }
 
 /// Whether a room name is a workspace room (for counting workspaces in `/status`).
-pub fn is_workspace_room(room: &str) -> bool {
+pub(crate) fn is_workspace_room(room: &str) -> bool {
     room.starts_with(WORKSPACE_PREFIX)
 }
 
 /// The workspace of a workspace room; `None` for any other room.
-pub fn workspace_of(room: &str) -> Option<WorkspaceId> {
+pub(crate) fn workspace_of(room: &str) -> Option<WorkspaceId> {
     WorkspaceId::parse(room.strip_prefix(WORKSPACE_PREFIX)?).ok()
 }
 

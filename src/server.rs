@@ -80,7 +80,9 @@ pub enum ServerError {
 ///
 /// # Errors
 /// An authenticator that cannot be built (unreadable key file, bad backend URL).
-pub fn build(cfg: &Arc<Config>) -> Result<(Router, AppState, Admission), ServerError> {
+pub(crate) fn build(
+    cfg: &Arc<Config>,
+) -> Result<(Router, AppState, Admission), ServerError> {
     let metrics = if cfg.cluster.redis_url.is_some() {
         Metrics::clustered()
     } else {

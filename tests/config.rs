@@ -162,8 +162,8 @@ fn development_mode_needs_an_empty_configuration() {
     );
 }
 
-#[test]
-fn an_unreadable_or_malformed_key_file_stops_the_build() {
+#[tokio::test]
+async fn an_unreadable_or_malformed_key_file_stops_the_build() {
     let dir = tempfile::tempdir().expect("tempdir");
     let garbage = dir.path().join("garbage.pem");
     std::fs::write(&garbage, "not a key").expect("write");
@@ -176,7 +176,12 @@ fn an_unreadable_or_malformed_key_file_stops_the_build() {
         ))
         .expect("parses");
         cfg.validate(false).expect("validates");
-        let err = herald::server::build(&std::sync::Arc::new(cfg))
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let err = herald::run(listener, std::sync::Arc::new(cfg), shutdown)
+            .await
             .expect_err("a server without a usable key")
             .to_string();
         assert!(err.starts_with("auth.jwt:"), "{err}");

@@ -31,7 +31,7 @@ use crate::{
 const MAX_ANSWER_BYTES: usize = 256 * 1024;
 
 /// Client of the application's authentication endpoint.
-pub struct BackendAuth {
+pub(crate) struct BackendAuth {
     client: reqwest::Client,
     url: reqwest::Url,
     principals: Cache<Credentials, Principal>,
@@ -76,7 +76,7 @@ impl BackendAuth {
     ///
     /// # Errors
     /// No `backend_url`, or a client that cannot be built.
-    pub fn from_config(
+    pub(crate) fn from_config(
         cfg: &AuthConfig,
         max_in_flight: usize,
         metrics: &Metrics,
@@ -118,7 +118,7 @@ impl BackendAuth {
     ///
     /// # Errors
     /// Nothing presented, 401/403, or an unreachable/unintelligible backend.
-    pub async fn authenticate(&self, credentials: &Credentials) -> Result<Principal, AuthError> {
+    pub(crate) async fn authenticate(&self, credentials: &Credentials) -> Result<Principal, AuthError> {
         if credentials.is_empty() {
             return Err(AuthError::MissingCredentials);
         }
@@ -132,7 +132,7 @@ impl BackendAuth {
     ///
     /// # Errors
     /// An unreachable backend or an unexpected status.
-    pub async fn can_read(
+    pub(crate) async fn can_read(
         &self,
         credentials: &Credentials,
         workspace: &WorkspaceId,
@@ -157,7 +157,7 @@ impl BackendAuth {
     ///
     /// # Errors
     /// As [`Self::authenticate`].
-    pub async fn reauthenticate(&self, credentials: &Credentials) -> Result<Principal, AuthError> {
+    pub(crate) async fn reauthenticate(&self, credentials: &Credentials) -> Result<Principal, AuthError> {
         let stale = credentials.clone();
         if let Err(error) = self
             .grants
@@ -174,7 +174,7 @@ impl BackendAuth {
     ///
     /// # Errors
     /// As [`Self::can_read`].
-    pub async fn can_read_fresh(
+    pub(crate) async fn can_read_fresh(
         &self,
         credentials: &Credentials,
         workspace: &WorkspaceId,

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, Uri, header};
 
 /// Credentials of one handshake. `Debug` redacts them.
 #[derive(Clone, Default, PartialEq, Eq)]
-pub struct Credentials {
+pub(crate) struct Credentials {
     /// Bearer token, from auth, query or header.
     pub token: Option<String>,
     /// The raw `Cookie` header.
@@ -29,7 +29,7 @@ impl std::fmt::Debug for Credentials {
 
 impl Credentials {
     /// Collects the credentials of a handshake from its `auth` payload, URI and headers.
-    pub fn from_handshake(
+    pub(crate) fn from_handshake(
         auth: Option<&serde_json::Value>,
         uri: &Uri,
         headers: &HeaderMap,
@@ -57,20 +57,20 @@ impl Credentials {
     }
 
     /// Whether anything at all was presented.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.token.is_none() && self.cookie.is_none() && self.authorization.is_none()
     }
 }
 
 /// The token of an `Authorization: Bearer <token>` header value.
-pub fn bearer(value: &str) -> Option<&str> {
+pub(crate) fn bearer(value: &str) -> Option<&str> {
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 /// A non-empty query parameter of the handshake URI.
-pub fn query_param(uri: &Uri, name: &str) -> Option<String> {
+pub(crate) fn query_param(uri: &Uri, name: &str) -> Option<String> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(uri.query()?).ok()?;
     pairs
         .into_iter()

@@ -13,14 +13,14 @@ use crate::{
     ids::{GroupPath, UserId, WorkspaceId},
 };
 
-pub mod backend;
-pub mod credentials;
+pub(crate) mod backend;
+pub(crate) mod credentials;
 pub mod jwt;
-pub mod private;
+pub(crate) mod private;
 mod session;
 
-pub use credentials::Credentials;
-pub use session::RefreshError;
+pub(crate) use credentials::Credentials;
+pub(crate) use session::RefreshError;
 
 /// An authenticated browser user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,7 +73,7 @@ pub enum AuthSetupError {
 /// The configured way of authenticating browsers. A closed set chosen by `auth.mode`, so an
 /// enum rather than a trait object: no boxing of futures on the handshake path.
 #[derive(Debug)]
-pub enum Authenticator {
+pub(crate) enum Authenticator {
     /// Local JWT verification.
     Jwt(jwt::JwtVerifier),
     /// The application backend decides.
@@ -83,7 +83,7 @@ pub enum Authenticator {
 /// What a connected browser socket carries: who it is and, for backend mode, the credentials
 /// to forward on later per-workspace checks.
 #[derive(Debug)]
-pub struct Session {
+pub(crate) struct Session {
     /// The authenticated user.
     pub principal: Principal,
     /// The handshake's credentials.
@@ -96,7 +96,7 @@ impl Authenticator {
     ///
     /// # Errors
     /// An unreadable key file or an unusable backend URL.
-    pub fn from_config(
+    pub(crate) fn from_config(
         cfg: &Config,
         metrics: &crate::metrics::Metrics,
     ) -> Result<Arc<Self>, AuthSetupError> {
@@ -114,7 +114,7 @@ impl Authenticator {
     ///
     /// # Errors
     /// Missing, invalid or rejected credentials; an unreachable backend.
-    pub async fn authenticate(&self, credentials: &Credentials) -> Result<Principal, AuthError> {
+    pub(crate) async fn authenticate(&self, credentials: &Credentials) -> Result<Principal, AuthError> {
         match self {
             Self::Jwt(verifier) => {
                 let token = credentials
@@ -132,7 +132,7 @@ impl Authenticator {
     ///
     /// # Errors
     /// The backend could not be asked.
-    pub async fn can_read(
+    pub(crate) async fn can_read(
         &self,
         session: &Session,
         workspace: &WorkspaceId,

@@ -17,7 +17,7 @@ const X_FORWARDED_FOR: &str = "x-forwarded-for";
 
 /// The private key and the host rules.
 #[derive(Debug, Clone)]
-pub struct PrivateAccess {
+pub(crate) struct PrivateAccess {
     key: Secret,
     authorized_hosts: Vec<IpRange>,
     trusted_proxies: Vec<IpRange>,
@@ -28,7 +28,7 @@ impl PrivateAccess {
     ///
     /// # Panics
     /// Never after [`Config::validate`], which guarantees the key.
-    pub fn from_config(cfg: &Config) -> Self {
+    pub(crate) fn from_config(cfg: &Config) -> Self {
         Self {
             // invariant: Config::validate refuses a config without private.key.
             key: cfg.private.key.clone().unwrap_or_else(Secret::generate),
@@ -41,7 +41,7 @@ impl PrivateAccess {
     ///
     /// # Errors
     /// [`AuthError::WrongKey`] when absent or different.
-    pub fn check_key(&self, presented: Option<&str>) -> Result<(), AuthError> {
+    pub(crate) fn check_key(&self, presented: Option<&str>) -> Result<(), AuthError> {
         match presented {
             Some(key) if self.key.matches(key) => Ok(()),
             _ => Err(AuthError::WrongKey),
@@ -52,7 +52,7 @@ impl PrivateAccess {
     ///
     /// # Errors
     /// [`AuthError::HostNotAllowed`].
-    pub fn check_host(&self, peer: SocketAddr, headers: &HeaderMap) -> Result<(), AuthError> {
+    pub(crate) fn check_host(&self, peer: SocketAddr, headers: &HeaderMap) -> Result<(), AuthError> {
         match self.client_ip(peer, headers) {
             Some(ip) if any_contains(&self.authorized_hosts, ip) => Ok(()),
             Some(ip) => Err(AuthError::HostNotAllowed(ip.to_string())),
@@ -67,7 +67,7 @@ impl PrivateAccess {
     ///
     /// # Errors
     /// As [`Self::check_key`] and [`Self::check_host`].
-    pub fn admit(
+    pub(crate) fn admit(
         &self,
         peer: SocketAddr,
         headers: &HeaderMap,
@@ -80,7 +80,7 @@ impl PrivateAccess {
 
     /// The client address: the peer, or the right-most untrusted `X-Forwarded-For` entry when the
     /// peer is a trusted proxy. `None` when a trusted proxy sent an unparseable header.
-    pub fn client_ip(&self, peer: SocketAddr, headers: &HeaderMap) -> Option<IpAddr> {
+    pub(crate) fn client_ip(&self, peer: SocketAddr, headers: &HeaderMap) -> Option<IpAddr> {
         let peer_ip = peer.ip().to_canonical();
         if !any_contains(&self.trusted_proxies, peer_ip) {
             return Some(peer_ip);

@@ -8,7 +8,7 @@ use crate::ids::WorkspaceId;
 
 /// Why a token refresh was refused.
 #[derive(Debug, thiserror::Error)]
-pub enum RefreshError {
+pub(crate) enum RefreshError {
     /// The auth mode has no token to refresh.
     #[error("refresh applies to auth.mode = \"jwt\"")]
     NotApplicable,
@@ -26,7 +26,7 @@ impl Authenticator {
     ///
     /// # Errors
     /// Missing, invalid or rejected credentials; an unreachable backend.
-    pub async fn open_session(&self, credentials: Credentials) -> Result<Session, AuthError> {
+    pub(crate) async fn open_session(&self, credentials: Credentials) -> Result<Session, AuthError> {
         let principal = self.authenticate(&credentials).await?;
         let credentials = match self {
             Self::Backend(_) => credentials,
@@ -42,7 +42,7 @@ impl Authenticator {
     ///
     /// # Errors
     /// [`RefreshError`]: the mode has no tokens, the token is invalid or another user's.
-    pub fn refresh(&self, session: &Session, token: &str) -> Result<Principal, RefreshError> {
+    pub(crate) fn refresh(&self, session: &Session, token: &str) -> Result<Principal, RefreshError> {
         let Self::Jwt(verifier) = self else {
             return Err(RefreshError::NotApplicable);
         };
@@ -55,7 +55,7 @@ impl Authenticator {
 
     /// Whether the mode can be asked again what a session may read (backend): an access
     /// change without a workspace list needs it.
-    pub fn can_ask_again(&self) -> bool {
+    pub(crate) fn can_ask_again(&self) -> bool {
         matches!(self, Self::Backend(_))
     }
 
@@ -64,7 +64,7 @@ impl Authenticator {
     ///
     /// # Errors
     /// As [`Self::authenticate`].
-    pub async fn ask_again(&self, session: &Session) -> Result<Option<Principal>, AuthError> {
+    pub(crate) async fn ask_again(&self, session: &Session) -> Result<Option<Principal>, AuthError> {
         match self {
             Self::Backend(backend) => backend.reauthenticate(&session.credentials).await.map(Some),
             Self::Jwt(_) => Ok(None),
@@ -74,7 +74,7 @@ impl Authenticator {
     /// Whether a registered workspace may stay registered after an access change: the
     /// principal's list when it has one, else the backend asked again; an unreachable backend
     /// keeps it (it was allowed a moment ago).
-    pub async fn may_keep(&self, session: &Session, workspace: &WorkspaceId) -> bool {
+    pub(crate) async fn may_keep(&self, session: &Session, workspace: &WorkspaceId) -> bool {
         if let Some(list) = &session.principal.workspaces {
             return list.contains(workspace);
         }

@@ -16,12 +16,12 @@ use std::sync::Arc;
 
 use crate::{cluster::Redis, config::Config};
 
-pub mod presence;
+pub(crate) mod presence;
 pub mod protocol;
-pub mod redis;
-pub mod room;
-pub mod sqlite;
-pub mod store;
+pub(crate) mod redis;
+pub(crate) mod room;
+pub(crate) mod sqlite;
+pub(crate) mod store;
 
 /// Why the chat could not start.
 #[derive(Debug, thiserror::Error)]
@@ -33,7 +33,7 @@ pub enum ChatSetupError {
 
 /// The chat's shared parts; cheap to clone.
 #[derive(Debug, Clone)]
-pub struct Chat {
+pub(crate) struct Chat {
     /// Rooms and messages.
     pub store: Arc<dyn store::ChatStore>,
     /// Who is in each room on this node.
@@ -46,7 +46,7 @@ impl Chat {
     ///
     /// # Errors
     /// The SQLite database cannot be opened or migrated.
-    pub fn open(cfg: &Config, cluster: Option<&Redis>) -> Result<Option<Self>, ChatSetupError> {
+    pub(crate) fn open(cfg: &Config, cluster: Option<&Redis>) -> Result<Option<Self>, ChatSetupError> {
         if !cfg.chat.enabled {
             return Ok(None);
         }

@@ -34,14 +34,14 @@ type Rooms = HashMap<Uuid, HashMap<UserId, HashSet<Holder>>>;
 
 /// Who is in each room on this node. Cheap operations under a short lock.
 #[derive(Debug, Default)]
-pub struct Presence {
+pub(crate) struct Presence {
     rooms: Mutex<Rooms>,
     ghosts: AtomicU64,
 }
 
 /// A ghost to lay to rest once the presence timeout has passed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ghost {
+pub(crate) struct Ghost {
     room: Uuid,
     user: UserId,
     id: u64,
@@ -49,7 +49,7 @@ pub struct Ghost {
 
 impl Ghost {
     /// Whose ghost it is.
-    pub fn user(&self) -> &UserId {
+    pub(crate) fn user(&self) -> &UserId {
         &self.user
     }
 }
@@ -60,7 +60,7 @@ impl Presence {
     }
 
     /// The socket joined; the room's users after it.
-    pub fn join(&self, room: Uuid, user: &UserId, sid: Sid) -> Vec<UserId> {
+    pub(crate) fn join(&self, room: Uuid, user: &UserId, sid: Sid) -> Vec<UserId> {
         self.with(|rooms| {
             let members = rooms.entry(room).or_default();
             members
@@ -72,12 +72,12 @@ impl Presence {
     }
 
     /// The socket left cleanly; the room's users when that changed them.
-    pub fn leave(&self, room: Uuid, user: &UserId, sid: Sid) -> Option<Vec<UserId>> {
+    pub(crate) fn leave(&self, room: Uuid, user: &UserId, sid: Sid) -> Option<Vec<UserId>> {
         self.release(room, user, Holder::Socket(sid))
     }
 
     /// The socket's connection was lost: it leaves a ghost, which [`Presence::expire`] removes.
-    pub fn vanish(&self, room: Uuid, user: &UserId, sid: Sid) -> Option<Ghost> {
+    pub(crate) fn vanish(&self, room: Uuid, user: &UserId, sid: Sid) -> Option<Ghost> {
         let id = self.ghosts.fetch_add(1, Ordering::Relaxed);
         self.with(|rooms| {
             let holders = rooms.get_mut(&room)?.get_mut(user)?;
@@ -93,23 +93,23 @@ impl Presence {
     }
 
     /// The ghost's time is up; the room's users when that changed them.
-    pub fn expire(&self, ghost: &Ghost) -> Option<(Uuid, Vec<UserId>)> {
+    pub(crate) fn expire(&self, ghost: &Ghost) -> Option<(Uuid, Vec<UserId>)> {
         self.release(ghost.room, &ghost.user, Holder::Ghost(ghost.id))
             .map(|members| (ghost.room, members))
     }
 
     /// The room's users now.
-    pub fn members(&self, room: &Uuid) -> Vec<UserId> {
+    pub(crate) fn members(&self, room: &Uuid) -> Vec<UserId> {
         self.with(|rooms| rooms.get(room).map(sorted).unwrap_or_default())
     }
 
     /// Rooms that have members on this node.
-    pub fn rooms(&self) -> Vec<Uuid> {
+    pub(crate) fn rooms(&self) -> Vec<Uuid> {
         self.with(|rooms| rooms.keys().copied().collect())
     }
 
     /// Whether the user is in the room on this node (through a socket or a ghost).
-    pub fn holds(&self, room: &Uuid, user: &UserId) -> bool {
+    pub(crate) fn holds(&self, room: &Uuid, user: &UserId) -> bool {
         self.with(|rooms| {
             rooms
                 .get(room)
@@ -118,7 +118,7 @@ impl Presence {
     }
 
     /// Every (room, user) present on this node.
-    pub fn entries(&self) -> Vec<(Uuid, UserId)> {
+    pub(crate) fn entries(&self) -> Vec<(Uuid, UserId)> {
         self.with(|rooms| {
             rooms
                 .iter()

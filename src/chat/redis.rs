@@ -42,7 +42,7 @@ return 2";
 
 /// The Redis chat store; cheap to clone.
 #[derive(Clone)]
-pub struct RedisStore {
+pub(crate) struct RedisStore {
     commands: Commands,
     prefix: String,
     post: Script,
@@ -59,7 +59,7 @@ impl std::fmt::Debug for RedisStore {
 
 impl RedisStore {
     /// A store on the node's Redis connection.
-    pub fn new(redis: &Redis) -> Self {
+    pub(crate) fn new(redis: &Redis) -> Self {
         Self {
             commands: redis.commands.clone(),
             prefix: format!("{}:chat", redis.prefix),

@@ -133,7 +133,7 @@ fn derive_uuid(
 }
 
 /// The Socket.IO room (on the chat namespace) of a chat room's joined sockets.
-pub fn socket_room(room: &Uuid) -> String {
+pub(crate) fn socket_room(room: &Uuid) -> String {
     format!("{SOCKET_ROOM_PREFIX}{room}")
 }
 

@@ -24,7 +24,7 @@ use super::{
 use crate::ids::{UserId, WorkspaceId};
 
 /// File name of the database inside `chat.data_dir`.
-pub const FILE_NAME: &str = "chat.sqlite3";
+pub(crate) const FILE_NAME: &str = "chat.sqlite3";
 
 /// Jobs waiting for the database thread before callers wait their turn.
 const QUEUE: usize = 1024;
@@ -56,7 +56,7 @@ type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 
 /// The SQLite chat store; cheap to clone (a channel to the database thread).
 #[derive(Debug, Clone)]
-pub struct SqliteStore {
+pub(crate) struct SqliteStore {
     jobs: mpsc::Sender<Job>,
 }
 
@@ -65,7 +65,7 @@ impl SqliteStore {
     ///
     /// # Errors
     /// The directory or file cannot be created or opened, or a migration fails.
-    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+    pub(crate) fn open(dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Open(format!("{}: {e}", dir.display())))?;
         let mut connection = Connection::open(dir.join(FILE_NAME))?;

@@ -26,7 +26,7 @@ pub struct Message {
 
 /// A page of a room's messages.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Page {
+pub(crate) struct Page {
     /// Oldest first.
     pub messages: Vec<Message>,
     /// Whether older messages exist.
@@ -35,7 +35,7 @@ pub struct Page {
 
 /// What a delete did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Deleted {
+pub(crate) enum Deleted {
     /// The message is gone.
     Done,
     /// No such message in the room.
@@ -68,7 +68,7 @@ pub enum StoreError {
 }
 
 /// Rooms and messages, persisted.
-pub trait ChatStore: Send + Sync + std::fmt::Debug {
+pub(crate) trait ChatStore: Send + Sync + std::fmt::Debug {
     /// Stores `room` unless a room with its uuid exists; returns the stored room (the first
     /// opener's label and creation time win).
     fn open_room<'a>(&'a self, room: &'a Room) -> BoxFuture<'a, Result<Room, StoreError>>;

@@ -23,7 +23,7 @@ const BLOCK: Duration = Duration::from_millis(1000);
 /// Most events read at once.
 const BATCH: usize = 512;
 /// Starts the reader; it stops with `shutdown`. Each time it loses Redis it counts `outages`.
-pub fn spawn(redis: &Redis, publisher: Publisher, outages: Counter, shutdown: CancellationToken) {
+pub(crate) fn spawn(redis: &Redis, publisher: Publisher, outages: Counter, shutdown: CancellationToken) {
     let redis = redis.clone();
     let key = format!("{}:bus", redis.prefix);
     let seq_key = format!("{}:seq", redis.prefix);

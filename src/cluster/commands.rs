@@ -22,7 +22,7 @@ pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// A clonable, multiplexed connection for commands.
 #[derive(Clone)]
-pub enum Commands {
+pub(crate) enum Commands {
     /// A single Redis server.
     Standalone(ConnectionManager),
     /// A Redis Cluster.
@@ -34,7 +34,7 @@ impl Commands {
     ///
     /// # Errors
     /// The client's URL is unusable.
-    pub fn standalone(
+    pub(crate) fn standalone(
         client: &redis::Client,
         response_timeout: Duration,
     ) -> Result<Self, ClusterError> {
@@ -49,7 +49,7 @@ impl Commands {
     }
 
     /// A lazy connection to a Redis Cluster whose commands wait at most `response_timeout`.
-    pub fn cluster(client: &ClusterClient, response_timeout: Duration) -> Self {
+    pub(crate) fn cluster(client: &ClusterClient, response_timeout: Duration) -> Self {
         let config = ClusterConfig::new()
             .set_connection_timeout(CONNECT_TIMEOUT)
             .set_response_timeout(response_timeout);

@@ -28,7 +28,7 @@ const KEPT: usize = 10_000;
 const BLOCK: Duration = Duration::from_millis(1000);
 
 /// A command for every node: the body of one kind, owned by the module that handles it.
-pub trait Command: Serialize + DeserializeOwned + Send + 'static {
+pub(crate) trait Command: Serialize + DeserializeOwned + Send + 'static {
     /// Its `kind` on the stream, one per type.
     const KIND: &'static str;
 }
@@ -51,7 +51,7 @@ struct Incoming {
 ///
 /// # Errors
 /// The command cannot be written as JSON.
-pub fn encode<C: Command>(command: &C) -> serde_json::Result<String> {
+pub(crate) fn encode<C: Command>(command: &C) -> serde_json::Result<String> {
     serde_json::to_string(&Outgoing {
         kind: C::KIND,
         body: command,
@@ -60,7 +60,7 @@ pub fn encode<C: Command>(command: &C) -> serde_json::Result<String> {
 
 /// Why a command did not reach the other nodes.
 #[derive(Debug, thiserror::Error)]
-pub enum BroadcastError {
+pub(crate) enum BroadcastError {
     /// The command cannot be written as JSON.
     #[error("command not encoded: {0}")]
     Encode(#[from] serde_json::Error),
@@ -73,7 +73,7 @@ pub enum BroadcastError {
 ///
 /// # Errors
 /// Redis unreachable (or a command that cannot be encoded): it did not reach the other nodes.
-pub async fn broadcast<C: Command>(
+pub(crate) async fn broadcast<C: Command>(
     redis: &Redis,
     origin: &str,
     command: &C,
@@ -97,7 +97,7 @@ type Apply = Box<dyn Fn(&RawValue) -> serde_json::Result<BoxFuture<'static, ()>>
 /// What this node does with each kind of command from the other nodes, each registered by the
 /// module that owns the kind.
 #[derive(Default)]
-pub struct Handlers {
+pub(crate) struct Handlers {
     by_kind: HashMap<&'static str, Apply>,
 }
 
@@ -110,7 +110,7 @@ impl std::fmt::Debug for Handlers {
 impl Handlers {
     /// Hands every command of kind `C::KIND` from another node to `apply`, one at a time, in
     /// stream order. A kind has one handler.
-    pub fn on<C, F, Fut>(&mut self, apply: F)
+    pub(crate) fn on<C, F, Fut>(&mut self, apply: F)
     where
         C: Command,
         F: Fn(C) -> Fut + Send + Sync + 'static,
@@ -142,7 +142,7 @@ impl Handlers {
 }
 
 /// Reads the other nodes' commands and applies each with `handlers`, until `shutdown`.
-pub fn spawn_reader(
+pub(crate) fn spawn_reader(
     redis: &Redis,
     origin: String,
     handlers: Handlers,

@@ -84,7 +84,7 @@ impl Outage {
 }
 
 /// Takes in the emitter's publishes while this node holds the lease, until `shutdown`.
-pub fn spawn(
+pub(crate) fn spawn(
     redis: &Redis,
     node_id: String,
     key: String,

@@ -61,7 +61,7 @@ return {tonumber(redis.call('GET', KEYS[2]) or '0'), redis.call('GET', KEYS[3])}
 
 /// The shared event log of a cluster.
 #[derive(Clone)]
-pub struct RedisLog {
+pub(crate) struct RedisLog {
     redis: Commands,
     prefix: Arc<str>,
     size: usize,
@@ -93,7 +93,7 @@ fn unavailable(error: &redis::RedisError) -> HistoryError {
 impl RedisLog {
     /// A log on `redis` under `prefix`, keeping `size` events per room for `ttl`, and
     /// `bus_size` events in the shared stream.
-    pub fn new(redis: Commands, prefix: &str, size: usize, ttl: Duration, bus_size: usize) -> Self {
+    pub(crate) fn new(redis: Commands, prefix: &str, size: usize, ttl: Duration, bus_size: usize) -> Self {
         Self {
             redis,
             prefix: prefix.into(),

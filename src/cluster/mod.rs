@@ -21,18 +21,18 @@ use std::time::Duration;
 
 use crate::config::RedisMode;
 
-pub mod bus;
-pub mod commands;
-pub mod control;
+pub(crate) mod bus;
+pub(crate) mod commands;
+pub(crate) mod control;
 pub mod emitter;
-pub mod ingest;
+pub(crate) mod ingest;
 mod link;
-pub mod log;
-pub mod nodes;
-pub mod sessions;
+pub(crate) mod log;
+pub(crate) mod nodes;
+pub(crate) mod sessions;
 pub mod wire;
 
-pub use commands::Commands;
+pub(crate) use commands::Commands;
 
 /// Why cluster mode could not start.
 #[derive(Debug, thiserror::Error)]
@@ -65,7 +65,7 @@ impl Topology {
 
 /// The Redis side of a node: where Redis is, and a shared connection for short commands.
 #[derive(Clone)]
-pub struct Redis {
+pub(crate) struct Redis {
     topology: Topology,
     /// Short commands: appends, reads, heartbeats. Reconnects by itself; fails fast while
     /// Redis is away.
@@ -85,10 +85,10 @@ impl std::fmt::Debug for Redis {
 }
 
 /// How long a command may take before it fails (Redis unreachable: fail fast, never hang).
-pub const COMMAND_TIMEOUT: Duration = Duration::from_millis(1500);
+pub(crate) const COMMAND_TIMEOUT: Duration = Duration::from_millis(1500);
 
 /// The key prefix herald uses on Redis for `cluster.prefix`.
-pub fn key_prefix(prefix: &str, mode: RedisMode) -> String {
+pub(crate) fn key_prefix(prefix: &str, mode: RedisMode) -> String {
     match mode {
         RedisMode::Standalone => prefix.to_owned(),
         RedisMode::Cluster => format!("{{{prefix}}}"),
@@ -101,7 +101,7 @@ impl Redis {
     ///
     /// # Errors
     /// An unusable URL.
-    pub fn open(url: &str, prefix: &str, mode: RedisMode) -> Result<Self, ClusterError> {
+    pub(crate) fn open(url: &str, prefix: &str, mode: RedisMode) -> Result<Self, ClusterError> {
         let url_error = |e: redis::RedisError| ClusterError::Url(e.to_string());
         let topology = match mode {
             RedisMode::Standalone => {
@@ -146,7 +146,7 @@ impl Redis {
     ///
     /// # Errors
     /// An unusable URL.
-    pub fn connection(&self, response_timeout: Duration) -> Result<Commands, ClusterError> {
+    pub(crate) fn connection(&self, response_timeout: Duration) -> Result<Commands, ClusterError> {
         self.topology.connection(response_timeout)
     }
 
@@ -155,7 +155,7 @@ impl Redis {
     ///
     /// # Errors
     /// No server answered.
-    pub async fn pubsub(&self) -> redis::RedisResult<redis::aio::PubSub> {
+    pub(crate) async fn pubsub(&self) -> redis::RedisResult<redis::aio::PubSub> {
         match &self.topology {
             Topology::Standalone(client) => client.get_async_pubsub().await,
             Topology::Cluster { seeds, .. } => {
@@ -178,14 +178,14 @@ impl Redis {
 
     /// A cheap command answered by the server that holds herald's keys (on a Redis Cluster, the
     /// master of their slot: a PING would ask every master, and fail for one herald never uses).
-    pub fn probe(&self) -> redis::Cmd {
+    pub(crate) fn probe(&self) -> redis::Cmd {
         let mut probe = redis::cmd("EXISTS");
         probe.arg(format!("{}:seq", self.prefix));
         probe
     }
 
     /// Whether Redis answers for herald's keys now.
-    pub async fn ping(&self) -> bool {
+    pub(crate) async fn ping(&self) -> bool {
         let mut redis = self.commands.clone();
         let probe = self.probe();
         let answer = probe.query_async::<i64>(&mut redis);

@@ -11,13 +11,13 @@ use tokio_util::sync::CancellationToken;
 use super::Redis;
 
 /// How often a node announces itself.
-pub const BEAT: Duration = Duration::from_secs(2);
+pub(crate) const BEAT: Duration = Duration::from_secs(2);
 /// A node not heard of for this long is gone.
-pub const ALIVE: Duration = Duration::from_secs(6);
+pub(crate) const ALIVE: Duration = Duration::from_secs(6);
 
 /// What a node says about itself.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct NodeInfo {
+pub(crate) struct NodeInfo {
     /// The node's id (random per process).
     pub id: String,
     /// Its listen address.
@@ -36,7 +36,7 @@ fn now_ms() -> u64 {
 
 /// Announces the node every [`BEAT`] until `shutdown`, then withdraws it. `describe` gives the
 /// node's current figures.
-pub fn spawn_heartbeat(
+pub(crate) fn spawn_heartbeat(
     redis: &Redis,
     describe: impl Fn() -> NodeInfo + Send + 'static,
     shutdown: CancellationToken,
@@ -85,7 +85,7 @@ async fn beat(redis: &Redis, info: &NodeInfo) -> redis::RedisResult<()> {
 ///
 /// # Errors
 /// Redis unreachable.
-pub async fn live(redis: &Redis) -> redis::RedisResult<Vec<NodeInfo>> {
+pub(crate) async fn live(redis: &Redis) -> redis::RedisResult<Vec<NodeInfo>> {
     let mut commands = redis.commands.clone();
     let since = now_ms().saturating_sub(u64::try_from(ALIVE.as_millis()).unwrap_or(u64::MAX));
     let ids: Vec<String> = commands

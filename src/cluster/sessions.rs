@@ -22,7 +22,7 @@ use crate::{
 };
 
 /// How long a missed claim waits before looking again (the old node may still be saving).
-pub const CLAIM_GRACE: Duration = Duration::from_millis(250);
+pub(crate) const CLAIM_GRACE: Duration = Duration::from_millis(250);
 
 /// A session as stored in Redis.
 #[derive(Debug, Serialize, Deserialize)]
@@ -35,7 +35,7 @@ struct Stored {
 
 /// The saved sessions of a cluster.
 #[derive(Clone)]
-pub struct RedisSessions {
+pub(crate) struct RedisSessions {
     redis: Commands,
     prefix: Arc<str>,
     max_disconnection: Duration,
@@ -55,7 +55,7 @@ fn unavailable(error: impl std::fmt::Display) -> SessionError {
 
 impl RedisSessions {
     /// Sessions on `redis` under `prefix`, kept for `max_disconnection`.
-    pub fn new(redis: Commands, prefix: &str, max_disconnection: Duration) -> Self {
+    pub(crate) fn new(redis: Commands, prefix: &str, max_disconnection: Duration) -> Self {
         Self {
             redis,
             prefix: prefix.into(),

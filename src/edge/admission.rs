@@ -39,7 +39,7 @@ use crate::{
 
 /// The handshake bounds of a node; cheap to clone.
 #[derive(Debug, Clone)]
-pub struct Admission(Arc<Inner>);
+pub(crate) struct Admission(Arc<Inner>);
 
 #[derive(Debug)]
 struct Inner {
@@ -88,7 +88,7 @@ impl IntoResponse for Refusal {
 
 impl Admission {
     /// Bounds from `[limits]`, counted in `metrics`.
-    pub fn new(engine_path: &str, limits: &crate::config::LimitsConfig, metrics: &Metrics) -> Self {
+    pub(crate) fn new(engine_path: &str, limits: &crate::config::LimitsConfig, metrics: &Metrics) -> Self {
         Self(Arc::new(Inner {
             engine_path: engine_path.trim_end_matches('/').to_owned(),
             max_sessions: i64::try_from(limits.max_connections).unwrap_or(i64::MAX),
@@ -102,12 +102,12 @@ impl Admission {
 
     /// The node is shutting down: every handshake from now on is refused (503
     /// `shutting_down`), also on connections that were open before the listener closed.
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         self.0.closed.store(true, Ordering::Release);
     }
 
     /// Whether [`Self::close`] was called.
-    pub fn is_closed(&self) -> bool {
+    pub(crate) fn is_closed(&self) -> bool {
         self.0.closed.load(Ordering::Acquire)
     }
 
@@ -153,7 +153,7 @@ impl Admission {
 
 /// Middleware: refuses handshakes beyond the bounds with 503, and gives admitted ones their
 /// [`Ticket`].
-pub async fn admit(
+pub(crate) async fn admit(
     State(admission): State<Admission>,
     mut request: Request,
     next: Next,

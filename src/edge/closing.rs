@@ -16,11 +16,11 @@ use axum::{
 
 /// The Engine.IO path (without its trailing `/`), shared by the middleware.
 #[derive(Debug, Clone)]
-pub struct EnginePath(pub std::sync::Arc<str>);
+pub(crate) struct EnginePath(pub std::sync::Arc<str>);
 
 impl EnginePath {
     /// The path from the configuration (`engine_path`).
-    pub fn new(engine_path: &str) -> Self {
+    pub(crate) fn new(engine_path: &str) -> Self {
         Self(engine_path.trim_end_matches('/').into())
     }
 
@@ -31,7 +31,7 @@ impl EnginePath {
 }
 
 /// Middleware: adds `Connection: close` to the error answers of Engine.IO requests.
-pub async fn close_after_errors(
+pub(crate) async fn close_after_errors(
     State(engine_path): State<EnginePath>,
     request: Request,
     next: Next,

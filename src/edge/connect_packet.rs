@@ -15,7 +15,7 @@ struct ConnectAnswer<'a> {
 
 /// `packet` with `pid` added when it is the CONNECT answer of namespace `ns` and `pid_for` has
 /// a pid for its sid; `None` when it stays as it is.
-pub fn with_pid(
+pub(crate) fn with_pid(
     packet: &str,
     ns: &str,
     pid_for: impl FnOnce(&str) -> Option<String>,
@@ -32,7 +32,7 @@ pub fn with_pid(
 
 /// A long-polling payload (packets separated by the record separator 0x1E) with `pid` added
 /// to the CONNECT answers of `ns`; `None` when nothing changed.
-pub fn payload_with_pid(
+pub(crate) fn payload_with_pid(
     payload: &str,
     ns: &str,
     mut pid_for: impl FnMut(&str) -> Option<String>,

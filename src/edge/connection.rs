@@ -100,11 +100,11 @@ impl Shared {
 
 /// A handle on one connection, to cut it off; cheap to clone.
 #[derive(Debug, Clone)]
-pub struct ConnectionHandle(Arc<Shared>);
+pub(crate) struct ConnectionHandle(Arc<Shared>);
 
 impl ConnectionHandle {
     /// Ends the connection: reads see EOF, writes fail.
-    pub fn cut_off(&self) {
+    pub(crate) fn cut_off(&self) {
         self.0.cut_off.store(true, Ordering::Release);
         self.0.reader.wake();
         self.0.writer.wake();
@@ -120,7 +120,7 @@ impl ConnectionHandle {
     }
 
     /// This connection carries `session`'s WebSocket: when it closes, the session is over.
-    pub fn carries_session(&self, session: Arc<Ticket>) {
+    pub(crate) fn carries_session(&self, session: Arc<Ticket>) {
         let _ = self.0.session.set(session);
     }
 
@@ -159,7 +159,7 @@ impl WeakConnectionHandle {
 }
 
 /// A connection that a [`ConnectionHandle`] can end.
-pub struct CuttableConnection<T> {
+pub(crate) struct CuttableConnection<T> {
     inner: T,
     shared: Arc<Shared>,
     /// Recovery on: the context for a rewriter, taken when the connection is upgraded.
@@ -192,13 +192,14 @@ struct FirstPing {
 }
 
 impl<T> CuttableConnection<T> {
-    /// Wraps a connection.
-    pub fn new(inner: T) -> Self {
+    /// Wraps a connection (the tests' way; the listener gives each its recovery context).
+    #[cfg(test)]
+    pub(crate) fn new(inner: T) -> Self {
         Self::with_recovery(inner, None)
     }
 
     /// Wraps a connection whose WebSocket CONNECT answers get their recovery `pid`.
-    pub fn with_recovery(inner: T, rewrite: Option<Arc<RewriteContext>>) -> Self {
+    pub(crate) fn with_recovery(inner: T, rewrite: Option<Arc<RewriteContext>>) -> Self {
         Self {
             inner,
             shared: Arc::default(),
@@ -210,7 +211,7 @@ impl<T> CuttableConnection<T> {
     }
 
     /// The handle that ends this connection.
-    pub fn handle(&self) -> ConnectionHandle {
+    pub(crate) fn handle(&self) -> ConnectionHandle {
         ConnectionHandle(self.shared.clone())
     }
 

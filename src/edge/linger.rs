@@ -22,18 +22,18 @@ use tokio::{
 };
 
 /// How long a dropped connection may wait for its peer to close.
-pub const MAX_LINGER: Duration = Duration::from_secs(2);
+pub(crate) const MAX_LINGER: Duration = Duration::from_secs(2);
 
 /// Bytes read at a time while draining (on the lingering task's stack, so kept small).
 const DRAIN_CHUNK: usize = 512;
 
 /// A TCP connection that lingers when dropped.
 #[derive(Debug)]
-pub struct LingeringTcp(Option<TcpStream>);
+pub(crate) struct LingeringTcp(Option<TcpStream>);
 
 impl LingeringTcp {
     /// Wraps an accepted connection.
-    pub fn new(tcp: TcpStream) -> Self {
+    pub(crate) fn new(tcp: TcpStream) -> Self {
         Self(Some(tcp))
     }
 
@@ -44,7 +44,7 @@ impl LingeringTcp {
     }
 
     /// Whether writes may be vectored.
-    pub fn is_write_vectored(&self) -> bool {
+    pub(crate) fn is_write_vectored(&self) -> bool {
         self.0.as_ref().is_some_and(TcpStream::is_write_vectored)
     }
 }

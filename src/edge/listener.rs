@@ -46,7 +46,7 @@ const READY_QUEUE: usize = 64;
 
 /// An accepted connection: plain TCP, or TLS over TCP (decrypted here).
 #[derive(Debug)]
-pub enum Stream {
+pub(crate) enum Stream {
     /// Plain TCP.
     Plain(LingeringTcp),
     /// TLS over TCP, past its handshake.
@@ -113,7 +113,7 @@ impl AsyncWrite for Stream {
 
 /// The peer of a connection and the handle that ends it (axum's connect info).
 #[derive(Debug, Clone)]
-pub struct Peer {
+pub(crate) struct Peer {
     /// The remote address.
     pub addr: SocketAddr,
     /// Ends the connection.
@@ -124,7 +124,7 @@ pub struct Peer {
 /// traffic is small frames that must leave at once), TLS when configured, and, with recovery
 /// on, the pid rewrite.
 #[derive(Debug)]
-pub struct CuttableListener {
+pub(crate) struct CuttableListener {
     incoming: Incoming,
     local_addr: SocketAddr,
     /// Recovery on: what the rewriters of upgraded connections need.
@@ -147,7 +147,7 @@ impl CuttableListener {
     ///
     /// # Errors
     /// The listener's local address cannot be read.
-    pub fn new(
+    pub(crate) fn new(
         listener: TcpListener,
         tls: Option<TlsAcceptor>,
         rewrite: Option<RewriteContext>,

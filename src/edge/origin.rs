@@ -19,14 +19,14 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 /// The configured origins and where they apply.
 #[derive(Debug, Clone)]
-pub struct OriginPolicy {
+pub(crate) struct OriginPolicy {
     engine_path: Arc<str>,
     allowed: Arc<[HeaderValue]>,
 }
 
 impl OriginPolicy {
     /// From `engine_path` and the validated `allowed_origins`.
-    pub fn new(engine_path: &str, allowed: &[String]) -> Self {
+    pub(crate) fn new(engine_path: &str, allowed: &[String]) -> Self {
         Self {
             engine_path: engine_path.into(),
             allowed: allowed
@@ -37,7 +37,7 @@ impl OriginPolicy {
     }
 
     /// CORS headers for the listed origins (none when the list is empty).
-    pub fn cors_layer(&self) -> CorsLayer {
+    pub(crate) fn cors_layer(&self) -> CorsLayer {
         if self.allowed.is_empty() {
             return CorsLayer::new();
         }
@@ -60,7 +60,7 @@ impl OriginPolicy {
 }
 
 /// Middleware: 403 for Engine.IO requests from an origin that is not allowed.
-pub async fn guard(State(policy): State<OriginPolicy>, request: Request, next: Next) -> Response {
+pub(crate) async fn guard(State(policy): State<OriginPolicy>, request: Request, next: Next) -> Response {
     if policy.refuses(&request) {
         tracing::debug!(origin = ?request.headers().get(header::ORIGIN), "origin refused");
         return (

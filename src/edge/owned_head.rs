@@ -32,7 +32,7 @@ use super::session_request::opens_session;
 /// upgrade (engineioxide, the Engine.IO v3 bridge), the origin check, the browser's
 /// credentials (a bearer token; and the cookies in backend auth mode, see [`OwnedHead::new`]),
 /// and a backend's forwarded address (`/private`).
-pub const SESSION_HEADERS: [HeaderName; 8] = [
+pub(crate) const SESSION_HEADERS: [HeaderName; 8] = [
     UPGRADE,
     CONNECTION,
     SEC_WEBSOCKET_KEY,
@@ -45,7 +45,7 @@ pub const SESSION_HEADERS: [HeaderName; 8] = [
 
 /// Copies every request's head out of hyper's read buffer (see the module doc).
 #[derive(Debug, Clone)]
-pub struct OwnedHead {
+pub(crate) struct OwnedHead {
     /// The Engine.IO path, without its trailing `/`.
     engine_path: Arc<str>,
     /// Whether a session-opening request keeps its `Cookie` header.
@@ -55,7 +55,7 @@ pub struct OwnedHead {
 impl OwnedHead {
     /// For a server whose Engine.IO endpoint is `engine_path`; `keep_cookies` when the
     /// browsers' cookies are read at connect (backend auth forwards them to the application).
-    pub fn new(engine_path: &str, keep_cookies: bool) -> Self {
+    pub(crate) fn new(engine_path: &str, keep_cookies: bool) -> Self {
         Self {
             engine_path: engine_path.trim_end_matches('/').into(),
             keep_cookies,
@@ -65,7 +65,7 @@ impl OwnedHead {
     /// The request, with a URI and header values that no longer point into hyper's read
     /// buffer; when it opens an Engine.IO session, with [`SESSION_HEADERS`] (and the cookies,
     /// if kept) only.
-    pub fn apply<B>(&self, request: Request<B>) -> Request<B> {
+    pub(crate) fn apply<B>(&self, request: Request<B>) -> Request<B> {
         let (mut parts, body) = request.into_parts();
         let session = opens_session(&self.engine_path, &parts.method, &parts.uri);
         parts.uri = owned_uri(&parts.uri);

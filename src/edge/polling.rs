@@ -39,7 +39,7 @@ const MAX_HANDSHAKE_ANSWER: usize = 16 * 1024;
 
 /// What the middleware needs; cheap to clone.
 #[derive(Debug, Clone)]
-pub struct PollingEdge {
+pub(crate) struct PollingEdge {
     /// The Engine.IO path, without its trailing `/`.
     pub engine_path: Arc<str>,
     /// Largest poll answer read (the Engine.IO payload limit).
@@ -90,7 +90,7 @@ impl PollingEdge {
 }
 
 /// Middleware: see the module documentation.
-pub async fn follow(State(edge): State<PollingEdge>, request: Request, next: Next) -> Response {
+pub(crate) async fn follow(State(edge): State<PollingEdge>, request: Request, next: Next) -> Response {
     match edge.kind(&request) {
         None => next.run(request).await,
         Some(Kind::Handshake { eio4 }) => handshake(&edge, eio4, request, next).await,

@@ -17,7 +17,7 @@ use crate::recovery::Recovery;
 
 /// What the middleware needs.
 #[derive(Debug, Clone)]
-pub struct PollingRewrite {
+pub(crate) struct PollingRewrite {
     /// The recovery state of the node.
     pub recovery: Arc<Recovery>,
     /// The Engine.IO path, e.g. `/socket.io`.
@@ -29,7 +29,7 @@ pub struct PollingRewrite {
 }
 
 /// Rewrites poll responses that carry a CONNECT answer of the browsers' namespace.
-pub async fn add_pid(
+pub(crate) async fn add_pid(
     State(rewrite): State<PollingRewrite>,
     request: Request,
     next: Next,

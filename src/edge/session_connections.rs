@@ -28,7 +28,7 @@ use crate::socketio::slow::SocketConnections;
 /// The connections of upgraded Engine.IO sessions, by session id. Entries die with their
 /// connection (weak handles) and are purged as the map grows.
 #[derive(Debug, Clone, Default)]
-pub struct Connections(Arc<Mutex<Registry>>);
+pub(crate) struct Connections(Arc<Mutex<Registry>>);
 
 #[derive(Debug, Default)]
 struct Registry {
@@ -42,7 +42,7 @@ const FIRST_PURGE: usize = 1024;
 
 impl Connections {
     /// The connection an Engine.IO session upgraded to, while it is open.
-    pub fn upgraded(&self, sid: &str) -> Option<ConnectionHandle> {
+    pub(crate) fn upgraded(&self, sid: &str) -> Option<ConnectionHandle> {
         let registry = self.lock();
         let (connection, websocket) = registry.by_sid.get(sid)?;
         connection.upgrade().filter(|_| *websocket)
@@ -50,7 +50,7 @@ impl Connections {
 
     /// The connection a session lives on now: its WebSocket, or the connection of its latest
     /// long-polling `GET`.
-    pub fn current(&self, sid: &str) -> Option<ConnectionHandle> {
+    pub(crate) fn current(&self, sid: &str) -> Option<ConnectionHandle> {
         let registry = self.lock();
         registry.by_sid.get(sid)?.0.upgrade()
     }
@@ -104,7 +104,7 @@ impl SocketConnections for Connections {
 /// Outermost middleware: exposes the peer as `ConnectInfo<SocketAddr>` and the
 /// [`ConnectionHandle`] to everything inside, and remembers the connection of each WebSocket
 /// upgrade of a session.
-pub async fn expose(
+pub(crate) async fn expose(
     State(connections): State<Connections>,
     mut request: Request,
     next: Next,

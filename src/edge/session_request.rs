@@ -7,7 +7,7 @@ use axum::http::{Method, Uri};
 
 /// Whether a request with this method and URI opens an Engine.IO session on `engine_path`
 /// (given without its trailing `/`).
-pub fn opens_session(engine_path: &str, method: &Method, uri: &Uri) -> bool {
+pub(crate) fn opens_session(engine_path: &str, method: &Method, uri: &Uri) -> bool {
     uri.path().trim_end_matches('/') == engine_path
         && method == Method::GET
         && !uri

@@ -17,7 +17,7 @@ const FIRST_PURGE: usize = 1024;
 
 /// The followed sessions; cheap to clone.
 #[derive(Debug, Clone, Default)]
-pub struct PollingSessions(Arc<Mutex<Registry>>);
+pub(crate) struct PollingSessions(Arc<Mutex<Registry>>);
 
 #[derive(Debug, Default)]
 struct Registry {
@@ -97,16 +97,6 @@ impl PollingSessions {
         if let Some(ticket) = entry.and_then(|entry| entry.ticket.upgrade()) {
             ticket.session_ended();
         }
-    }
-
-    /// Sessions followed now.
-    pub fn len(&self) -> usize {
-        self.lock().by_sid.len()
-    }
-
-    /// Whether no session is followed.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     fn lock(&self) -> MutexGuard<'_, Registry> {

@@ -67,7 +67,7 @@ pub enum TlsError {
 /// # Errors
 /// An unreadable file, a file with no usable certificate or key, or a key that does not match
 /// the certificate.
-pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError> {
+pub(crate) fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError> {
     let read = |path: &Path| {
         std::fs::read(path).map_err(|source| TlsError::Read {
             path: path.to_owned(),

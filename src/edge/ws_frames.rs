@@ -16,13 +16,13 @@ use crate::recovery::Recovery;
 
 /// Frames inspected before the rewriter steps aside (the CONNECT answer comes among the first:
 /// after the Engine.IO open packet and a ping or two).
-pub const MAX_FRAMES: usize = 32;
+pub(crate) const MAX_FRAMES: usize = 32;
 /// Largest frame payload inspected; anything larger is passed as it comes.
 const MAX_INSPECTED: u64 = 1024;
 
 /// What a rewriter needs to know: where pids come from, and the namespace to look for.
 #[derive(Debug, Clone)]
-pub struct RewriteContext {
+pub(crate) struct RewriteContext {
     /// Announced pids, by sid.
     pub recovery: Arc<Recovery>,
     /// The browsers' namespace, e.g. `/public`.
@@ -46,7 +46,7 @@ enum Phase {
 
 /// Rewrites the first frames of an upgraded connection.
 #[derive(Debug)]
-pub struct FrameRewriter {
+pub(crate) struct FrameRewriter {
     /// Recovery on and the CONNECT answer not yet seen: where its pid comes from.
     pid: Option<RewriteContext>,
     /// The first PING is still to be held back.
@@ -62,7 +62,7 @@ impl FrameRewriter {
     /// A rewriter for a connection whose next write starts the response head: with `pid`, it
     /// adds the pid to the CONNECT answer; with `hold_first_ping`, it holds back the first
     /// PING.
-    pub fn new(pid: Option<RewriteContext>, hold_first_ping: bool) -> Self {
+    pub(crate) fn new(pid: Option<RewriteContext>, hold_first_ping: bool) -> Self {
         Self {
             pid,
             hold_ping: hold_first_ping,
@@ -75,17 +75,17 @@ impl FrameRewriter {
 
     /// Whether the first PING was held back since the last call: the engine waits for its
     /// PONG.
-    pub fn take_held_ping(&mut self) -> bool {
+    pub(crate) fn take_held_ping(&mut self) -> bool {
         std::mem::take(&mut self.ping_held)
     }
 
     /// Whether it has stepped aside and holds nothing: writes can go straight through.
-    pub fn is_done(&self) -> bool {
+    pub(crate) fn is_done(&self) -> bool {
         matches!(self.phase, Phase::Done) && self.held.is_empty()
     }
 
     /// Takes what the server writes and appends what goes on the wire to `out`.
-    pub fn feed(&mut self, mut input: &[u8], out: &mut Vec<u8>) {
+    pub(crate) fn feed(&mut self, mut input: &[u8], out: &mut Vec<u8>) {
         while !input.is_empty() {
             match &mut self.phase {
                 Phase::Status(matched) => {

@@ -20,7 +20,7 @@ use crate::event::Stamped;
 
 /// The in-memory logs of every room.
 #[derive(Debug)]
-pub struct MemoryLog {
+pub(crate) struct MemoryLog {
     size: usize,
     ttl: Duration,
     rooms: Mutex<Rooms>,
@@ -103,7 +103,7 @@ impl RoomLog {
 
 impl MemoryLog {
     /// Logs keeping at most `size` events per room, each for at most `ttl`.
-    pub fn new(size: usize, ttl: Duration) -> Self {
+    pub(crate) fn new(size: usize, ttl: Duration) -> Self {
         Self {
             size,
             ttl,
@@ -113,7 +113,7 @@ impl MemoryLog {
 
     /// Drops expired events, and forgets rooms without events that have had no members
     /// (`occupied` says which have some now) for `history.ttl`. Returns how many rooms it forgot.
-    pub fn sweep(&self, occupied: impl Fn(&str) -> bool) -> usize {
+    pub(crate) fn sweep(&self, occupied: impl Fn(&str) -> bool) -> usize {
         let now = Instant::now();
         let mut rooms = self.lock();
         let rooms = &mut rooms.by_name;
@@ -129,7 +129,7 @@ impl MemoryLog {
     }
 
     /// How many rooms have a log.
-    pub fn rooms(&self) -> usize {
+    pub(crate) fn rooms(&self) -> usize {
         self.lock().by_name.len()
     }
 

@@ -18,10 +18,10 @@ use crate::event::Stamped;
 
 mod memory;
 
-pub use memory::MemoryLog;
+pub(crate) use memory::MemoryLog;
 
 /// Longest epoch accepted from a client, in bytes (herald's own are 16).
-pub const MAX_EPOCH_BYTES: usize = 64;
+pub(crate) const MAX_EPOCH_BYTES: usize = 64;
 
 /// A place in a room's log: the offset of its latest event (0: none yet) in a given epoch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,7 +67,7 @@ impl fmt::Display for Epoch {
 
 /// One logged event of a room.
 #[derive(Debug, Clone)]
-pub struct Logged {
+pub(crate) struct Logged {
     /// Its offset in the room.
     pub offset: u64,
     /// Its node-wide sequence number (the Socket.IO recovery offset).
@@ -78,7 +78,7 @@ pub struct Logged {
 
 /// An event a recovering socket missed, found in one of its rooms.
 #[derive(Debug, Clone)]
-pub struct Missed {
+pub(crate) struct Missed {
     /// The room it was found in (the first of the socket's rooms that has it).
     pub room: String,
     /// Its position in that room.
@@ -91,7 +91,7 @@ pub struct Missed {
 
 /// Missed events found room by room, put in sequence order with each event once: an event in
 /// several rooms keeps the first room it was found in (the sort is stable).
-pub fn in_sequence(mut missed: Vec<Missed>) -> Vec<Missed> {
+pub(crate) fn in_sequence(mut missed: Vec<Missed>) -> Vec<Missed> {
     missed.sort_by_key(|m| m.seq);
     missed.dedup_by_key(|m| m.seq);
     missed
@@ -99,7 +99,7 @@ pub fn in_sequence(mut missed: Vec<Missed>) -> Vec<Missed> {
 
 /// What a client that names a position gets.
 #[derive(Debug)]
-pub enum Resume {
+pub(crate) enum Resume {
     /// Every event after the position, oldest first (possibly none), then the head.
     Replay {
         /// The missed events.
@@ -116,7 +116,7 @@ pub enum Resume {
 
 /// What appending an event gave it.
 #[derive(Debug, Clone)]
-pub struct Appended {
+pub(crate) struct Appended {
     /// Its node-wide (cluster-wide in cluster mode) sequence number.
     pub seq: u64,
     /// Its position in each room it was appended to, in the order given.
@@ -136,7 +136,7 @@ pub enum HistoryError {
 /// Reads take `upto`: the last sequence number delivered by this node. In cluster mode the log
 /// can hold events that this node has not delivered yet; they are left out of reads (they
 /// arrive live), so a replay and the live stream meet without a gap or an overlap.
-pub trait EventLog: Send + Sync + fmt::Debug {
+pub(crate) trait EventLog: Send + Sync + fmt::Debug {
     /// Appends `event` to each of `rooms`, numbering it; returns its number and its position
     /// in each room, in order.
     fn append<'a>(

@@ -26,7 +26,7 @@ mod status;
 mod status_page;
 
 /// All HTTP routes, with JSON 404 and 405 answers for anything else.
-pub fn router(cfg: &Config) -> Router<AppState> {
+pub(crate) fn router(cfg: &Config) -> Router<AppState> {
     Router::new()
         .merge(health::router())
         .merge(status::router())
@@ -63,7 +63,7 @@ fn bearer_token(parts: &Parts) -> Option<&str> {
 
 /// An admitted backend: right key AND authorized host. Rejects with 401.
 #[derive(Debug)]
-pub struct Backend;
+pub(crate) struct Backend;
 
 impl FromRequestParts<AppState> for Backend {
     type Rejection = ApiError;
@@ -86,7 +86,7 @@ impl FromRequestParts<AppState> for Backend {
 
 /// A caller that presented the private key (host not checked): for `/status`.
 #[derive(Debug)]
-pub struct KeyHolder;
+pub(crate) struct KeyHolder;
 
 impl FromRequestParts<AppState> for KeyHolder {
     type Rejection = ApiError;

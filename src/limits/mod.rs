@@ -12,13 +12,13 @@
 //! `crate::socketio::guard`. Every refusal is counted in `herald_limit_refusals_total{limit}`
 //! under its [`Limit`]'s label ([`LimitLabel`]).
 
-pub mod rate;
-pub mod ticket;
-pub mod users;
+pub(crate) mod rate;
+pub(crate) mod ticket;
+pub(crate) mod users;
 
-pub use rate::{Bucket, Verdict};
-pub use ticket::Ticket;
-pub use users::UserSockets;
+pub(crate) use rate::{Bucket, Verdict};
+pub(crate) use ticket::Ticket;
+pub(crate) use users::UserSockets;
 
 use crate::metrics::LimitLabel;
 
@@ -37,7 +37,7 @@ pub fn handshake_done(socket: &socketioxide::extract::SocketRef) {
 
 /// The limits whose refusals are counted; each is counted under its [`LimitLabel`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Limit {
+pub(crate) enum Limit {
     /// `limits.max_connections`: handshake answered 503 `server_full`.
     Connections,
     /// `limits.max_handshakes_in_flight`: handshake answered 503 `overloaded`.

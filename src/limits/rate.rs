@@ -9,7 +9,7 @@ use crate::config::LimitsConfig;
 
 /// What to do with one incoming event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// Within the rate: handle it.
     Pass,
     /// Over the rate: answer `rate_limited`.
@@ -21,7 +21,7 @@ pub enum Verdict {
 
 /// One socket's token bucket.
 #[derive(Debug)]
-pub struct Bucket {
+pub(crate) struct Bucket {
     per_second: f64,
     burst: f64,
     disconnect_after: u32,
@@ -37,7 +37,7 @@ struct State {
 
 impl Bucket {
     /// A full bucket, as `limits` configures it.
-    pub fn new(limits: &LimitsConfig, now: Instant) -> Self {
+    pub(crate) fn new(limits: &LimitsConfig, now: Instant) -> Self {
         let burst = f64::from(limits.events_burst.max(1));
         Self {
             per_second: f64::from(limits.events_per_second),
@@ -52,7 +52,7 @@ impl Bucket {
     }
 
     /// Takes a token for an event arriving at `now`.
-    pub fn take(&self, now: Instant) -> Verdict {
+    pub(crate) fn take(&self, now: Instant) -> Verdict {
         // Plain numbers, consistent after every statement: a poisoned lock is still usable.
         let mut state = self
             .state

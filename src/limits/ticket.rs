@@ -18,7 +18,7 @@ use tokio::sync::OwnedSemaphorePermit;
 /// `limits.handshake_timeout` (its wait for a namespace CONNECT keeps it), so the edge also ends
 /// the count as soon as it sees the session's transport go: [`Ticket::session_ended`].
 #[derive(Debug)]
-pub struct Ticket {
+pub(crate) struct Ticket {
     slot: Mutex<Option<OwnedSemaphorePermit>>,
     /// Set once the session stopped counting against `limits.max_connections`.
     ended: AtomicBool,
@@ -29,7 +29,7 @@ pub struct Ticket {
 impl Ticket {
     /// A ticket for a session already counted in `sessions`, holding the handshake `slot`
     /// (already counted in `in_flight`) when it has one: the ticket takes the counts down.
-    pub fn new(slot: Option<OwnedSemaphorePermit>, sessions: Gauge, in_flight: Gauge) -> Self {
+    pub(crate) fn new(slot: Option<OwnedSemaphorePermit>, sessions: Gauge, in_flight: Gauge) -> Self {
         Self {
             slot: Mutex::new(slot),
             ended: AtomicBool::new(false),
@@ -40,7 +40,7 @@ impl Ticket {
 
     /// The handshake is over (the socket passed a namespace's connect middleware, admitted or
     /// not): its slot goes to the next one. Idempotent.
-    pub fn admitted(&self) {
+    pub(crate) fn admitted(&self) {
         let slot = self
             .slot
             .lock()
@@ -53,7 +53,7 @@ impl Ticket {
 
     /// The session is over (its transport closed, or it was closed): it no longer counts and
     /// its handshake slot, if still held, is free. Idempotent.
-    pub fn session_ended(&self) {
+    pub(crate) fn session_ended(&self) {
         self.admitted();
         if !self.ended.swap(true, Ordering::AcqRel) {
             self.sessions.dec();

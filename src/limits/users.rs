@@ -20,12 +20,12 @@ use crate::ids::UserId;
 
 /// Sockets per user, oldest first; cheap to clone.
 #[derive(Debug, Clone, Default)]
-pub struct UserSockets(Arc<Mutex<HashMap<UserId, VecDeque<Sid>>>>);
+pub(crate) struct UserSockets(Arc<Mutex<HashMap<UserId, VecDeque<Sid>>>>);
 
 impl UserSockets {
     /// Adds `sid` as `user`'s newest socket and returns the sockets to disconnect, oldest
     /// first, so that at most `max` remain. They are no longer counted.
-    pub fn add(&self, user: &UserId, sid: Sid, max: usize) -> Vec<Sid> {
+    pub(crate) fn add(&self, user: &UserId, sid: Sid, max: usize) -> Vec<Sid> {
         let mut users = self.lock();
         let sockets = users.entry(user.clone()).or_default();
         sockets.retain(|held| *held != sid);
@@ -35,7 +35,7 @@ impl UserSockets {
     }
 
     /// Forgets a socket (it disconnected).
-    pub fn remove(&self, user: &UserId, sid: Sid) {
+    pub(crate) fn remove(&self, user: &UserId, sid: Sid) {
         let mut users = self.lock();
         if let Some(sockets) = users.get_mut(user) {
             sockets.retain(|held| *held != sid);
@@ -46,7 +46,8 @@ impl UserSockets {
     }
 
     /// How many sockets `user` holds.
-    pub fn count(&self, user: &UserId) -> usize {
+    #[cfg(test)]
+    pub(crate) fn count(&self, user: &UserId) -> usize {
         self.lock().get(user).map_or(0, VecDeque::len)
     }
 

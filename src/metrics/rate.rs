@@ -18,7 +18,7 @@ const WINDOW: Duration = Duration::from_secs(10);
 
 /// Events per second over the last 10 s (less right after startup).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
-pub struct Rates {
+pub(crate) struct Rates {
     /// Publishes accepted per second.
     pub published: f64,
     /// Events handed to sockets per second.
@@ -35,11 +35,11 @@ struct Sample {
 /// Recent samples of the counters; cheap to clone. Holds at most one sample per second over
 /// the window, plus the one the window starts from.
 #[derive(Debug, Clone, Default)]
-pub struct Throughput(Arc<Mutex<VecDeque<Sample>>>);
+pub(crate) struct Throughput(Arc<Mutex<VecDeque<Sample>>>);
 
 impl Throughput {
     /// Adds a sample of the counters taken at `at`, forgetting those the window no longer needs.
-    pub fn record(&self, at: Instant, published: u64, delivered: u64) {
+    pub(crate) fn record(&self, at: Instant, published: u64, delivered: u64) {
         let mut samples = self.lock();
         samples.push_back(Sample {
             at,
@@ -53,7 +53,7 @@ impl Throughput {
     }
 
     /// The rates between the oldest and the newest sample; zero before two samples.
-    pub fn rates(&self) -> Rates {
+    pub(crate) fn rates(&self) -> Rates {
         let samples = self.lock();
         let (Some(first), Some(last)) = (samples.front(), samples.back()) else {
             return Rates::default();
@@ -77,7 +77,7 @@ impl Throughput {
     }
 
     /// Samples `published` and `delivered` every second until `shutdown`.
-    pub fn spawn_sampler(
+    pub(crate) fn spawn_sampler(
         &self,
         published: Counter,
         delivered: Counter,

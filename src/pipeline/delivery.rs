@@ -36,7 +36,7 @@ use crate::{
 
 mod replay;
 
-pub use replay::{Backlog, Joined, LoggedRoom};
+pub(crate) use replay::{Backlog, Joined, LoggedRoom};
 
 /// What the delivery lock guards.
 #[derive(Debug, Default)]

@@ -26,9 +26,9 @@ mod delivery;
 mod room_plan;
 mod subscriber;
 
-pub use delivery::{Backlog, Joined, LoggedRoom};
-pub use subscriber::{
-    Door, DoorClosed, Meta, Outgoing, Resync, RoomJoins, Sent, Subscriber, SubscriberId,
+pub(crate) use delivery::{Backlog, Joined, LoggedRoom};
+pub(crate) use subscriber::{
+    Door, DoorClosed, Outgoing, Resync, RoomJoins, Sent, Subscriber, SubscriberId,
 };
 
 use coalescer::{CoalescerHandle, Windows};
@@ -36,7 +36,7 @@ use delivery::{Deliverer, DeliverySettings};
 
 /// Handle to the delivery side; cheap to clone.
 #[derive(Clone)]
-pub struct Publisher {
+pub(crate) struct Publisher {
     deliverer: Deliverer,
     coalescer: CoalescerHandle,
     metrics: Metrics,
@@ -50,7 +50,7 @@ impl std::fmt::Debug for Publisher {
 
 /// The receipt of an accepted publish.
 #[derive(Debug, Clone, Serialize)]
-pub struct Receipt {
+pub(crate) struct Receipt {
     /// The event id (a UUID).
     pub id: String,
 }
@@ -60,7 +60,7 @@ impl Publisher {
     /// keyed events as `[coalesce]` says, cutting off a subscriber that falls `history.size`
     /// live events behind during a replay, and with `[recovery]` on, giving every event its
     /// Socket.IO recovery offset. Spawns the coalescing task: call from within a tokio runtime.
-    pub fn new(
+    pub(crate) fn new(
         doors: Vec<Arc<dyn Door>>,
         cfg: &Config,
         log: Arc<dyn EventLog>,
@@ -89,7 +89,7 @@ impl Publisher {
     ///
     /// # Errors
     /// [`PublishError::Unavailable`] when delivery is shutting down.
-    pub async fn publish(&self, publication: Publication) -> Result<Receipt, PublishError> {
+    pub(crate) async fn publish(&self, publication: Publication) -> Result<Receipt, PublishError> {
         let stamped = Stamped::new(publication);
         self.metrics.published.inc();
         let receipt = Receipt {
@@ -110,7 +110,7 @@ impl Publisher {
     ///
     /// # Errors
     /// The event log cannot be read.
-    pub async fn join(
+    pub(crate) async fn join(
         &self,
         subscriber: &dyn Subscriber,
         room: LoggedRoom<'_>,
@@ -121,29 +121,29 @@ impl Publisher {
 
     /// Takes a subscriber out of rooms between two deliveries: what it is told after this
     /// returns comes after every event it got through those rooms, and nothing from them follows.
-    pub async fn leave(&self, subscriber: &dyn Subscriber, rooms: &[String]) {
+    pub(crate) async fn leave(&self, subscriber: &dyn Subscriber, rooms: &[String]) {
         self.deliverer.leave(subscriber, rooms).await;
     }
 
     /// Puts a subscriber being admitted in rooms that need no replay (its user and group
     /// rooms), noting when; live events for it are held until [`Self::go_live`] once it is
     /// connected.
-    pub async fn admit(&self, subscriber: &Arc<dyn Subscriber>, rooms: Vec<String>) {
+    pub(crate) async fn admit(&self, subscriber: &Arc<dyn Subscriber>, rooms: Vec<String>) {
         self.deliverer.admit(subscriber, rooms).await;
     }
 
     /// Delivers to this node's sockets an event that the cluster's shared log numbered.
-    pub async fn deliver_appended(&self, stamped: Stamped, appended: Appended) {
+    pub(crate) async fn deliver_appended(&self, stamped: Stamped, appended: Appended) {
         self.deliverer.deliver_appended(stamped, appended).await;
     }
 
     /// Sets the number of the last event delivered on this node (the cluster bus starting).
-    pub async fn start_at(&self, seq: u64) {
+    pub(crate) async fn start_at(&self, seq: u64) {
         self.deliverer.start_at(seq).await;
     }
 
     /// Forgets what was held for a subscriber that went away.
-    pub async fn forget(&self, id: SubscriberId) {
+    pub(crate) async fn forget(&self, id: SubscriberId) {
         self.deliverer.forget(id).await;
     }
 
@@ -154,7 +154,7 @@ impl Publisher {
     ///
     /// # Errors
     /// The event log cannot be read.
-    pub async fn recover(
+    pub(crate) async fn recover(
         &self,
         subscriber: &Arc<dyn Subscriber>,
         rooms_after: &[(String, u64)],
@@ -166,7 +166,7 @@ impl Publisher {
     /// Sends a subscriber its backlog (what it missed, after a recovery; nothing after a plain
     /// admission), then the live events held for it meanwhile, and returns it to the live
     /// stream; `false` when it was cut off as slow.
-    pub async fn go_live(&self, subscriber: &dyn Subscriber, backlog: Backlog) -> bool {
+    pub(crate) async fn go_live(&self, subscriber: &dyn Subscriber, backlog: Backlog) -> bool {
         self.deliverer.go_live(subscriber, backlog).await
     }
 
@@ -174,12 +174,12 @@ impl Publisher {
     ///
     /// # Errors
     /// The event log cannot be read.
-    pub async fn head(&self, room: LoggedRoom<'_>) -> Result<Position, HistoryError> {
+    pub(crate) async fn head(&self, room: LoggedRoom<'_>) -> Result<Position, HistoryError> {
         self.deliverer.head(room).await
     }
 
     /// Delivers every held (coalesced) event now; for shutdown.
-    pub async fn flush(&self) {
+    pub(crate) async fn flush(&self) {
         self.coalescer.flush().await;
     }
 }

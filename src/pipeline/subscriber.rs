@@ -25,18 +25,18 @@ use crate::ids::{UserId, WorkspaceId};
 /// A Socket.IO socket's id is its session id's 16 ASCII bytes; a door of its own numbering
 /// sets the high bit, which ASCII never does, so the two never collide.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct SubscriberId(u128);
+pub(crate) struct SubscriberId(u128);
 
 impl SubscriberId {
     /// The id made of 16 bytes.
-    pub const fn from_bytes(bytes: [u8; 16]) -> Self {
+    pub(crate) const fn from_bytes(bytes: [u8; 16]) -> Self {
         Self(u128::from_be_bytes(bytes))
     }
 }
 
 /// What became of one send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Sent {
+pub(crate) enum Sent {
     /// Queued for the subscriber.
     Done,
     /// The subscriber is gone: nothing more is owed to it.
@@ -47,7 +47,7 @@ pub enum Sent {
 
 /// Second argument of every delivered event.
 #[derive(Debug, Serialize)]
-pub struct Meta<'a> {
+pub(crate) struct Meta<'a> {
     /// Event id, as returned to the publisher.
     pub id: &'a str,
     /// The workspace through which the subscriber was reached, or null.
@@ -71,7 +71,7 @@ impl Meta<'_> {
 
 /// One event as sent to the members of one room.
 #[derive(Debug, Clone, Copy)]
-pub struct Outgoing<'a> {
+pub(crate) struct Outgoing<'a> {
     /// The event name.
     pub event: &'a str,
     /// The data, as published.
@@ -85,7 +85,7 @@ pub struct Outgoing<'a> {
 /// Payload of `resync`: the position a subscriber asked for cannot be served; here is the
 /// room's head to start again from.
 #[derive(Debug, Serialize)]
-pub struct Resync<'a> {
+pub(crate) struct Resync<'a> {
     /// The workspace room's workspace.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub workspace: Option<&'a WorkspaceId>,
@@ -99,7 +99,7 @@ pub struct Resync<'a> {
 }
 
 /// One connection of a front door, as the pipeline sees it.
-pub trait Subscriber: Send + Sync {
+pub(crate) trait Subscriber: Send + Sync {
     /// Which subscriber this is.
     fn id(&self) -> SubscriberId;
 
@@ -127,10 +127,10 @@ pub trait Subscriber: Send + Sync {
 /// A door's rooms are gone: it is shutting down.
 #[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error("the door is closed")]
-pub struct DoorClosed;
+pub(crate) struct DoorClosed;
 
 /// A front door: answers who is in a room.
-pub trait Door: Send + Sync {
+pub(crate) trait Door: Send + Sync {
     /// Calls `each` for every member of `room`.
     ///
     /// # Errors
@@ -141,7 +141,7 @@ pub trait Door: Send + Sync {
 /// The rooms a subscriber is in, with the sequence number at which it joined each: a
 /// recovered session gets only what happened in a room after it joined.
 #[derive(Debug, Default)]
-pub struct RoomJoins(Mutex<HashMap<String, u64>>);
+pub(crate) struct RoomJoins(Mutex<HashMap<String, u64>>);
 
 impl RoomJoins {
     pub(crate) fn note(&self, room: &str, seq: u64) {
@@ -149,7 +149,7 @@ impl RoomJoins {
     }
 
     /// The sequence number at which the subscriber joined `room` (0: not known).
-    pub fn joined_at(&self, room: &str) -> u64 {
+    pub(crate) fn joined_at(&self, room: &str) -> u64 {
         lock(&self.0).get(room).copied().unwrap_or(0)
     }
 }

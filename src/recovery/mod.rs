@@ -31,9 +31,9 @@ use tokio::time::Instant;
 
 use crate::ids::UserId;
 
-pub mod sessions;
+pub(crate) mod sessions;
 
-pub use sessions::{MemorySessions, Saved, SessionError, SessionStore};
+pub(crate) use sessions::{MemorySessions, Saved, SessionError, SessionStore};
 
 /// Announcements older than this are dropped: their CONNECT answer never went out.
 const ANNOUNCEMENT_TTL: Duration = Duration::from_secs(60);
@@ -41,7 +41,7 @@ const ANNOUNCEMENT_TTL: Duration = Duration::from_secs(60);
 /// Recovery state of the node: where sessions are saved, and the pids to add to CONNECT
 /// answers (those are the node's own: a CONNECT answer leaves the node that made it).
 #[derive(Debug)]
-pub struct Recovery {
+pub(crate) struct Recovery {
     sessions: Arc<dyn SessionStore>,
     /// Set when the node shuts down: it claims no session any more (its client would lose it
     /// again at once), so the session stays for another node.
@@ -54,7 +54,7 @@ pub struct Recovery {
 
 impl Recovery {
     /// Recovery with sessions kept in `sessions`.
-    pub fn new(sessions: Arc<dyn SessionStore>) -> Self {
+    pub(crate) fn new(sessions: Arc<dyn SessionStore>) -> Self {
         Self {
             sessions,
             closing: AtomicBool::new(false),
@@ -64,12 +64,12 @@ impl Recovery {
     }
 
     /// A fresh private session id.
-    pub fn new_pid() -> String {
+    pub(crate) fn new_pid() -> String {
         uuid::Uuid::new_v4().simple().to_string()
     }
 
     /// Asks for `pid` to be added to the CONNECT answer of the socket `sid`.
-    pub fn announce(&self, sid: &str, pid: &str) {
+    pub(crate) fn announce(&self, sid: &str, pid: &str) {
         let now = Instant::now();
         let mut announced = lock(&self.announced);
         announced.retain(|_, (_, at)| now.duration_since(*at) < ANNOUNCEMENT_TTL);
@@ -78,12 +78,12 @@ impl Recovery {
     }
 
     /// Whether any CONNECT answer waits for its pid.
-    pub fn any_waiting(&self) -> bool {
+    pub(crate) fn any_waiting(&self) -> bool {
         self.waiting.load(Ordering::Acquire) > 0
     }
 
     /// The pid announced for `sid`, once.
-    pub fn take_announced(&self, sid: &str) -> Option<String> {
+    pub(crate) fn take_announced(&self, sid: &str) -> Option<String> {
         if !self.any_waiting() {
             return None;
         }
@@ -95,12 +95,12 @@ impl Recovery {
 
     /// Whether saved sessions outlive this process (cluster mode): then a node shutting
     /// down saves its sockets' sessions, for them to recover on another node.
-    pub fn outlives_process(&self) -> bool {
+    pub(crate) fn outlives_process(&self) -> bool {
         self.sessions.outlives_process()
     }
 
     /// The node is shutting down: from now on it claims no session.
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         self.closing.store(true, Ordering::Release);
     }
 
@@ -108,7 +108,7 @@ impl Recovery {
     ///
     /// # Errors
     /// The store is unreachable: the session cannot be recovered.
-    pub async fn save(
+    pub(crate) async fn save(
         &self,
         pid: &str,
         user: UserId,
@@ -122,7 +122,7 @@ impl Recovery {
     ///
     /// # Errors
     /// The store is unreachable.
-    pub async fn claim(&self, pid: &str, user: &UserId) -> Result<Option<Saved>, SessionError> {
+    pub(crate) async fn claim(&self, pid: &str, user: &UserId) -> Result<Option<Saved>, SessionError> {
         if self.closing.load(Ordering::Acquire) {
             return Ok(None);
         }

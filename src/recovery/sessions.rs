@@ -19,7 +19,7 @@ use crate::ids::UserId;
 
 /// A session that may be recovered.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Saved {
+pub(crate) struct Saved {
     /// Whose it was: only the same user may claim it.
     pub user: UserId,
     /// The rooms the socket was in, with the sequence number at which it joined each.
@@ -28,14 +28,14 @@ pub struct Saved {
 
 /// Why the store could not be used.
 #[derive(Debug, thiserror::Error)]
-pub enum SessionError {
+pub(crate) enum SessionError {
     /// The storage is unreachable (cluster mode: Redis).
     #[error("session store unavailable: {0}")]
     Unavailable(String),
 }
 
 /// Storage of saved sessions, each kept for `recovery.max_disconnection`.
-pub trait SessionStore: Send + Sync + fmt::Debug {
+pub(crate) trait SessionStore: Send + Sync + fmt::Debug {
     /// Keeps `saved` under `pid` for `recovery.max_disconnection`.
     fn save<'a>(&'a self, pid: &'a str, saved: Saved) -> BoxFuture<'a, Result<(), SessionError>>;
 
@@ -52,14 +52,14 @@ pub trait SessionStore: Send + Sync + fmt::Debug {
 
 /// The saved sessions of a single node, in memory.
 #[derive(Debug)]
-pub struct MemorySessions {
+pub(crate) struct MemorySessions {
     max_disconnection: Duration,
     saved: Mutex<HashMap<String, (Saved, Instant)>>,
 }
 
 impl MemorySessions {
     /// Sessions kept for `max_disconnection`.
-    pub fn new(max_disconnection: Duration) -> Self {
+    pub(crate) fn new(max_disconnection: Duration) -> Self {
         Self {
             max_disconnection,
             saved: Mutex::new(HashMap::new()),

@@ -25,7 +25,7 @@ use crate::{
 
 /// Why an access change could not be applied.
 #[derive(Debug, thiserror::Error)]
-pub enum AccessError {
+pub(crate) enum AccessError {
     /// `workspaces` omitted while herald cannot ask anyone (JWT mode).
     #[error("`workspaces` is required unless auth.mode is \"backend\"")]
     WorkspacesRequired,
@@ -40,7 +40,7 @@ pub enum AccessError {
 ///
 /// # Errors
 /// [`AccessError`] when the change cannot be applied at all.
-pub async fn change(state: &AppState, change: AccessChange) -> Result<AccessOutcome, AccessError> {
+pub(crate) async fn change(state: &AppState, change: AccessChange) -> Result<AccessOutcome, AccessError> {
     if change.workspaces.is_none() && !state.auth.can_ask_again() {
         return Err(AccessError::WorkspacesRequired);
     }
@@ -57,7 +57,7 @@ pub async fn change(state: &AppState, change: AccessChange) -> Result<AccessOutc
 ///
 /// # Errors
 /// [`AccessError`] when the change cannot be applied at all.
-pub async fn apply(state: &AppState, change: AccessChange) -> Result<AccessOutcome, AccessError> {
+pub(crate) async fn apply(state: &AppState, change: AccessChange) -> Result<AccessOutcome, AccessError> {
     if change.workspaces.is_none() && !state.auth.can_ask_again() {
         return Err(AccessError::WorkspacesRequired);
     }

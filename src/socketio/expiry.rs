@@ -163,7 +163,7 @@ impl<T> Schedule<T> {
 
 /// The node's expiry timers: cheap to clone.
 #[derive(Debug, Clone)]
-pub struct ExpiryWheel {
+pub(crate) struct ExpiryWheel {
     commands: mpsc::UnboundedSender<Command<SocketRef>>,
     ids: Arc<AtomicU64>,
 }

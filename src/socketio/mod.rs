@@ -8,7 +8,7 @@
 
 use state::AppState;
 
-pub mod access;
+pub(crate) mod access;
 pub(crate) mod chat;
 pub mod events;
 pub(crate) mod expiry;
@@ -20,9 +20,9 @@ mod recovered;
 mod remote;
 mod reply;
 pub(crate) mod sequencer;
-pub mod slow;
+pub(crate) mod slow;
 pub(crate) mod socket_state;
-pub mod state;
+pub(crate) mod state;
 pub(crate) mod subscriber;
 
 pub(crate) use public::authenticate;
@@ -34,7 +34,7 @@ pub type Io = socketioxide::SocketIo;
 /// Why a handshake was refused. The message is what `connect_error` carries: stable and
 /// meaningful, never the underlying reason (that is logged).
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum ConnectRefusal {
+pub(crate) enum ConnectRefusal {
     /// Credentials missing, invalid, or not accepted.
     #[error("unauthorized")]
     Unauthorized,
@@ -45,7 +45,7 @@ pub enum ConnectRefusal {
 
 impl ConnectRefusal {
     /// The outcome label of this refusal in the handshake metrics.
-    pub fn outcome(&self) -> &'static str {
+    pub(crate) fn outcome(&self) -> &'static str {
         match self {
             Self::Unauthorized => "unauthorized",
             Self::BadRequest(_) => "bad_request",
@@ -68,12 +68,12 @@ pub(crate) fn counted(
 
 /// Shutdown: saves the browser sockets' sessions for recovery on another node, when sessions
 /// outlive this process (cluster mode with `[recovery]` on). Call before closing the server.
-pub async fn save_sessions(state: &AppState) {
+pub(crate) async fn save_sessions(state: &AppState) {
     recovered::save_all(state).await;
 }
 
 /// Declares the namespaces and their handlers.
-pub fn register_namespaces(io: &Io, state: &AppState) {
+pub(crate) fn register_namespaces(io: &Io, state: &AppState) {
     io.ns("/", async |socket: socketioxide::extract::SocketRef| {
         guard::handshake_done(&socket);
     });

@@ -21,7 +21,7 @@ use socketioxide::{SendError, SocketError, TransportType, extract::SocketRef};
 
 /// The transport connections sockets live on, as the edge keeps them: the door ends one without
 /// a Socket.IO DISCONNECT and without knowing how connections are held.
-pub trait SocketConnections: Send + Sync + fmt::Debug {
+pub(crate) trait SocketConnections: Send + Sync + fmt::Debug {
     /// Cuts the WebSocket of Engine.IO session `sid`, whose handshake request was `request`
     /// (a session opened as a WebSocket lives on that request's connection); `false` when the
     /// session has no WebSocket of its own.
@@ -35,19 +35,19 @@ pub trait SocketConnections: Send + Sync + fmt::Debug {
 
 /// Cuts off slow sockets; cheap to clone.
 #[derive(Debug, Clone)]
-pub struct SlowPolicy {
+pub(crate) struct SlowPolicy {
     connections: Arc<dyn SocketConnections>,
     cut: Counter,
 }
 
 impl SlowPolicy {
     /// Cuts connections through `connections`, counting each in `cut`.
-    pub fn new(connections: Arc<dyn SocketConnections>, cut: Counter) -> Self {
+    pub(crate) fn new(connections: Arc<dyn SocketConnections>, cut: Counter) -> Self {
         Self { connections, cut }
     }
 
     /// Cuts off a socket whose queue is full; `why` goes to the log.
-    pub fn cut_off(&self, socket: &SocketRef, why: &'static str) {
+    pub(crate) fn cut_off(&self, socket: &SocketRef, why: &'static str) {
         self.cut.inc();
         let cut = match socket.transport_type() {
             TransportType::Websocket => self
@@ -64,14 +64,14 @@ impl SlowPolicy {
 
     /// Ends a socket's transport without a Socket.IO DISCONNECT (a rolling restart): cuts the
     /// connection it lives on now. `false` when it has none.
-    pub fn cut_transport(&self, socket: &SocketRef) -> bool {
+    pub(crate) fn cut_transport(&self, socket: &SocketRef) -> bool {
         let websocket = socket.transport_type() == TransportType::Websocket;
         self.connections
             .cut_current(socket.id.as_str(), socket.req_parts(), websocket)
     }
 
     /// Sends one event to one socket; a full queue cuts it off. Whether it was queued.
-    pub fn emit<T: ?Sized + Serialize>(
+    pub(crate) fn emit<T: ?Sized + Serialize>(
         &self,
         socket: &SocketRef,
         event: &'static str,
@@ -92,7 +92,7 @@ impl SlowPolicy {
 
     /// Disconnects a socket from the server side; when its queue has no room for the
     /// DISCONNECT packet, its connection is cut instead, so it never outlives the decision.
-    pub fn disconnect(&self, socket: &SocketRef) {
+    pub(crate) fn disconnect(&self, socket: &SocketRef) {
         if let Err(SocketError::InternalChannelFull) = socket.clone().disconnect() {
             self.cut_off(socket, "disconnect");
         }

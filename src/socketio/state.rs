@@ -17,11 +17,11 @@ use crate::{
 
 /// Shared state of the HTTP routes and Socket.IO handlers; its fields are [`Shared`]'s.
 #[derive(Clone, Debug)]
-pub struct AppState(Arc<Shared>);
+pub(crate) struct AppState(Arc<Shared>);
 
 impl AppState {
     /// The state that handlers will share.
-    pub fn new(shared: Shared) -> Self {
+    pub(crate) fn new(shared: Shared) -> Self {
         Self(Arc::new(shared))
     }
 }
@@ -36,7 +36,7 @@ impl Deref for AppState {
 
 /// What [`AppState`] holds.
 #[derive(Debug)]
-pub struct Shared {
+pub(crate) struct Shared {
     /// The validated configuration.
     pub cfg: Arc<Config>,
     /// Browser authentication.

@@ -28,14 +28,14 @@ use axum::{
 
 use crate::error::ApiError;
 
-pub mod attachments;
+pub(crate) mod attachments;
 mod polling;
 mod websocket;
 
 /// What the middleware needs: the engine path, the payload limit, and the application without
 /// this middleware, to which bridged WebSockets are handed.
 #[derive(Debug, Clone)]
-pub struct Eio3Compat {
+pub(crate) struct Eio3Compat {
     /// The Engine.IO path, e.g. `/socket.io`.
     pub engine_path: String,
     /// Largest body or WebSocket message read (the Engine.IO payload limit).
@@ -45,7 +45,7 @@ pub struct Eio3Compat {
 }
 
 /// Routes Engine.IO v3 requests through the namespace-query rewrites; passes the rest.
-pub async fn strip_namespace_query(
+pub(crate) async fn strip_namespace_query(
     State(compat): State<Eio3Compat>,
     request: Request,
     next: Next,

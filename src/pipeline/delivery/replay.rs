@@ -17,7 +17,7 @@ use crate::{
 
 /// A logged room a subscriber can join from a position.
 #[derive(Debug, Clone, Copy)]
-pub enum LoggedRoom<'a> {
+pub(crate) enum LoggedRoom<'a> {
     /// A workspace room (`register`).
     Workspace(&'a WorkspaceId),
     /// The subscriber's own user room (`auth.since.user`).
@@ -35,7 +35,7 @@ impl LoggedRoom<'_> {
 
 /// How a join went.
 #[derive(Debug)]
-pub enum Joined {
+pub(crate) enum Joined {
     /// Joined; the missed events (if a position was given) were sent. The room's head.
     Live {
         /// The room's position, to resume from later.
@@ -53,17 +53,12 @@ pub enum Joined {
 
 /// What a subscriber missed, sent to it before it goes live: by `Deliverer::go_live`.
 #[derive(Debug, Default)]
-pub struct Backlog(pub(super) Vec<Pending>);
+pub(crate) struct Backlog(pub(super) Vec<Pending>);
 
 impl Backlog {
     /// How many events.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.0.len()
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
     }
 }
 
