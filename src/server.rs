@@ -80,9 +80,7 @@ pub enum ServerError {
 ///
 /// # Errors
 /// An authenticator that cannot be built (unreadable key file, bad backend URL).
-pub(crate) fn build(
-    cfg: &Arc<Config>,
-) -> Result<(Router, AppState, Admission), ServerError> {
+pub(crate) fn build(cfg: &Arc<Config>) -> Result<(Router, AppState, Admission), ServerError> {
     let metrics = if cfg.cluster.redis_url.is_some() {
         Metrics::clustered()
     } else {
@@ -143,12 +141,14 @@ pub(crate) fn build(
         &cfg.public.path,
         slow.clone(),
     ));
+    let publisher = Publisher::new(vec![public_door], cfg, log, metrics.clone());
     let state = AppState::new(Shared {
+        deliverer: publisher.deliverer().clone(),
+        publisher,
         chat,
         cluster,
         node_id: uuid::Uuid::new_v4().simple().to_string(),
         private: Arc::new(PrivateAccess::from_config(cfg)),
-        publisher: Publisher::new(vec![public_door], cfg, log, metrics.clone()),
         expiry: ExpiryWheel::start(cfg.auth.jwt.expiry_warning, slow.clone()),
         slow,
         metrics,
@@ -292,7 +292,7 @@ pub async fn run_with(
         tracing::info!(node = %state.node_id, prefix = %redis.prefix, "cluster mode");
         bus::spawn(
             redis,
-            state.publisher.clone(),
+            state.deliverer.clone(),
             state.metrics.redis_outages.clone(),
             shutdown.clone(),
         );

@@ -118,7 +118,10 @@ impl BackendAuth {
     ///
     /// # Errors
     /// Nothing presented, 401/403, or an unreachable/unintelligible backend.
-    pub(crate) async fn authenticate(&self, credentials: &Credentials) -> Result<Principal, AuthError> {
+    pub(crate) async fn authenticate(
+        &self,
+        credentials: &Credentials,
+    ) -> Result<Principal, AuthError> {
         if credentials.is_empty() {
             return Err(AuthError::MissingCredentials);
         }
@@ -157,7 +160,10 @@ impl BackendAuth {
     ///
     /// # Errors
     /// As [`Self::authenticate`].
-    pub(crate) async fn reauthenticate(&self, credentials: &Credentials) -> Result<Principal, AuthError> {
+    pub(crate) async fn reauthenticate(
+        &self,
+        credentials: &Credentials,
+    ) -> Result<Principal, AuthError> {
         let stale = credentials.clone();
         if let Err(error) = self
             .grants

@@ -114,7 +114,10 @@ impl Authenticator {
     ///
     /// # Errors
     /// Missing, invalid or rejected credentials; an unreachable backend.
-    pub(crate) async fn authenticate(&self, credentials: &Credentials) -> Result<Principal, AuthError> {
+    pub(crate) async fn authenticate(
+        &self,
+        credentials: &Credentials,
+    ) -> Result<Principal, AuthError> {
         match self {
             Self::Jwt(verifier) => {
                 let token = credentials

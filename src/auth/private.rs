@@ -52,7 +52,11 @@ impl PrivateAccess {
     ///
     /// # Errors
     /// [`AuthError::HostNotAllowed`].
-    pub(crate) fn check_host(&self, peer: SocketAddr, headers: &HeaderMap) -> Result<(), AuthError> {
+    pub(crate) fn check_host(
+        &self,
+        peer: SocketAddr,
+        headers: &HeaderMap,
+    ) -> Result<(), AuthError> {
         match self.client_ip(peer, headers) {
             Some(ip) if any_contains(&self.authorized_hosts, ip) => Ok(()),
             Some(ip) => Err(AuthError::HostNotAllowed(ip.to_string())),

@@ -26,7 +26,10 @@ impl Authenticator {
     ///
     /// # Errors
     /// Missing, invalid or rejected credentials; an unreachable backend.
-    pub(crate) async fn open_session(&self, credentials: Credentials) -> Result<Session, AuthError> {
+    pub(crate) async fn open_session(
+        &self,
+        credentials: Credentials,
+    ) -> Result<Session, AuthError> {
         let principal = self.authenticate(&credentials).await?;
         let credentials = match self {
             Self::Backend(_) => credentials,
@@ -42,7 +45,11 @@ impl Authenticator {
     ///
     /// # Errors
     /// [`RefreshError`]: the mode has no tokens, the token is invalid or another user's.
-    pub(crate) fn refresh(&self, session: &Session, token: &str) -> Result<Principal, RefreshError> {
+    pub(crate) fn refresh(
+        &self,
+        session: &Session,
+        token: &str,
+    ) -> Result<Principal, RefreshError> {
         let Self::Jwt(verifier) = self else {
             return Err(RefreshError::NotApplicable);
         };
@@ -64,7 +71,10 @@ impl Authenticator {
     ///
     /// # Errors
     /// As [`Self::authenticate`].
-    pub(crate) async fn ask_again(&self, session: &Session) -> Result<Option<Principal>, AuthError> {
+    pub(crate) async fn ask_again(
+        &self,
+        session: &Session,
+    ) -> Result<Option<Principal>, AuthError> {
         match self {
             Self::Backend(backend) => backend.reauthenticate(&session.credentials).await.map(Some),
             Self::Jwt(_) => Ok(None),

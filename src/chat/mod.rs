@@ -46,7 +46,10 @@ impl Chat {
     ///
     /// # Errors
     /// The SQLite database cannot be opened or migrated.
-    pub(crate) fn open(cfg: &Config, cluster: Option<&Redis>) -> Result<Option<Self>, ChatSetupError> {
+    pub(crate) fn open(
+        cfg: &Config,
+        cluster: Option<&Redis>,
+    ) -> Result<Option<Self>, ChatSetupError> {
         if !cfg.chat.enabled {
             return Ok(None);
         }

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Redis, link::Link, wire};
 use crate::{
     history::{Appended, Epoch, HistoryError, Position},
-    pipeline::Publisher,
+    pipeline::Deliverer,
 };
 
 /// How long one read waits for new events.
@@ -23,7 +23,12 @@ const BLOCK: Duration = Duration::from_millis(1000);
 /// Most events read at once.
 const BATCH: usize = 512;
 /// Starts the reader; it stops with `shutdown`. Each time it loses Redis it counts `outages`.
-pub(crate) fn spawn(redis: &Redis, publisher: Publisher, outages: Counter, shutdown: CancellationToken) {
+pub(crate) fn spawn(
+    redis: &Redis,
+    deliverer: Deliverer,
+    outages: Counter,
+    shutdown: CancellationToken,
+) {
     let redis = redis.clone();
     let key = format!("{}:bus", redis.prefix);
     let seq_key = format!("{}:seq", redis.prefix);
@@ -62,7 +67,7 @@ pub(crate) fn spawn(redis: &Redis, publisher: Publisher, outages: Counter, shutd
                                     was = at,
                                     "cluster bus: Redis lost its data; numbering restarts, epochs are new"
                                 );
-                                publisher.start_at(0).await;
+                                deliverer.start_at(0).await;
                                 generation = now;
                                 last = Some(0);
                                 0
@@ -81,7 +86,7 @@ pub(crate) fn spawn(redis: &Redis, publisher: Publisher, outages: Counter, shutd
                         generation = connection.get(&generation_key).await?;
                         let seq: Option<u64> = connection.get(&seq_key).await?;
                         let seq = seq.unwrap_or(0);
-                        publisher.start_at(seq).await;
+                        deliverer.start_at(seq).await;
                         last = Some(seq);
                         seq
                     }
@@ -103,7 +108,7 @@ pub(crate) fn spawn(redis: &Redis, publisher: Publisher, outages: Counter, shutd
                     recheck = false;
                     for entry in reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids) {
                         let at = last.unwrap_or(0);
-                        match deliver(&publisher, &entry, at).await {
+                        match deliver(&deliverer, &entry, at).await {
                             Ok(seq) => last = Some(seq),
                             Err(error) => {
                                 tracing::error!(id = %entry.id, %error, "cluster bus: entry skipped");
@@ -130,7 +135,7 @@ pub(crate) fn spawn(redis: &Redis, publisher: Publisher, outages: Counter, shutd
 
 /// Delivers one bus entry locally; returns its number.
 async fn deliver(
-    publisher: &Publisher,
+    deliverer: &Deliverer,
     entry: &redis::streams::StreamId,
     last: u64,
 ) -> Result<u64, HistoryError> {
@@ -158,7 +163,7 @@ async fn deliver(
         })
         .collect::<Result<Vec<_>, HistoryError>>()?;
     let stamped = wire::decode(&body)?.into_stamped();
-    publisher
+    deliverer
         .deliver_appended(stamped, Appended { seq, positions })
         .await;
     Ok(seq)

@@ -93,7 +93,13 @@ fn unavailable(error: &redis::RedisError) -> HistoryError {
 impl RedisLog {
     /// A log on `redis` under `prefix`, keeping `size` events per room for `ttl`, and
     /// `bus_size` events in the shared stream.
-    pub(crate) fn new(redis: Commands, prefix: &str, size: usize, ttl: Duration, bus_size: usize) -> Self {
+    pub(crate) fn new(
+        redis: Commands,
+        prefix: &str,
+        size: usize,
+        ttl: Duration,
+        bus_size: usize,
+    ) -> Self {
         Self {
             redis,
             prefix: prefix.into(),

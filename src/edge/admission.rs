@@ -88,7 +88,11 @@ impl IntoResponse for Refusal {
 
 impl Admission {
     /// Bounds from `[limits]`, counted in `metrics`.
-    pub(crate) fn new(engine_path: &str, limits: &crate::config::LimitsConfig, metrics: &Metrics) -> Self {
+    pub(crate) fn new(
+        engine_path: &str,
+        limits: &crate::config::LimitsConfig,
+        metrics: &Metrics,
+    ) -> Self {
         Self(Arc::new(Inner {
             engine_path: engine_path.trim_end_matches('/').to_owned(),
             max_sessions: i64::try_from(limits.max_connections).unwrap_or(i64::MAX),

@@ -60,7 +60,11 @@ impl OriginPolicy {
 }
 
 /// Middleware: 403 for Engine.IO requests from an origin that is not allowed.
-pub(crate) async fn guard(State(policy): State<OriginPolicy>, request: Request, next: Next) -> Response {
+pub(crate) async fn guard(
+    State(policy): State<OriginPolicy>,
+    request: Request,
+    next: Next,
+) -> Response {
     if policy.refuses(&request) {
         tracing::debug!(origin = ?request.headers().get(header::ORIGIN), "origin refused");
         return (

@@ -90,7 +90,11 @@ impl PollingEdge {
 }
 
 /// Middleware: see the module documentation.
-pub(crate) async fn follow(State(edge): State<PollingEdge>, request: Request, next: Next) -> Response {
+pub(crate) async fn follow(
+    State(edge): State<PollingEdge>,
+    request: Request,
+    next: Next,
+) -> Response {
     match edge.kind(&request) {
         None => next.run(request).await,
         Some(Kind::Handshake { eio4 }) => handshake(&edge, eio4, request, next).await,

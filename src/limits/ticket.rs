@@ -29,7 +29,11 @@ pub(crate) struct Ticket {
 impl Ticket {
     /// A ticket for a session already counted in `sessions`, holding the handshake `slot`
     /// (already counted in `in_flight`) when it has one: the ticket takes the counts down.
-    pub(crate) fn new(slot: Option<OwnedSemaphorePermit>, sessions: Gauge, in_flight: Gauge) -> Self {
+    pub(crate) fn new(
+        slot: Option<OwnedSemaphorePermit>,
+        sessions: Gauge,
+        in_flight: Gauge,
+    ) -> Self {
         Self {
             slot: Mutex::new(slot),
             ended: AtomicBool::new(false),

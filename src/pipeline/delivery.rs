@@ -80,7 +80,8 @@ impl std::fmt::Debug for Held {
     }
 }
 
-/// Logs events and sends them to the members of their rooms; cheap to clone.
+/// Logs events and sends them to the members of their rooms, and puts subscribers in rooms
+/// between two deliveries; cheap to clone.
 #[derive(Clone)]
 pub(crate) struct Deliverer {
     doors: Arc<[Arc<dyn Door>]>,
@@ -98,6 +99,12 @@ pub(crate) struct Deliverer {
     /// Whether the log is shared by several nodes (cluster): deliveries come from the bus.
     shared_log: bool,
     metrics: Metrics,
+}
+
+impl std::fmt::Debug for Deliverer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Deliverer").finish_non_exhaustive()
+    }
 }
 
 /// An event owed to one subscriber, with the meta it is to carry.

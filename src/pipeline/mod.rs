@@ -4,8 +4,10 @@
 //! the event (`id`, `ts`); events with a `coalesce_key` go through the coalescer
 //! (`coalescer.rs`), the others straight to the deliverer (`delivery.rs`), which gives the event
 //! its offsets in the event log ([`crate::history`]) and sends it to the union of the target
-//! rooms, each subscriber once. [`Publisher::join`] is the replaying side of the same seam, used
-//! by `register` and `auth.since`. Cluster fan-out slots in between stamping and delivery.
+//! rooms, each subscriber once. The same [`Deliverer`] puts subscribers in rooms
+//! ([`Deliverer::join`], the replaying side, for `register` and `auth.since`; `admit`,
+//! `recover`, `go_live`, `leave`): the doors hold it beside the publisher. Cluster fan-out
+//! slots in between stamping and delivery.
 //!
 //! The pipeline knows no transport: front doors implement [`Door`] and [`Subscriber`]
 //! (`subscriber.rs`).
@@ -17,7 +19,7 @@ use serde::Serialize;
 use crate::{
     config::Config,
     event::{Publication, PublishError, Stamped},
-    history::{Appended, EventLog, HistoryError, Position},
+    history::EventLog,
     metrics::Metrics,
 };
 
@@ -26,13 +28,13 @@ mod delivery;
 mod room_plan;
 mod subscriber;
 
-pub(crate) use delivery::{Backlog, Joined, LoggedRoom};
+pub(crate) use delivery::{Backlog, Deliverer, Joined, LoggedRoom};
 pub(crate) use subscriber::{
     Door, DoorClosed, Outgoing, Resync, RoomJoins, Sent, Subscriber, SubscriberId,
 };
 
 use coalescer::{CoalescerHandle, Windows};
-use delivery::{Deliverer, DeliverySettings};
+use delivery::DeliverySettings;
 
 /// Handle to the delivery side; cheap to clone.
 #[derive(Clone)]
@@ -84,6 +86,12 @@ impl Publisher {
         }
     }
 
+    /// The delivery side this publisher hands events to: the doors put subscribers in rooms
+    /// through it, and the cluster bus delivers the shared log's events with it.
+    pub(crate) fn deliverer(&self) -> &Deliverer {
+        &self.deliverer
+    }
+
     /// Accepts a publication: delivered now, or held by the coalescer when it has a
     /// `coalesce_key`. Either way the publisher gets the event id at once.
     ///
@@ -103,79 +111,6 @@ impl Publisher {
             self.deliverer.deliver(stamped).await?;
         }
         Ok(receipt)
-    }
-
-    /// Puts `subscriber` in a logged room, first replaying what it missed since `since` (or
-    /// sending `resync` when that cannot be served). See [`Joined`].
-    ///
-    /// # Errors
-    /// The event log cannot be read.
-    pub(crate) async fn join(
-        &self,
-        subscriber: &dyn Subscriber,
-        room: LoggedRoom<'_>,
-        since: Option<&Position>,
-    ) -> Result<Joined, HistoryError> {
-        self.deliverer.join(subscriber, room, since).await
-    }
-
-    /// Takes a subscriber out of rooms between two deliveries: what it is told after this
-    /// returns comes after every event it got through those rooms, and nothing from them follows.
-    pub(crate) async fn leave(&self, subscriber: &dyn Subscriber, rooms: &[String]) {
-        self.deliverer.leave(subscriber, rooms).await;
-    }
-
-    /// Puts a subscriber being admitted in rooms that need no replay (its user and group
-    /// rooms), noting when; live events for it are held until [`Self::go_live`] once it is
-    /// connected.
-    pub(crate) async fn admit(&self, subscriber: &Arc<dyn Subscriber>, rooms: Vec<String>) {
-        self.deliverer.admit(subscriber, rooms).await;
-    }
-
-    /// Delivers to this node's sockets an event that the cluster's shared log numbered.
-    pub(crate) async fn deliver_appended(&self, stamped: Stamped, appended: Appended) {
-        self.deliverer.deliver_appended(stamped, appended).await;
-    }
-
-    /// Sets the number of the last event delivered on this node (the cluster bus starting).
-    pub(crate) async fn start_at(&self, seq: u64) {
-        self.deliverer.start_at(seq).await;
-    }
-
-    /// Forgets what was held for a subscriber that went away.
-    pub(crate) async fn forget(&self, id: SubscriberId) {
-        self.deliverer.forget(id).await;
-    }
-
-    /// Socket.IO recovery: puts `subscriber` back in its rooms and returns what it missed
-    /// after the given sequence number in each, or `None` when the log no longer holds all of
-    /// it. `seen` is the last event number it got (its recovery offset), possibly from
-    /// another node. Send it with [`Self::go_live`] once it is connected.
-    ///
-    /// # Errors
-    /// The event log cannot be read.
-    pub(crate) async fn recover(
-        &self,
-        subscriber: &Arc<dyn Subscriber>,
-        rooms_after: &[(String, u64)],
-        seen: u64,
-    ) -> Result<Option<Backlog>, HistoryError> {
-        self.deliverer.recover(subscriber, rooms_after, seen).await
-    }
-
-    /// Sends a subscriber its backlog (what it missed, after a recovery; nothing after a plain
-    /// admission), then the live events held for it meanwhile, and returns it to the live
-    /// stream; `false` when it was cut off as slow.
-    pub(crate) async fn go_live(&self, subscriber: &dyn Subscriber, backlog: Backlog) -> bool {
-        self.deliverer.go_live(subscriber, backlog).await
-    }
-
-    /// The current position of a logged room.
-    ///
-    /// # Errors
-    /// The event log cannot be read.
-    pub(crate) async fn head(&self, room: LoggedRoom<'_>) -> Result<Position, HistoryError> {
-        self.deliverer.head(room).await
     }
 
     /// Delivers every held (coalesced) event now; for shutdown.

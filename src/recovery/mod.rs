@@ -122,7 +122,11 @@ impl Recovery {
     ///
     /// # Errors
     /// The store is unreachable.
-    pub(crate) async fn claim(&self, pid: &str, user: &UserId) -> Result<Option<Saved>, SessionError> {
+    pub(crate) async fn claim(
+        &self,
+        pid: &str,
+        user: &UserId,
+    ) -> Result<Option<Saved>, SessionError> {
         if self.closing.load(Ordering::Acquire) {
             return Ok(None);
         }

@@ -40,7 +40,10 @@ pub(crate) enum AccessError {
 ///
 /// # Errors
 /// [`AccessError`] when the change cannot be applied at all.
-pub(crate) async fn change(state: &AppState, change: AccessChange) -> Result<AccessOutcome, AccessError> {
+pub(crate) async fn change(
+    state: &AppState,
+    change: AccessChange,
+) -> Result<AccessOutcome, AccessError> {
     if change.workspaces.is_none() && !state.auth.can_ask_again() {
         return Err(AccessError::WorkspacesRequired);
     }
@@ -57,7 +60,10 @@ pub(crate) async fn change(state: &AppState, change: AccessChange) -> Result<Acc
 ///
 /// # Errors
 /// [`AccessError`] when the change cannot be applied at all.
-pub(crate) async fn apply(state: &AppState, change: AccessChange) -> Result<AccessOutcome, AccessError> {
+pub(crate) async fn apply(
+    state: &AppState,
+    change: AccessChange,
+) -> Result<AccessOutcome, AccessError> {
     if change.workspaces.is_none() && !state.auth.can_ask_again() {
         return Err(AccessError::WorkspacesRequired);
     }
@@ -135,7 +141,7 @@ pub(crate) async fn adopt(
     );
     let left: Vec<String> = old_groups.difference(&new_groups).cloned().collect();
     let subscriber = SocketSubscriber::new(socket.clone(), &state.slow);
-    state.publisher.leave(&subscriber, &left).await;
+    state.deliverer.leave(&subscriber, &left).await;
     socket.join(
         new_groups
             .difference(&old_groups)
@@ -158,7 +164,7 @@ pub(crate) async fn adopt(
         }
         // Between two deliveries, so nothing from the workspace follows `access_revoked`.
         state
-            .publisher
+            .deliverer
             .leave(&subscriber, &[room.into_owned()])
             .await;
         revoked += 1;

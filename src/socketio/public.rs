@@ -97,7 +97,7 @@ async fn admit(
             None => own_rooms.push(rooms::user_room(user)),
         }
         let subscriber = SocketSubscriber::shared(socket.clone(), state.slow.clone());
-        state.publisher.admit(&subscriber, own_rooms).await;
+        state.deliverer.admit(&subscriber, own_rooms).await;
     }
     let bucket = guard::admitted(state, socket, &session.principal.user);
     SocketState::attach(socket, session, Some(bucket), &state.expiry);
@@ -137,7 +137,7 @@ async fn check_not_beyond(
     user: &crate::ids::UserId,
     since: &Position,
 ) -> Result<(), ConnectRefusal> {
-    match state.publisher.head(LoggedRoom::User(user)).await {
+    match state.deliverer.head(LoggedRoom::User(user)).await {
         Ok(head) if head.epoch == since.epoch && since.offset > head.offset => {
             Err(ConnectRefusal::BadRequest(format!(
                 "`auth.since.user` offset {} is beyond the room's latest offset {}",
@@ -163,14 +163,14 @@ async fn on_connect(state: &AppState, socket: SocketRef) {
             .take();
         if let Some(backlog) = backlog {
             let subscriber = SocketSubscriber::new(socket.clone(), &state.slow);
-            state.publisher.go_live(&subscriber, backlog).await;
+            state.deliverer.go_live(&subscriber, backlog).await;
         }
         return;
     }
     // Live events that came between the joins in `admit` and now were held.
     let subscriber = SocketSubscriber::new(socket.clone(), &state.slow);
     if !state
-        .publisher
+        .deliverer
         .go_live(&subscriber, Backlog::default())
         .await
     {
@@ -187,7 +187,7 @@ async fn on_connect(state: &AppState, socket: SocketRef) {
     let session = socket_state.session();
     let user = LoggedRoom::User(&session.principal.user);
     let head = match state
-        .publisher
+        .deliverer
         .join(&subscriber, user, resume.0.as_ref())
         .await
     {
@@ -228,7 +228,7 @@ fn watch_disconnect(socket: &SocketRef, state: &AppState) {
             if let Some(socket_state) = &socket_state {
                 guard::forget(&state, &socket, &socket_state.session().principal.user);
             }
-            state.publisher.forget(subscriber_id(socket.id)).await;
+            state.deliverer.forget(subscriber_id(socket.id)).await;
             if let Some(expiry) = socket_state.as_ref().and_then(|s| s.expiry()) {
                 expiry.stop();
             }
@@ -339,7 +339,7 @@ async fn on_register(
             let room = LoggedRoom::Workspace(&workspace);
             let subscriber = SocketSubscriber::new(socket.clone(), &state.slow);
             let head = match state
-                .publisher
+                .deliverer
                 .join(&subscriber, room, since.as_ref())
                 .await
             {
@@ -461,7 +461,7 @@ async fn on_unregister(
             // Between two deliveries, so no event of the workspace follows the ack.
             let subscriber = SocketSubscriber::new(socket.clone(), &state.slow);
             let room = rooms::workspace_room(&workspace);
-            state.publisher.leave(&subscriber, &[room]).await;
+            state.deliverer.leave(&subscriber, &[room]).await;
             Reply::ok(&OkAck::OK)
         }
         Err(reply) => reply,

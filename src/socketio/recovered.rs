@@ -121,7 +121,7 @@ async fn restore(
     }
     let subscriber = SocketSubscriber::shared(socket.clone(), state.slow.clone());
     match state
-        .publisher
+        .deliverer
         .recover(&subscriber, &rooms_after, offset)
         .await
     {

@@ -10,7 +10,7 @@ use crate::{
     config::Config,
     limits::UserSockets,
     metrics::Metrics,
-    pipeline::Publisher,
+    pipeline::{Deliverer, Publisher},
     recovery::Recovery,
     socketio::{Io, expiry::ExpiryWheel, slow::SlowPolicy},
 };
@@ -45,6 +45,9 @@ pub(crate) struct Shared {
     pub private: Arc<PrivateAccess>,
     /// The publishing pipeline.
     pub publisher: Publisher,
+    /// Its delivery side: puts sockets in rooms between deliveries (joins with replays,
+    /// admissions, recoveries, leaves).
+    pub deliverer: Deliverer,
     /// The Socket.IO server.
     pub io: Io,
     /// Cuts off sockets whose queue is full.
