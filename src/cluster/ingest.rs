@@ -20,10 +20,8 @@ use super::{
     emitter::{self, EmitterMessage},
 };
 use crate::{
-    event::{self, Publication, Targets},
-    ids::{GroupPath, IdError, UserId, WorkspaceId},
+    event::{self, Publication, RoomError, Targets},
     pipeline::Publisher,
-    rooms,
 };
 
 /// How long the lease lasts without renewal.
@@ -39,10 +37,8 @@ const RETRY: Duration = Duration::from_millis(200);
 enum Refused {
     #[error("no room named: herald delivers to workspace:, user: or group: rooms only")]
     NoRoom,
-    #[error("room {0:?} is not a workspace:, user: or group: room")]
-    UnknownRoom(String),
-    #[error("room {room:?}: the id {error}")]
-    InvalidRoom { room: String, error: IdError },
+    #[error(transparent)]
+    Room(#[from] RoomError),
     #[error("`except` is not supported")]
     Except,
     #[error("{0} arguments: a herald event carries one data argument")]
@@ -244,23 +240,7 @@ fn to_publication(emit: &EmitterMessage, max_targets: usize) -> Result<Publicati
         [data] => data.clone(),
         more => return Err(Refused::Arguments(more.len())),
     };
-    let (mut workspaces, mut users, mut groups) = (Vec::new(), Vec::new(), Vec::new());
-    for room in &emit.rooms {
-        let invalid = |error| Refused::InvalidRoom {
-            room: room.chars().take(64).collect(),
-            error,
-        };
-        if let Some(id) = room.strip_prefix(rooms::WORKSPACE_PREFIX) {
-            workspaces.push(WorkspaceId::parse(id).map_err(invalid)?);
-        } else if let Some(id) = room.strip_prefix(rooms::USER_PREFIX) {
-            users.push(UserId::parse(id).map_err(invalid)?);
-        } else if let Some(path) = room.strip_prefix(rooms::GROUP_PREFIX) {
-            groups.push(GroupPath::parse(path).map_err(invalid)?);
-        } else {
-            return Err(Refused::UnknownRoom(room.chars().take(64).collect()));
-        }
-    }
-    let targets = Targets::new(workspaces, users, groups);
+    let targets = Targets::from_rooms(emit.rooms.iter().map(String::as_str))?;
     if targets.groups.len() > 1 {
         return Err(Refused::Invalid(
             "one group per publish: emit to each group separately".into(),
@@ -275,7 +255,10 @@ mod tests {
     use serde_json::value::RawValue;
 
     use super::*;
-    use crate::cluster::emitter::EmitterFlags;
+    use crate::{
+        cluster::emitter::EmitterFlags,
+        ids::{GroupPath, UserId, WorkspaceId},
+    };
 
     fn emit(rooms: &[&str], args: &[&str]) -> EmitterMessage {
         EmitterMessage {

@@ -5,12 +5,13 @@
 //!
 //! Every door that publishes (`/private`, `POST /api/v1/publish`, the npm redis-emitter's
 //! publishes) produces a `Publication`; the pipeline stamps, coalesces and delivers it, and the
-//! event log ([`crate::history`], `cluster/log.rs`) stores the `Stamped` event. This module
+//! event log (`crate::history`, `cluster/log.rs`) stores the `Stamped` event. This module
 //! names only ids, so every layer above can share it.
 
 mod publication;
 mod stamped;
 
+pub(crate) use publication::RoomError;
 pub use publication::{
     MAX_COALESCE_KEY_BYTES, MAX_EVENT_BYTES, Publication, PublishError, RESERVED_EVENTS, Targets,
     null_data,

@@ -7,7 +7,10 @@ use std::{collections::HashSet, hash::Hash};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::ids::{GroupPath, UserId, WorkspaceId};
+use crate::{
+    ids::{GroupPath, IdError, UserId, WorkspaceId},
+    rooms,
+};
 
 /// Longest event name, in bytes.
 pub const MAX_EVENT_BYTES: usize = 128;
@@ -93,7 +96,62 @@ pub struct Targets {
     pub groups: Vec<GroupPath>,
 }
 
+/// Why a room name is not a publish target.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum RoomError {
+    /// Not a workspace, user or group room.
+    #[error("room {0:?} is not a workspace:, user: or group: room")]
+    NotATarget(String),
+    /// A target room whose id is not valid.
+    #[error("room {room:?}: the id {error}")]
+    InvalidId {
+        /// The room name, cut to 64 characters.
+        room: String,
+        /// What is wrong with its id.
+        error: IdError,
+    },
+}
+
 impl Targets {
+    /// Targets from Socket.IO room names (the npm redis-emitter's `rooms`), each once.
+    ///
+    /// # Errors
+    /// The first name that is not a valid target room.
+    pub(crate) fn from_rooms<'a>(
+        names: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Self, RoomError> {
+        let (mut workspaces, mut users, mut groups) = (Vec::new(), Vec::new(), Vec::new());
+        for name in names {
+            let invalid = |error| RoomError::InvalidId {
+                room: name.chars().take(64).collect(),
+                error,
+            };
+            if let Some(id) = name.strip_prefix(rooms::WORKSPACE_PREFIX) {
+                workspaces.push(WorkspaceId::parse(id).map_err(invalid)?);
+            } else if let Some(id) = name.strip_prefix(rooms::USER_PREFIX) {
+                users.push(UserId::parse(id).map_err(invalid)?);
+            } else if let Some(path) = name.strip_prefix(rooms::GROUP_PREFIX) {
+                groups.push(GroupPath::parse(path).map_err(invalid)?);
+            } else {
+                return Err(RoomError::NotATarget(name.chars().take(64).collect()));
+            }
+        }
+        Ok(Self::new(workspaces, users, groups))
+    }
+
+    /// The rooms of these targets in delivery order, each with the workspace its members'
+    /// `meta` names: workspace rooms first (each naming its workspace), then user rooms, then
+    /// group rooms (naming none).
+    pub(crate) fn rooms(&self) -> impl Iterator<Item = (String, Option<&WorkspaceId>)> {
+        let workspaces = (self.workspaces.iter()).map(|id| (rooms::workspace_room(id), Some(id)));
+        let users = self.users.iter().map(|id| (rooms::user_room(id), None));
+        let groups = self
+            .groups
+            .iter()
+            .map(|path| (rooms::group_room(path), None));
+        workspaces.chain(users).chain(groups)
+    }
+
     /// The targets named, each once, in the order first named.
     pub fn new(
         workspaces: impl IntoIterator<Item = WorkspaceId>,

@@ -1,13 +1,13 @@
 //! The rooms one event goes to, in delivery order, each with the workspace its members' `meta`
-//! names: workspace rooms first (each naming its workspace), then user rooms, then group rooms
-//! (naming none). A socket in several targeted rooms is reached through the first of them.
+//! names ([`Targets::rooms`] says which and in what order: workspace rooms first). A subscriber
+//! in several targeted rooms is reached through the first of them.
 //!
 //! The event log numbers the event in the same rooms, in the same order
 //! ([`crate::history::EventLog::append`] answers one position per room name given):
 //! [`RoomPlan::with_positions`] pairs each planned room with its position, and refuses an
 //! answer of another length rather than pairing rooms with the wrong offsets.
 
-use crate::{event::Targets, history::Position, ids::WorkspaceId, rooms};
+use crate::{event::Targets, history::Position, ids::WorkspaceId};
 
 /// One room of a plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,20 +27,11 @@ pub(crate) struct RoomPlan<'a> {
 impl<'a> RoomPlan<'a> {
     /// The plan of a publication's targets.
     pub(crate) fn of(targets: &'a Targets) -> Self {
-        let workspaces = targets.workspaces.iter().map(|id| PlannedRoom {
-            name: rooms::workspace_room(id),
-            workspace: Some(id),
-        });
-        let users = targets.users.iter().map(|id| PlannedRoom {
-            name: rooms::user_room(id),
-            workspace: None,
-        });
-        let groups = targets.groups.iter().map(|path| PlannedRoom {
-            name: rooms::group_room(path),
-            workspace: None,
-        });
+        let rooms = targets.rooms();
         Self {
-            rooms: workspaces.chain(users).chain(groups).collect(),
+            rooms: rooms
+                .map(|(name, workspace)| PlannedRoom { name, workspace })
+                .collect(),
         }
     }
 
