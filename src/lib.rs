@@ -8,29 +8,29 @@
 //!
 //! # Layout
 //! - [`config`]: the typed, layered configuration (defaults < file < env < flags).
-//! - [`ids`]: validated identifiers (workspace, user, group) parsed at the edge.
-//! - [`rooms`]: the one place ids become Socket.IO room names.
+//! - `ids`: validated identifiers (workspace, user, group) parsed at the edge.
+//! - `rooms`: the one place ids become Socket.IO room names.
 //! - [`auth`]: browser authentication (JWT or backend) and backend admission (key + hosts).
 //! - [`socketio`]: the Socket.IO door: the namespaces (`/public`, `/private`, the chat's), their
 //!   handshakes and event handlers, the state they share, and the door's side of the pipeline.
 //! - [`event`]: the published event: its parsing and rules, its refusals, its id and time.
-//! - [`pipeline`]: stamping, coalescing and delivery to the union of target rooms.
-//! - [`history`]: the per-room event log (offsets, epochs) that `since` replays from.
+//! - `pipeline`: stamping, coalescing and delivery to the union of target rooms.
+//! - `history`: the per-room event log (offsets, epochs) that `since` replays from.
 //! - [`chat`]: chat rooms and their messages, persisted (SQLite, or Redis in cluster mode).
 //! - [`cluster`]: cluster mode over Redis, including the npm `@socket.io/redis-emitter` format.
 //! - [`limits`]: sockets per user, each socket's event rate, admitted sessions' tickets.
-//! - [`edge`]: bytes and requests before socketioxide: the accept loop (plain or native TLS)
+//! - `edge`: bytes and requests before socketioxide: the accept loop (plain or native TLS)
 //!   and connections that can be cut off one by one (slow consumers), request heads copied out
 //!   of hyper's buffer, browser origins, handshake admission, errors that close the connection,
 //!   the first PING after `pingInterval`, cancelled polls, sessions' counts, the recovery `pid`
 //!   added to CONNECT answers, socket.io-client 2.x (Engine.IO v3) compatibility.
-//! - [`drain`]: sockets leave a shutting-down node gradually (rolling restarts).
-//! - [`metrics`]: what the server counts, for `GET /metrics`.
-//! - [`recovery`]: Socket.IO connection state recovery (saved sessions, announced `pid`s).
-//! - [`http`]: the REST API: publishing, access changes, health, readiness, status, metrics.
+//! - `drain`: sockets leave a shutting-down node gradually (rolling restarts).
+//! - `metrics`: what the server counts, for `GET /metrics`.
+//! - `recovery`: Socket.IO connection state recovery (saved sessions, announced `pid`s).
+//! - `http`: the REST API: publishing, access changes, health, readiness, status, metrics.
 //! - [`server`]: wires it all up and serves with graceful shutdown.
 //! - [`doctor`]: `herald doctor <URL>`, a browser's connection checked step by step.
-//! - [`error`], [`shutdown`], [`telemetry`]: shared plumbing.
+//! - `error`, [`shutdown`], [`telemetry`]: shared plumbing.
 
 pub mod auth;
 pub mod chat;

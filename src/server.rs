@@ -2,7 +2,7 @@
 //!
 //! [`run`] takes the listener and a [`CancellationToken`] from its caller (the binary, or a test
 //! on `127.0.0.1:0`). On cancellation it stops accepting, closes every connection (clients
-//! reconnect, as after npm's `io.close()`) spread over `shutdown.drain` ([`crate::drain`]), and
+//! reconnect, as after npm's `io.close()`) spread over `shutdown.drain` (`crate::drain`), and
 //! waits for them to end, all within `shutdown_timeout`.
 
 use std::{

@@ -1,8 +1,8 @@
 //! Who is on the other end of a socket or request.
 //!
-//! Browsers on `/public` present credentials ([`Credentials`]) that an [`Authenticator`] turns
+//! Browsers on `/public` present credentials (`Credentials`) that an `Authenticator` turns
 //! into a [`Principal`]: the user, their groups and, when known up front, the workspaces they
-//! may read. Backends on `/private` and the HTTP API are admitted by [`private::PrivateAccess`]
+//! may read. Backends on `/private` and the HTTP API are admitted by `private::PrivateAccess`
 //! (shared key + host allow-list). Every refusal collapses to "unauthorized" on the wire; the
 //! precise [`AuthError`] is only logged, so herald never becomes an oracle.
 

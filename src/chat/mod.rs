@@ -4,10 +4,10 @@
 //! (`socketio/chat/`).
 //!
 //! - [`protocol`]: event names, typed requests and their limits, payloads.
-//! - [`room`]: room identity (a UUID v5 derived from what the room is attached to).
-//! - [`store`]: the [`store::ChatStore`] trait; [`sqlite`] on a single node, [`redis`] in
+//! - `room`: room identity (a UUID v5 derived from what the room is attached to).
+//! - `store`: the `store::ChatStore` trait; `sqlite` on a single node, `redis` in
 //!   cluster mode.
-//! - [`presence`]: who is in each room on this node, as users.
+//! - `presence`: who is in each room on this node, as users.
 //!
 //! Messages are stored before anyone is told: a socket that missed a broadcast finds the
 //! message in `history`.

@@ -3,19 +3,19 @@
 //!
 //! herald emits socket by socket (slow consumers, per-socket meta, the replay seam), so the
 //! nodes do not share Socket.IO broadcasts: they share the event log. A publish accepted by any
-//! node is appended to Redis Streams ([`log`]), which numbers it cluster-wide and gives it its
-//! offsets; every node reads the shared stream in order ([`bus`]) and delivers to its own
+//! node is appended to Redis Streams (`log`), which numbers it cluster-wide and gives it its
+//! offsets; every node reads the shared stream in order (`bus`) and delivers to its own
 //! sockets. Offsets and epochs live in Redis, so a client may resume on any node and epochs
-//! survive restarts. Socket.IO recovery sessions live in Redis too ([`sessions`]), so a client
-//! recovers on any node. Nodes announce themselves with a heartbeat ([`nodes`]). Backends using
+//! survive restarts. Socket.IO recovery sessions live in Redis too (`sessions`), so a client
+//! recovers on any node. Nodes announce themselves with a heartbeat (`nodes`). Backends using
 //! the npm `@socket.io/redis-emitter` are understood too ([`emitter`]). What each node applies
 //! to its own sockets (`disconnect_user`, access changes, chat notices) travels on a control
-//! stream ([`control`]) that knows a command only by its kind and JSON body: the doors own the
+//! stream (`control`) that knows a command only by its kind and JSON body: the doors own the
 //! commands and register their handlers.
 //!
-//! Redis is a single server or a Redis Cluster (`cluster.redis_mode`); [`Commands`] hides which,
+//! Redis is a single server or a Redis Cluster (`cluster.redis_mode`); `Commands` hides which,
 //! and on a Redis Cluster every key carries the hash tag `{prefix}`, so all of herald's keys share
-//! one slot (see [`key_prefix`]).
+//! one slot (see `key_prefix`).
 
 use std::time::Duration;
 

@@ -1,16 +1,16 @@
 //! Limits: what one client, one user and the whole node may take.
 //!
-//! - [`ticket`]: an admitted Engine.IO session, counted while it lives, holding a handshake
+//! - `ticket`: an admitted Engine.IO session, counted while it lives, holding a handshake
 //!   slot until its socket is admitted to a namespace ([`handshake_done`]).
-//! - [`users`]: sockets per user (the oldest makes room for the newest).
-//! - [`rate`]: a token bucket per browser socket on the events it sends.
+//! - `users`: sockets per user (the oldest makes room for the newest).
+//! - `rate`: a token bucket per browser socket on the events it sends.
 //!
 //! Admission, the HTTP side, is at the edge (`crate::edge::admission`): Engine.IO handshakes
 //! beyond `limits.max_connections` or `limits.max_handshakes_in_flight` get a fast HTTP 503,
 //! which socket.io-client retries with its backoff, so a reconnect storm is admitted at the
 //! pace the node can take. The Socket.IO side that applies the limits to `/public` sockets is
 //! `crate::socketio::guard`. Every refusal is counted in `herald_limit_refusals_total{limit}`
-//! under its [`Limit`]'s label ([`LimitLabel`]).
+//! under its `Limit`'s label (`LimitLabel`).
 
 pub(crate) mod rate;
 pub(crate) mod ticket;

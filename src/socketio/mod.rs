@@ -1,9 +1,9 @@
 //! The Socket.IO side: namespaces, their handshakes and event handlers.
 //!
-//! `/public` (`public.rs`) admits browsers through the [`crate::auth::Authenticator`] and lets
+//! `/public` (`public.rs`) admits browsers through the `crate::auth::Authenticator` and lets
 //! them register to workspaces; `/private` (`private.rs`) admits backends through
-//! [`crate::auth::private::PrivateAccess`] and hands their events to the
-//! [`crate::pipeline::Publisher`]. The root namespace `/` exists, inert, because
+//! `crate::auth::private::PrivateAccess` and hands their events to the
+//! `crate::pipeline::Publisher`. The root namespace `/` exists, inert, because
 //! socket.io-client 2.x (Engine.IO v3) always joins it first, as npm socket.io allows.
 
 use state::AppState;
