@@ -10,9 +10,10 @@
 //!   targets only, and broadcast once per workspace with
 //!   `io.of("/public").to(room).emit(event, (data, meta))`: the library's cheapest path, which
 //!   encodes the packet once for the room; with `--emit per-socket` (or
-//!   `BARE_SOCKETIOXIDE_EMIT=per-socket`), socket by socket with `socket.emit`, the path a
-//!   server must take to learn whose queue is full (herald's), so that the two figures split
-//!   herald's cost into what the library's public API imposes and what herald adds;
+//!   `BARE_SOCKETIOXIDE_EMIT=per-socket`), socket by socket with `socket.emit` (the meta
+//!   encoded once per room, as herald does), the path a server must take to learn whose queue
+//!   is full (herald's), so that the two figures split herald's cost into what the library's
+//!   public API imposes and what herald adds;
 //! - `GET /health` answers 200, the driver's readiness probe.
 //!
 //! The engine has herald's default settings (`config.default.toml` `[engine]`, the handshake
@@ -222,6 +223,10 @@ async fn publish(io: &SocketIo, body: PublishBody) -> Result<String, String> {
         }
         // A full socket queue is that socket's loss; the others are served.
         if PER_SOCKET.load(Ordering::Relaxed) {
+            // The meta encoded once for the room, as herald does; each emit copies it.
+            let Ok(meta) = serde_json::value::to_raw_value(&meta) else {
+                return Err("meta not encoded".to_owned());
+            };
             for socket in to.sockets() {
                 let _ = socket.emit(&body.event, &(data, &meta));
             }
