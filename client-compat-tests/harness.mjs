@@ -95,6 +95,7 @@ export function renderConfig({
   recovery,
   cluster,
   chat,
+  cells,
   tls,
   shutdownTimeout,
   shutdown,
@@ -150,6 +151,23 @@ export function renderConfig({
     };
     for (const [option, key] of Object.entries(keys)) {
       const value = chat[option];
+      if (value === undefined) continue;
+      lines.push(`${key} = ${typeof value === "number" ? value : tomlString(value)}`);
+    }
+  }
+  if (cells !== undefined) {
+    // `cells: {eventPath, maxFrameBytes, queue, unsubscribedTimeout, expiryGrace}` (any subset,
+    // `{}` for the defaults): the [cells] section (Pydio Cells' /ws/event door), enabled.
+    lines.push("", "[cells]", `enabled = ${cells.enabled === false ? "false" : "true"}`);
+    const keys = {
+      eventPath: "event_path",
+      maxFrameBytes: "max_frame_bytes",
+      queue: "queue",
+      unsubscribedTimeout: "unsubscribed_timeout",
+      expiryGrace: "expiry_grace",
+    };
+    for (const [option, key] of Object.entries(keys)) {
+      const value = cells[option];
       if (value === undefined) continue;
       lines.push(`${key} = ${typeof value === "number" ? value : tomlString(value)}`);
     }
