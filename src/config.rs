@@ -13,12 +13,14 @@ use figment::{
 };
 use serde::{Deserialize, Serialize};
 
+mod cells;
 mod chat;
 mod limits;
 mod net;
 mod secret;
 mod validate;
 
+pub use cells::CellsConfig;
 pub use chat::ChatConfig;
 pub use limits::{LimitsConfig, ShutdownConfig};
 
@@ -89,6 +91,8 @@ pub struct Config {
     pub cluster: ClusterConfig,
     /// Chat rooms on their own namespace.
     pub chat: ChatConfig,
+    /// The Pydio Cells door.
+    pub cells: CellsConfig,
     /// Native TLS on the listener.
     pub tls: TlsConfig,
     /// Logging.

@@ -1,9 +1,11 @@
 //! Room names: the only place where herald turns ids into Socket.IO room names.
 //!
 //! Browsers on `/public` sit in `user:<id>`, `group:<path>` and, after a successful `register`,
-//! `workspace:<id>`. Publishing targets are resolved to these names by the pipeline.
+//! `workspace:<id>`. Pydio Cells sessions (`/ws/event`) sit in those and in their [`Scope`]
+//! rooms: `login:<login>`, `role:<id>`, `profile:<profile>` and `tree:<path>` for each root of
+//! their workspaces. Publishing targets are resolved to these names by the pipeline.
 
-use crate::ids::{GroupPath, UserId, WorkspaceId};
+use crate::ids::{GroupPath, IdError, Login, Profile, RoleId, TreePath, UserId, WorkspaceId};
 
 /// Prefix of workspace rooms.
 pub(crate) const WORKSPACE_PREFIX: &str = "workspace:";
@@ -25,6 +27,76 @@ pub(crate) fn user_room(id: &UserId) -> String {
 /// The room of all sockets of a group's members.
 pub(crate) fn group_room(path: &GroupPath) -> String {
     format!("{GROUP_PREFIX}{path}")
+}
+
+/// A room that herald derives from what a Pydio Cells event is about, rather than one a
+/// publisher names: the sessions of a login, of a role, of a profile, or with a workspace root
+/// at a node path.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Scope {
+    /// Sessions whose login this is.
+    Login(Login),
+    /// Sessions with this role.
+    Role(RoleId),
+    /// Sessions with this profile.
+    Profile(Profile),
+    /// Sessions with a workspace whose root is this node.
+    Tree(TreePath),
+}
+
+/// Why a room name is not a [`Scope`] room.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum ScopeError {
+    /// Another kind of room.
+    #[error("not a scope room")]
+    NotAScope,
+    /// A scope room whose id is invalid.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Scope {
+    /// The room's name.
+    pub(crate) fn room(&self) -> String {
+        match self {
+            Self::Login(login) => format!("login:{login}"),
+            Self::Role(role) => format!("role:{role}"),
+            Self::Profile(profile) => format!("profile:{profile}"),
+            Self::Tree(path) => format!("tree:{path}"),
+        }
+    }
+
+    /// The scope a room name names.
+    ///
+    /// # Errors
+    /// [`ScopeError::NotAScope`] for another kind of room; [`ScopeError::Invalid`] for a scope
+    /// room whose id is not valid.
+    pub(crate) fn from_room(name: &str) -> Result<Self, ScopeError> {
+        let id = |e: IdError| ScopeError::Invalid(e.to_string());
+        let (kind, rest) = name.split_once(':').ok_or(ScopeError::NotAScope)?;
+        match kind {
+            "login" => Login::parse(rest).map(Self::Login).map_err(id),
+            "role" => RoleId::parse(rest).map(Self::Role).map_err(id),
+            "profile" => Profile::parse(rest).map(Self::Profile).map_err(id),
+            "tree" => TreePath::parse(rest)
+                .map(Self::Tree)
+                .map_err(|e| ScopeError::Invalid(e.to_string())),
+            _ => Err(ScopeError::NotAScope),
+        }
+    }
+}
+
+impl serde::Serialize for Scope {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.room())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Scope {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        Self::from_room(&name).map_err(|e| serde::de::Error::custom(format!("room {name:?}: {e}")))
+    }
 }
 
 /// Whether a room name is a workspace room (for counting workspaces in `/status`).
@@ -53,5 +125,26 @@ mod tests {
         assert!(is_workspace_room(&ws) && !is_workspace_room(&user));
         assert_eq!(workspace_of(&ws).unwrap().as_str(), "x");
         assert_eq!(workspace_of(&user), None);
+    }
+
+    #[test]
+    fn scopes_survive_their_room_names() {
+        let scopes = [
+            Scope::Login(Login::parse("alice").unwrap()),
+            Scope::Role(RoleId::parse("ADMINS").unwrap()),
+            Scope::Profile(Profile::parse("admin").unwrap()),
+            Scope::Tree(TreePath::parse("ds/a:b").unwrap()),
+        ];
+        for scope in scopes {
+            assert_eq!(Scope::from_room(&scope.room()).unwrap(), scope);
+        }
+        assert_eq!(
+            Scope::from_room("workspace:x").unwrap_err(),
+            ScopeError::NotAScope
+        );
+        assert!(matches!(
+            Scope::from_room("tree:a//b"),
+            Err(ScopeError::Invalid(_))
+        ));
     }
 }

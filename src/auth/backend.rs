@@ -68,6 +68,8 @@ struct Answer {
     groups: Vec<GroupPath>,
     #[serde(default)]
     workspaces: Option<Vec<WorkspaceId>>,
+    #[serde(flatten)]
+    cells: super::cells::CellsIdentity,
 }
 
 impl BackendAuth {
@@ -195,12 +197,13 @@ impl BackendAuth {
         let body = self.get(self.url.clone(), credentials).await?;
         let answer: Answer = serde_json::from_slice(&body)
             .map_err(|e| AuthError::Unavailable(format!("unintelligible answer: {e}")))?;
-        Ok(Principal {
-            user: answer.user,
-            groups: answer.groups,
-            workspaces: answer.workspaces.map(|w| w.into_iter().collect()),
-            expires_at: None,
-        })
+        Ok(Principal::new(
+            answer.user,
+            answer.groups,
+            answer.workspaces,
+            None,
+            answer.cells,
+        ))
     }
 
     async fn fetch_grant(

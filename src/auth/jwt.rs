@@ -39,6 +39,8 @@ struct Claims {
     groups: Option<Vec<GroupPath>>,
     #[serde(default)]
     workspaces: Option<Vec<WorkspaceId>>,
+    #[serde(flatten)]
+    cells: super::cells::CellsIdentity,
 }
 
 fn algorithm(alg: JwtAlgorithm) -> Algorithm {
@@ -104,12 +106,13 @@ impl JwtVerifier {
         let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
             .map_err(|e| AuthError::InvalidToken(e.kind_name()))?;
         let claims = data.claims;
-        Ok(Principal {
-            user: claims.sub,
-            groups: claims.groups.unwrap_or_default(),
-            workspaces: claims.workspaces.map(|w| w.into_iter().collect()),
-            expires_at: Some(claims.exp),
-        })
+        Ok(Principal::new(
+            claims.sub,
+            claims.groups.unwrap_or_default(),
+            claims.workspaces,
+            Some(claims.exp),
+            claims.cells,
+        ))
     }
 }
 

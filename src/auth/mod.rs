@@ -14,6 +14,7 @@ use crate::{
 };
 
 pub(crate) mod backend;
+pub mod cells;
 pub(crate) mod credentials;
 pub mod jwt;
 pub(crate) mod private;
@@ -34,6 +35,36 @@ pub struct Principal {
     /// When the credentials expire (the JWT's `exp`, seconds since the epoch); `None` in
     /// backend mode, where the backend decides.
     pub expires_at: Option<u64>,
+    /// What a Pydio Cells session needs beyond the user id; `None` when the token or backend
+    /// said nothing of it.
+    pub cells: Option<Arc<cells::CellsIdentity>>,
+}
+
+impl Principal {
+    /// A principal from the fields every auth mode reads. A workspace list is taken from the
+    /// Cells workspaces when none is given.
+    pub(crate) fn new(
+        user: UserId,
+        groups: Vec<GroupPath>,
+        workspaces: Option<Vec<WorkspaceId>>,
+        expires_at: Option<u64>,
+        cells: cells::CellsIdentity,
+    ) -> Self {
+        let cells = (!cells.is_empty()).then(|| Arc::new(cells));
+        let workspaces = workspaces
+            .map(|list| list.into_iter().collect())
+            .or_else(|| {
+                let roots = &cells.as_ref()?.workspace_roots;
+                (!roots.is_empty()).then(|| roots.iter().map(|w| w.id.clone()).collect())
+            });
+        Self {
+            user,
+            groups,
+            workspaces,
+            expires_at,
+            cells,
+        }
+    }
 }
 
 /// Why a browser or backend was refused. Logged, never sent: the wire says "unauthorized".

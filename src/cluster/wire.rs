@@ -9,6 +9,7 @@ use crate::{
     event::{Publication, Stamped, Targets},
     history::HistoryError,
     ids::{GroupPath, UserId, WorkspaceId},
+    rooms::Scope,
 };
 
 /// An event as stored in Redis.
@@ -24,6 +25,8 @@ pub struct WireEvent {
     users: Vec<UserId>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     groups: Vec<GroupPath>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    scopes: Vec<Scope>,
 }
 
 impl WireEvent {
@@ -40,6 +43,7 @@ impl WireEvent {
                     workspaces: self.workspaces,
                     users: self.users,
                     groups: self.groups,
+                    scopes: self.scopes,
                 },
                 coalesce_key: None,
             },
@@ -63,6 +67,8 @@ pub fn encode(stamped: &Stamped) -> String {
         users: &'a [UserId],
         #[serde(skip_serializing_if = "<[_]>::is_empty")]
         groups: &'a [GroupPath],
+        #[serde(skip_serializing_if = "<[_]>::is_empty")]
+        scopes: &'a [Scope],
     }
     let borrowed = Borrowed {
         id: &stamped.id,
@@ -72,6 +78,7 @@ pub fn encode(stamped: &Stamped) -> String {
         workspaces: &targets.workspaces,
         users: &targets.users,
         groups: &targets.groups,
+        scopes: &targets.scopes,
     };
     // Strings, numbers and an already valid RawValue: serializing cannot fail.
     serde_json::to_string(&borrowed).unwrap_or_default()
@@ -113,6 +120,13 @@ mod tests {
         assert_eq!(back.ts, stamped.ts);
         assert_eq!(back.publication.data.get(), r#"{"b":1.50,"a":[ ]}"#);
         assert_eq!(back.publication.targets, stamped.publication.targets);
+        let cells =
+            r#"{"event":"cells:task","data":{"TaskUpdated":{"TriggerOwner":"al"},"Job":{}}}"#;
+        let stamped = Stamped::new(Publication::parse(cells, 10).unwrap());
+        let encoded = encode(&stamped);
+        assert!(encoded.contains(r#""scopes":["login:al"]"#), "{encoded}");
+        let back = decode(&encoded).unwrap().into_stamped();
+        assert_eq!(back.publication.targets, stamped.publication.targets);
     }
 
     #[test]
@@ -121,6 +135,7 @@ mod tests {
             "",
             "{}",
             r#"{"id":"x","ts":1,"event":"e","data":1,"workspaces":[""]}"#,
+            r#"{"id":"x","ts":1,"event":"e","data":1,"scopes":["tree:a//b"]}"#,
         ] {
             assert!(decode(body).is_err(), "{body}");
         }

@@ -26,6 +26,17 @@ impl Config {
                 reason: "must differ from public.path, private.path and \"/\"".into(),
             });
         }
+        self.cells.event_path = normalize_path("cells.event_path", &self.cells.event_path)?;
+        if self.cells.enabled
+            && (self.cells.event_path == "/"
+                || self.cells.event_path.starts_with(&self.engine_path)
+                || self.cells.event_path.starts_with("/api/"))
+        {
+            return Err(ConfigError::Invalid {
+                key: "cells.event_path",
+                reason: "must be a path outside engine_path and /api/".into(),
+            });
+        }
         if self.public.path == self.private.path {
             return Err(ConfigError::Invalid {
                 key: "private.path",
@@ -52,6 +63,8 @@ impl Config {
             ("cluster.bus_size", self.cluster.bus_size as u64),
             ("history.ttl", u64::from(!self.history.ttl.is_zero())),
             ("chat.history_page", self.chat.history_page as u64),
+            ("cells.max_frame_bytes", self.cells.max_frame_bytes as u64),
+            ("cells.queue", self.cells.queue as u64),
             ("chat.max_history_limit", self.chat.max_history_limit as u64),
             ("chat.max_text", self.chat.max_text as u64),
             ("chat.max_label", self.chat.max_label as u64),

@@ -9,7 +9,7 @@ use serde_json::value::RawValue;
 
 use crate::{
     ids::{GroupPath, IdError, UserId, WorkspaceId},
-    rooms,
+    rooms::{self, Scope, ScopeError},
 };
 
 /// Longest event name, in bytes.
@@ -94,14 +94,24 @@ pub struct Targets {
     pub users: Vec<UserId>,
     /// Group rooms, without duplicates.
     pub groups: Vec<GroupPath>,
+    /// Rooms herald derived from a Pydio Cells event (`super::cells`), without duplicates.
+    pub scopes: Vec<Scope>,
 }
 
 /// Why a room name is not a publish target.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum RoomError {
-    /// Not a workspace, user or group room.
-    #[error("room {0:?} is not a workspace:, user: or group: room")]
+    /// Not a workspace, user, group or scope room.
+    #[error("room {0:?} is not a workspace:, user:, group:, login:, role:, profile: or tree: room")]
     NotATarget(String),
+    /// A scope room whose id is not valid.
+    #[error("room {room:?}: {error}")]
+    InvalidScope {
+        /// The room name, cut to 64 characters.
+        room: String,
+        /// What is wrong with it.
+        error: String,
+    },
     /// A target room whose id is not valid.
     #[error("room {room:?}: the id {error}")]
     InvalidId {
@@ -121,6 +131,7 @@ impl Targets {
         names: impl IntoIterator<Item = &'a str>,
     ) -> Result<Self, RoomError> {
         let (mut workspaces, mut users, mut groups) = (Vec::new(), Vec::new(), Vec::new());
+        let mut scopes = Vec::new();
         for name in names {
             let invalid = |error| RoomError::InvalidId {
                 room: name.chars().take(64).collect(),
@@ -133,15 +144,26 @@ impl Targets {
             } else if let Some(path) = name.strip_prefix(rooms::GROUP_PREFIX) {
                 groups.push(GroupPath::parse(path).map_err(invalid)?);
             } else {
-                return Err(RoomError::NotATarget(name.chars().take(64).collect()));
+                match Scope::from_room(name) {
+                    Ok(scope) => scopes.push(scope),
+                    Err(ScopeError::NotAScope) => {
+                        return Err(RoomError::NotATarget(name.chars().take(64).collect()));
+                    }
+                    Err(ScopeError::Invalid(error)) => {
+                        return Err(RoomError::InvalidScope {
+                            room: name.chars().take(64).collect(),
+                            error,
+                        });
+                    }
+                }
             }
         }
-        Ok(Self::new(workspaces, users, groups))
+        Ok(Self::new(workspaces, users, groups).with_scopes(scopes))
     }
 
     /// The rooms of these targets in delivery order, each with the workspace its members'
-    /// `meta` names: workspace rooms first (each naming its workspace), then user rooms, then
-    /// group rooms (naming none).
+    /// `meta` names: workspace rooms first (each naming its workspace), then user rooms, group
+    /// rooms and scope rooms (naming none).
     pub(crate) fn rooms(&self) -> impl Iterator<Item = (String, Option<&WorkspaceId>)> {
         let workspaces = (self.workspaces.iter()).map(|id| (rooms::workspace_room(id), Some(id)));
         let users = self.users.iter().map(|id| (rooms::user_room(id), None));
@@ -149,7 +171,8 @@ impl Targets {
             .groups
             .iter()
             .map(|path| (rooms::group_room(path), None));
-        workspaces.chain(users).chain(groups)
+        let scopes = self.scopes.iter().map(|scope| (scope.room(), None));
+        workspaces.chain(users).chain(groups).chain(scopes)
     }
 
     /// The targets named, each once, in the order first named.
@@ -162,12 +185,19 @@ impl Targets {
             workspaces: dedup(workspaces),
             users: dedup(users),
             groups: dedup(groups),
+            scopes: Vec::new(),
         }
+    }
+
+    /// These targets and `scopes`, each once.
+    pub(crate) fn with_scopes(mut self, scopes: impl IntoIterator<Item = Scope>) -> Self {
+        self.scopes = dedup(self.scopes.into_iter().chain(scopes));
+        self
     }
 
     /// How many rooms the targets name.
     pub fn len(&self) -> usize {
-        self.workspaces.len() + self.users.len() + self.groups.len()
+        self.workspaces.len() + self.users.len() + self.groups.len() + self.scopes.len()
     }
 
     /// Whether no room is named.
@@ -234,6 +264,10 @@ impl Publication {
         if RESERVED_EVENTS.contains(&event.as_str()) {
             return Err(PublishError::ReservedEvent(event));
         }
+        let (data, targets) = match super::cells::Kind::of(&event)? {
+            Some(kind) => kind.prepare(&data, targets)?,
+            None => (data, targets),
+        };
         if targets.is_empty() {
             return Err(PublishError::NoTarget);
         }

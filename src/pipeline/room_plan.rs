@@ -63,6 +63,7 @@ mod tests {
             ],
             users: vec![UserId::parse("alice").unwrap()],
             groups: vec![GroupPath::parse("/eng").unwrap()],
+            scopes: Vec::new(),
         }
     }
 
