@@ -41,6 +41,13 @@ pub(crate) struct ConnectionLabels {
     pub transport: &'static str,
 }
 
+/// Labels of closes by reason.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub(crate) struct ReasonLabels {
+    /// Why the connection was closed.
+    pub reason: &'static str,
+}
+
 /// Labels of limit refusals.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 pub(crate) struct LimitLabels {
@@ -128,6 +135,10 @@ pub(crate) struct Metrics {
     pub sessions: Gauge,
     /// Handshakes between their Engine.IO request and their namespace admission.
     pub handshakes_in_flight: Gauge,
+    /// Live WebSockets of the Pydio Cells door.
+    pub cells_connections: Gauge,
+    /// Cells WebSockets herald closed, by reason.
+    pub cells_closes: Family<ReasonLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -226,6 +237,17 @@ impl Metrics {
             "Time from publish to emit",
             publish_to_emit.clone(),
         );
+        let (cells_connections, cells_closes) = (Gauge::default(), Family::default());
+        registry.register(
+            "cells_connections",
+            "Live WebSockets of the Pydio Cells door",
+            cells_connections.clone(),
+        );
+        registry.register(
+            "cells_closes",
+            "Pydio Cells WebSockets herald closed, by reason",
+            cells_closes.clone(),
+        );
         let (redis_up, redis_outages) = (Gauge::default(), Counter::default());
         if cluster {
             registry.register(
@@ -258,6 +280,8 @@ impl Metrics {
             limit_refusals,
             sessions,
             handshakes_in_flight,
+            cells_connections,
+            cells_closes,
         }
     }
 

@@ -18,6 +18,7 @@ use tower_http::{timeout::TimeoutLayer, trace::TraceLayer};
 
 use crate::{
     auth::{AuthSetupError, Authenticator, private::PrivateAccess},
+    cells::{self, CellsDoor},
     chat::{Chat, ChatSetupError},
     cluster::{
         ClusterError, Redis, bus, control, ingest,
@@ -46,7 +47,7 @@ use crate::{
     http,
     limits::UserSockets,
     metrics::Metrics,
-    pipeline::Publisher,
+    pipeline::{Door, Publisher},
     recovery::{MemorySessions, Recovery, SessionStore},
     socketio::state::{AppState, Shared},
     socketio::{self, Io, expiry::ExpiryWheel, slow::SlowPolicy, subscriber::SocketIoDoor},
@@ -75,12 +76,24 @@ pub enum ServerError {
     Io(#[from] std::io::Error),
 }
 
-/// Builds the router, the state it shares with the Socket.IO handlers, and the handshake
-/// admission (closed at shutdown).
+/// What [`build`] makes.
+pub(crate) struct Built {
+    /// The application.
+    pub(crate) app: Router,
+    /// The state the Socket.IO handlers and the HTTP API share.
+    pub(crate) state: AppState,
+    /// The handshake admission (closed at shutdown).
+    pub(crate) admission: Admission,
+    /// The Pydio Cells door, when enabled (its sockets are closed at shutdown).
+    pub(crate) cells: Option<Arc<CellsDoor>>,
+}
+
+/// Builds the router, the state it shares with the Socket.IO handlers, the handshake
+/// admission and the other doors.
 ///
 /// # Errors
 /// An authenticator that cannot be built (unreadable key file, bad backend URL).
-pub(crate) fn build(cfg: &Arc<Config>) -> Result<(Router, AppState, Admission), ServerError> {
+pub(crate) fn build(cfg: &Arc<Config>) -> Result<Built, ServerError> {
     let metrics = if cfg.cluster.redis_url.is_some() {
         Metrics::clustered()
     } else {
@@ -100,7 +113,13 @@ pub(crate) fn build(cfg: &Arc<Config>) -> Result<(Router, AppState, Admission), 
         .transports([TransportType::Polling, TransportType::Websocket])
         .build_layer();
     let connections = Connections::default();
-    let admission = Admission::new(&cfg.engine_path, &cfg.limits, &metrics);
+    let door_paths: Vec<String> = cfg
+        .cells
+        .enabled
+        .then(|| cfg.cells.event_path.clone())
+        .into_iter()
+        .collect();
+    let admission = Admission::new(&cfg.engine_path, &door_paths, &cfg.limits, &metrics);
     let slow = SlowPolicy::new(
         Arc::new(connections.clone()),
         metrics.slow_disconnects.clone(),
@@ -141,7 +160,12 @@ pub(crate) fn build(cfg: &Arc<Config>) -> Result<(Router, AppState, Admission), 
         &cfg.public.path,
         slow.clone(),
     ));
-    let publisher = Publisher::new(vec![public_door], cfg, log, metrics.clone());
+    let cells_door = Arc::new(CellsDoor::default());
+    let mut doors: Vec<Arc<dyn Door>> = vec![public_door];
+    if cfg.cells.enabled {
+        doors.push(cells_door.clone());
+    }
+    let publisher = Publisher::new(doors, cfg, log, metrics.clone());
     let state = AppState::new(Shared {
         deliverer: publisher.deliverer().clone(),
         publisher,
@@ -160,8 +184,22 @@ pub(crate) fn build(cfg: &Arc<Config>) -> Result<(Router, AppState, Admission), 
         cfg: cfg.clone(),
     });
     socketio::register_namespaces(&io, &state);
-    let origins = OriginPolicy::new(&cfg.engine_path, &cfg.allowed_origins);
-    let app = http::router(cfg)
+    let origins = OriginPolicy::new(&cfg.engine_path, &door_paths, &cfg.allowed_origins);
+    let mut app = http::router(cfg);
+    let cells = cfg.cells.enabled.then_some(cells_door);
+    if let Some(door) = &cells {
+        app = app
+            .merge(cells::router(
+                cfg,
+                door.clone(),
+                state.deliverer.clone(),
+                state.auth.clone(),
+                &state.metrics,
+            ))
+            // `/status` counts the door's sockets.
+            .layer(axum::Extension(door.clone()));
+    }
+    let app = app
         .layer(TraceLayer::new_for_http())
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -217,7 +255,12 @@ pub(crate) fn build(cfg: &Arc<Config>) -> Result<(Router, AppState, Admission), 
             connections,
             session_connections::expose,
         ));
-    Ok((app, state, admission))
+    Ok(Built {
+        app,
+        state,
+        admission,
+        cells,
+    })
 }
 
 /// What this node says about itself in its heartbeat.
@@ -283,7 +326,12 @@ pub async fn run_with(
         Some((cert, key)) => Some(tls::acceptor(cert, key)?),
         None => None,
     };
-    let (app, state, admission) = build(&cfg)?;
+    let Built {
+        app,
+        state,
+        admission,
+        cells,
+    } = build(&cfg)?;
     setup(&state.io);
     let addr = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
@@ -374,6 +422,10 @@ pub async fn run_with(
         state.publisher.flush().await;
         drain::spread(&state, spread_over).await;
         state.publisher.flush().await;
+        if let Some(door) = &cells {
+            // The Cells UI reconnects by itself, to another node or to this one once back.
+            door.close_all().await;
+        }
         socketio::save_sessions(&state).await;
         state.io.close().await;
         flatten(server.await)

@@ -37,7 +37,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("pipeline", &["pipeline", "recovery"]),
     ("cluster", &["cluster"]),
     ("services", &["chat"]),
-    ("doors", &["socketio"]),
+    ("doors", &["socketio", "cells"]),
     ("edge", &["edge"]),
     ("http API", &["http"]),
     ("wiring", &["drain", "server", "doctor"]),

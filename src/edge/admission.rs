@@ -1,8 +1,10 @@
 //! [`Admission`]: the fast refusal of Engine.IO handshakes the node cannot take now.
 //!
 //! An Engine.IO handshake is a request on the engine path without a `sid` (a polling `GET` or a
-//! WebSocket upgrade). Before socketioxide sees it, [`admit`] checks two bounds:
-//! - sessions: `limits.max_connections` Engine.IO sessions at most, else 503 `server_full`;
+//! WebSocket upgrade); a `GET` on another door's path (the Pydio Cells `/ws/event`) opens a
+//! connection of that door and counts the same. Before socketioxide or the door sees it,
+//! [`admit`] checks two bounds:
+//! - sessions: `limits.max_connections` sessions of every door at most, else 503 `server_full`;
 //! - handshakes in flight: `limits.max_handshakes_in_flight` at most, else 503 `overloaded`.
 //!
 //! An admitted handshake carries a [`Ticket`] in its request extensions. socketioxide keeps the
@@ -44,6 +46,8 @@ pub(crate) struct Admission(Arc<Inner>);
 #[derive(Debug)]
 struct Inner {
     engine_path: String,
+    /// The paths of the other doors' connections.
+    door_paths: Vec<String>,
     max_sessions: i64,
     handshakes: Arc<Semaphore>,
     sessions: Gauge,
@@ -90,11 +94,13 @@ impl Admission {
     /// Bounds from `[limits]`, counted in `metrics`.
     pub(crate) fn new(
         engine_path: &str,
+        door_paths: &[String],
         limits: &crate::config::LimitsConfig,
         metrics: &Metrics,
     ) -> Self {
         Self(Arc::new(Inner {
             engine_path: engine_path.trim_end_matches('/').to_owned(),
+            door_paths: door_paths.to_vec(),
             max_sessions: i64::try_from(limits.max_connections).unwrap_or(i64::MAX),
             handshakes: Arc::new(Semaphore::new(limits.max_handshakes_in_flight)),
             sessions: metrics.sessions.clone(),
@@ -115,9 +121,11 @@ impl Admission {
         self.0.closed.load(Ordering::Acquire)
     }
 
-    /// Whether a request opens an Engine.IO session.
+    /// Whether a request opens an Engine.IO session or another door's connection.
     fn is_handshake(&self, request: &Request) -> bool {
         opens_session(&self.0.engine_path, request.method(), request.uri())
+            || (request.method() == axum::http::Method::GET
+                && (self.0.door_paths.iter()).any(|path| path == request.uri().path()))
     }
 
     fn ticket(&self) -> Result<Ticket, Refusal> {
@@ -187,7 +195,10 @@ mod tests {
         limits.max_connections = max_connections;
         limits.max_handshakes_in_flight = in_flight;
         let metrics = Metrics::new();
-        (Admission::new("/socket.io/", &limits, &metrics), metrics)
+        (
+            Admission::new("/socket.io/", &[], &limits, &metrics),
+            metrics,
+        )
     }
 
     #[test]

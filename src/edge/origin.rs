@@ -1,8 +1,8 @@
 //! Browser origins: CORS for cross-origin long-polling, and refusal of foreign origins.
 //!
 //! With `allowed_origins` empty (the default, as npm socket.io), herald neither sends CORS
-//! headers nor checks `Origin`. When it lists origins, Engine.IO requests whose `Origin` is not
-//! listed are refused with 403 before any handshake — this is what stops another site from
+//! headers nor checks `Origin`. When it lists origins, Engine.IO requests (and the upgrades of
+//! the other doors, such as the Pydio Cells `/ws/event`) whose `Origin` is not listed are refused with 403 before any handshake — this is what stops another site from
 //! opening a socket with the user's cookies in backend auth mode (cross-site WebSocket
 //! hijacking) — and listed origins get CORS headers with credentials, so long-polling works
 //! across origins. Requests without `Origin` (servers, curl) are not browsers and pass.
@@ -21,14 +21,17 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 #[derive(Debug, Clone)]
 pub(crate) struct OriginPolicy {
     engine_path: Arc<str>,
+    /// The paths of the other doors, checked the same.
+    door_paths: Arc<[String]>,
     allowed: Arc<[HeaderValue]>,
 }
 
 impl OriginPolicy {
-    /// From `engine_path` and the validated `allowed_origins`.
-    pub(crate) fn new(engine_path: &str, allowed: &[String]) -> Self {
+    /// From `engine_path`, the other doors' paths and the validated `allowed_origins`.
+    pub(crate) fn new(engine_path: &str, door_paths: &[String], allowed: &[String]) -> Self {
         Self {
             engine_path: engine_path.into(),
+            door_paths: door_paths.into(),
             allowed: allowed
                 .iter()
                 .filter_map(|origin| HeaderValue::from_str(origin).ok())
@@ -49,7 +52,10 @@ impl OriginPolicy {
     }
 
     fn refuses(&self, request: &Request) -> bool {
-        if self.allowed.is_empty() || !request.uri().path().starts_with(&*self.engine_path) {
+        let path = request.uri().path();
+        let guarded =
+            path.starts_with(&*self.engine_path) || self.door_paths.iter().any(|p| p == path);
+        if self.allowed.is_empty() || !guarded {
             return false;
         }
         match request.headers().get(header::ORIGIN) {
@@ -94,13 +100,17 @@ mod tests {
 
     #[test]
     fn an_empty_list_allows_everything() {
-        let policy = OriginPolicy::new("/socket.io", &[]);
+        let policy = OriginPolicy::new("/socket.io", &[], &[]);
         assert!(!policy.refuses(&request("/socket.io/?EIO=4", Some("https://evil.example"))));
     }
 
     #[test]
     fn a_list_refuses_other_browser_origins_on_the_engine_path_only() {
-        let policy = OriginPolicy::new("/socket.io", &["https://cells.example.com".into()]);
+        let policy = OriginPolicy::new(
+            "/socket.io",
+            &["/ws/event".into()],
+            &["https://cells.example.com".into()],
+        );
         assert!(!policy.refuses(&request(
             "/socket.io/?EIO=4",
             Some("https://cells.example.com")
@@ -108,5 +118,7 @@ mod tests {
         assert!(policy.refuses(&request("/socket.io/?EIO=4", Some("https://evil.example"))));
         assert!(!policy.refuses(&request("/socket.io/?EIO=4", None)));
         assert!(!policy.refuses(&request("/health", Some("https://evil.example"))));
+        assert!(policy.refuses(&request("/ws/event", Some("https://evil.example"))));
+        assert!(!policy.refuses(&request("/ws/event", Some("https://cells.example.com"))));
     }
 }

@@ -4,10 +4,10 @@
 //! JSON by default (curl, monitoring); HTML (`status_page`) when the request's `Accept` prefers
 //! `text/html`, as a browser's does. Both carry the same figures.
 
-use std::{cmp::Reverse, collections::BinaryHeap};
+use std::{cmp::Reverse, collections::BinaryHeap, sync::Arc};
 
 use axum::{
-    Json, Router,
+    Extension, Json, Router,
     extract::{RawQuery, State},
     http::{HeaderMap, HeaderValue, header},
     response::{IntoResponse, Response},
@@ -21,6 +21,7 @@ use super::{
     status_page::{self, Namespaces},
 };
 use crate::{
+    cells::CellsDoor,
     cluster::nodes::{self, NodeInfo},
     error::ApiError,
     metrics::Rates,
@@ -61,6 +62,16 @@ pub(super) struct Status {
     /// Cluster mode: the live nodes (this one included) and their connections in total.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) cluster: Option<ClusterStatus>,
+    /// The Pydio Cells door, when enabled: its WebSockets on this node, and how many of them
+    /// are subscribed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) cells: Option<CellsStatus>,
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct CellsStatus {
+    pub(super) connections: usize,
+    pub(super) subscribed: usize,
 }
 
 #[derive(Debug, Serialize)]
@@ -122,6 +133,7 @@ pub(super) fn router() -> Router<AppState> {
 
 async fn status(
     State(state): State<AppState>,
+    cells: Option<Extension<Arc<CellsDoor>>>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
     key: Result<KeyHolder, ApiError>,
@@ -129,7 +141,14 @@ async fn status(
     if !state.cfg.status_public {
         key?;
     }
-    let status = gather(&state).await?;
+    let mut status = gather(&state).await?;
+    status.cells = cells.map(|Extension(door)| {
+        let (connections, subscribed) = door.counts();
+        CellsStatus {
+            connections,
+            subscribed,
+        }
+    });
     let mut response = if accept::prefers_html(&headers) {
         let refresh = query
             .and_then(|q| serde_urlencoded::from_str::<StatusQuery>(&q).ok())
@@ -187,6 +206,7 @@ async fn gather(state: &AppState) -> Result<Status, ApiError> {
         busiest_workspaces,
         events_per_second: state.metrics.throughput.rates(),
         cluster: cluster_status(state).await,
+        cells: None,
     })
 }
 

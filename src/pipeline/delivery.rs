@@ -30,7 +30,7 @@ use super::{
 use crate::{
     event::{PublishError, Stamped},
     history::{Appended, EventLog, HistoryError, Position},
-    ids::WorkspaceId,
+    ids::{UserId, WorkspaceId},
     metrics::Metrics,
 };
 
@@ -242,6 +242,7 @@ impl Deliverer {
             }
             .to_raw();
             let outgoing = Outgoing {
+                id: &stamped.id,
                 event: &stamped.publication.event,
                 data: &stamped.publication.data,
                 meta: &meta,
@@ -315,6 +316,42 @@ impl Deliverer {
         subscriber.leave(rooms);
     }
 
+    /// Moves `subscriber` out of `leave` and into `join` between two deliveries, calling
+    /// `between` in the middle: an event reaches it either before (through the rooms it
+    /// leaves, as what it was) or after (through the rooms it joins, as what it became).
+    pub(crate) async fn rejoin(
+        &self,
+        subscriber: &dyn Subscriber,
+        leave: &[String],
+        join: &[String],
+        between: impl FnOnce(),
+    ) {
+        let _order = self.order.lock().await;
+        subscriber.leave(leave);
+        between();
+        subscriber.join(join);
+    }
+
+    /// Tells every door that a backend changed what `user` may read, between two deliveries.
+    pub(crate) async fn access_changed(
+        &self,
+        user: &UserId,
+        allowed: Option<&HashSet<WorkspaceId>>,
+    ) {
+        let _order = self.order.lock().await;
+        for door in self.doors.iter() {
+            door.access_changed(user, allowed);
+        }
+    }
+
+    /// Tells every door that a backend disconnected `user`; how many sessions they ended.
+    pub(crate) fn disconnect_user(&self, user: &UserId) -> usize {
+        self.doors
+            .iter()
+            .map(|door| door.disconnect_user(user))
+            .sum()
+    }
+
     /// Notes when `subscriber` joined `room`, for a recovery of its session. Only recovery
     /// reads it: with recovery off, nothing is noted (a map and a copy of each room name per
     /// subscriber).
@@ -332,6 +369,7 @@ impl Deliverer {
         let meta = pending.meta().to_raw();
         let offset = self.recovery_offsets.then(|| pending.seq.to_string());
         subscriber.send(&Outgoing {
+            id: &pending.event.id,
             event: &publication.event,
             data: &publication.data,
             meta: &meta,

@@ -11,7 +11,7 @@
 //! and the recovery offset. A door encodes its frame from those parts.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{Arc, Mutex},
 };
 
@@ -72,6 +72,9 @@ impl Meta<'_> {
 /// One event as sent to the members of one room.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Outgoing<'a> {
+    /// The event id, as returned to the publisher: the same for every room and member, so a
+    /// door that renders an event its own way can do it once per event.
+    pub id: &'a str,
     /// The event name.
     pub event: &'a str,
     /// The data, as published.
@@ -129,13 +132,27 @@ pub(crate) trait Subscriber: Send + Sync {
 #[error("the door is closed")]
 pub(crate) struct DoorClosed;
 
-/// A front door: answers who is in a room.
+/// A front door: answers who is in a room, and hears what changes for a user.
 pub(crate) trait Door: Send + Sync {
     /// Calls `each` for every member of `room`.
     ///
     /// # Errors
     /// [`DoorClosed`] when the door is shutting down.
     fn members(&self, room: &str, each: &mut dyn FnMut(&dyn Subscriber)) -> Result<(), DoorClosed>;
+
+    /// A backend changed what `user` may read (`allowed`: the workspaces now allowed, when it
+    /// said). A door whose sessions do not check access themselves follows here; the
+    /// Socket.IO door applies access changes itself (`socketio/access.rs`).
+    fn access_changed(&self, user: &UserId, allowed: Option<&HashSet<WorkspaceId>>) {
+        let _ = (user, allowed);
+    }
+
+    /// A backend disconnected `user`: a door whose sessions are not disconnected by their own
+    /// door code ends them here; how many.
+    fn disconnect_user(&self, user: &UserId) -> usize {
+        let _ = user;
+        0
+    }
 }
 
 /// The rooms a subscriber is in, with the sequence number at which it joined each: a

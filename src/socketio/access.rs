@@ -74,6 +74,11 @@ pub(crate) async fn apply(
     let allowed: Option<HashSet<WorkspaceId>> =
         change.workspaces.map(|list| list.into_iter().collect());
     super::chat::revoke(state, &change.user, allowed.as_ref()).await;
+    // The other doors' sessions of the user (Pydio Cells: told to reload their workspaces).
+    state
+        .deliverer
+        .access_changed(&change.user, allowed.as_ref())
+        .await;
     let sockets = ns.within(rooms::user_room(&change.user)).sockets();
     let mut outcome = AccessOutcome {
         ok: true,

@@ -197,6 +197,7 @@ pub(crate) async fn disconnect_user_here(
             state.slow.disconnect(&socket);
         }
     }
+    let count = count + state.deliverer.disconnect_user(&request.user);
     tracing::info!(user = %request.user, sockets = count, "user disconnected by backend");
     Ok(count)
 }

@@ -98,6 +98,7 @@ impl<P: Borrow<SlowPolicy> + Send + Sync> Subscriber for SocketSubscriber<P> {
             data,
             meta,
             offset,
+            ..
         } = *outgoing;
         match offset {
             Some(offset) => self.emit(event, &(data, meta, offset)),

@@ -1,3 +1,5 @@
+//! The Cells kinds through `Publication::parse`: the rooms each derives, and its refusals.
+
 use crate::{event::Publication, rooms::Scope};
 
 fn publish(json: &str) -> Result<Publication, String> {

@@ -1,0 +1,104 @@
+//! The Pydio Cells door: plain WebSockets on `cells.event_path` (`/ws/event`) speaking the
+//! Cells web UI's JSON protocol, so the unmodified UI connects to herald (docs/protocol.md,
+//! "Pydio Cells").
+//!
+//! A socket subscribes with its token (`connection.rs`); its identity decides its rooms (its
+//! user, groups, workspaces, and the Cells scopes: login, roles, profile, the roots of its
+//! workspaces), and the pipeline delivers to it through [`CellsDoor`] like to any subscriber.
+//! Events of the Cells kinds (`cells:node`, `cells:task`, `cells:idm`, `cells:activity`) are
+//! rendered once per event and per workspace as the UI expects (`render.rs`); no other event
+//! reaches this door's sockets.
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{Router, routing::get};
+
+use crate::{
+    auth::Authenticator,
+    config::{Config, LimitsConfig},
+    metrics::{Metrics, ReasonLabels},
+    pipeline::Deliverer,
+};
+
+mod connection;
+mod door;
+mod frames;
+mod render;
+
+pub(crate) use door::CellsDoor;
+
+/// What the door's sockets share.
+#[derive(Clone)]
+pub(crate) struct CellsContext {
+    door: Arc<CellsDoor>,
+    deliverer: Deliverer,
+    auth: Arc<Authenticator>,
+    settings: Arc<Settings>,
+    metrics: CellsMetrics,
+}
+
+/// The door's settings, from `[cells]`, `[engine]` and `[limits]`.
+#[derive(Debug)]
+struct Settings {
+    queue: usize,
+    max_frame_bytes: usize,
+    read_buffer_bytes: usize,
+    unsubscribed_timeout: Duration,
+    expiry_grace: Duration,
+    ping_interval: Duration,
+    ping_timeout: Duration,
+    limits: LimitsConfig,
+}
+
+/// What the door counts.
+#[derive(Clone)]
+struct CellsMetrics {
+    connections: prometheus_client::metrics::gauge::Gauge,
+    metrics: Metrics,
+}
+
+impl CellsMetrics {
+    fn close(&self, reason: frames::CloseReason) {
+        if reason == frames::CloseReason::SlowConsumer {
+            self.metrics.slow_disconnects.inc();
+        }
+        self.metrics
+            .cells_closes
+            .get_or_create(&ReasonLabels {
+                reason: reason.label(),
+            })
+            .inc();
+    }
+}
+
+/// The door's route, `GET cells.event_path`.
+pub(crate) fn router<S: Clone + Send + Sync + 'static>(
+    cfg: &Config,
+    door: Arc<CellsDoor>,
+    deliverer: Deliverer,
+    auth: Arc<Authenticator>,
+    metrics: &Metrics,
+) -> Router<S> {
+    let context = CellsContext {
+        door,
+        deliverer,
+        auth,
+        settings: Arc::new(Settings {
+            queue: cfg.cells.queue,
+            max_frame_bytes: cfg.cells.max_frame_bytes,
+            read_buffer_bytes: cfg.engine.ws_read_buffer_bytes,
+            unsubscribed_timeout: cfg.cells.unsubscribed_timeout,
+            expiry_grace: cfg.cells.expiry_grace,
+            ping_interval: cfg.engine.ping_interval,
+            ping_timeout: cfg.engine.ping_timeout,
+            limits: cfg.limits.clone(),
+        }),
+        metrics: CellsMetrics {
+            connections: metrics.cells_connections.clone(),
+            metrics: metrics.clone(),
+        },
+    };
+    Router::new()
+        .route(&cfg.cells.event_path, get(connection::upgrade))
+        .with_state(context)
+}
