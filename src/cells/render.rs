@@ -21,7 +21,7 @@ use crate::{
 #[derive(Debug)]
 pub(crate) enum Parsed {
     /// A node event, rendered per session.
-    Node(NodeChange),
+    Node(Box<NodeChange>),
     /// The same frame for every recipient.
     Shared(Utf8Bytes),
     /// An activity: the same frame, except for the session of its actor.
@@ -40,7 +40,9 @@ impl Parsed {
             return Self::Nothing;
         };
         match kind {
-            Kind::Node => NodeChange::parse(data).map_or(Self::Nothing, Self::Node),
+            Kind::Node => {
+                NodeChange::parse(data).map_or(Self::Nothing, |c| Self::Node(Box::new(c)))
+            }
             Kind::Task => Self::Shared(data.to_owned().into()),
             Kind::Idm => Self::Shared(idm_frame(data).into()),
             Kind::Activity => {

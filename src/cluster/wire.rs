@@ -46,6 +46,7 @@ impl WireEvent {
                     scopes: self.scopes,
                 },
                 coalesce_key: None,
+                after_held: None,
             },
             accepted: std::time::Instant::now(),
         }

@@ -7,6 +7,7 @@ use std::{collections::HashSet, hash::Hash};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use super::cells::Batching;
 use crate::{
     ids::{GroupPath, IdError, UserId, WorkspaceId},
     rooms::{self, Scope, ScopeError},
@@ -217,6 +218,9 @@ pub struct Publication {
     pub targets: Targets,
     /// Events with the same targets, event name and key are merged (see the coalescer).
     pub coalesce_key: Option<String>,
+    /// Goes out after the held events of this event name with this coalescing key (a Cells
+    /// node's batch, before that node is moved or deleted).
+    pub after_held: Option<String>,
 }
 
 /// Drops repeated items, keeping the first occurrence and the order.
@@ -264,10 +268,22 @@ impl Publication {
         if RESERVED_EVENTS.contains(&event.as_str()) {
             return Err(PublishError::ReservedEvent(event));
         }
-        let (data, targets) = match super::cells::Kind::of(&event)? {
+        let (data, targets, batching) = match super::cells::Kind::of(&event)? {
             Some(kind) => kind.prepare(&data, targets)?,
-            None => (data, targets),
+            None => (data, targets, Batching::Never),
         };
+        let mut after_held = None;
+        let mut coalesce_key = coalesce_key;
+        match batching {
+            Batching::Never => {}
+            Batching::Hold(_) | Batching::After(_) if coalesce_key.is_some() => {
+                return Err(PublishError::BadRequest(
+                    "cells:node events are batched per node by herald: omit `coalesce_key`".into(),
+                ));
+            }
+            Batching::Hold(key) => coalesce_key = Some(key),
+            Batching::After(key) => after_held = Some(key),
+        }
         if targets.is_empty() {
             return Err(PublishError::NoTarget);
         }
@@ -288,6 +304,7 @@ impl Publication {
             data,
             targets,
             coalesce_key,
+            after_held,
         })
     }
 }

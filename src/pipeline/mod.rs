@@ -103,7 +103,8 @@ impl Publisher {
         let receipt = Receipt {
             id: stamped.id.clone(),
         };
-        if stamped.publication.coalesce_key.is_some() {
+        let publication = &stamped.publication;
+        if publication.coalesce_key.is_some() || publication.after_held.is_some() {
             if !self.coalescer.offer(stamped).await {
                 return Err(PublishError::Unavailable);
             }

@@ -15,10 +15,28 @@ pub(crate) mod node;
 
 /// Prefix of the Cells kinds' event names.
 const PREFIX: &str = "cells:";
+/// The event name of node events.
+pub(crate) const NODE_EVENT: &str = "cells:node";
 /// The login Cells runs its own tasks as; their updates go to administrators.
 pub(crate) const SYSTEM_USER: &str = "pydio.system.user";
 /// The profile that receives the system user's tasks.
 pub(crate) const ADMIN_PROFILE: &str = "admin";
+
+/// How a Cells event waits for the others of its node (Cells' batching per node).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Batching {
+    /// Goes out at once.
+    Never,
+    /// Held and merged with the node's other batched events under this coalescing key.
+    Hold(String),
+    /// Goes out at once, after the node's batch held under this key, if any.
+    After(String),
+}
+
+/// The coalescing key of a node's batch.
+fn batch_key(uuid: &str) -> String {
+    format!("node:{uuid}")
+}
 
 /// Which Cells message an event carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,8 +74,8 @@ impl Kind {
         }))
     }
 
-    /// Checks the data of this kind, normalises it where the kind says so, and adds the rooms
-    /// of the sessions that may see it to `targets`.
+    /// Checks the data of this kind, normalises it where the kind says so, adds the rooms of
+    /// the sessions that may see it to `targets`, and says how it is batched.
     ///
     /// # Errors
     /// [`PublishError::BadRequest`] naming what is wrong.
@@ -65,7 +83,7 @@ impl Kind {
         self,
         data: &RawValue,
         targets: Targets,
-    ) -> Result<(Box<RawValue>, Targets), PublishError> {
+    ) -> Result<(Box<RawValue>, Targets, Batching), PublishError> {
         let bad = |message: String| PublishError::BadRequest(format!("cells: {message}"));
         match self {
             Self::Node => {
@@ -90,7 +108,14 @@ impl Kind {
                         .map(Scope::Tree)
                         .collect()
                 };
-                Ok((to_raw(&change), targets.with_scopes(scopes)))
+                let batching = match (&change.target, &change.source) {
+                    (Some(target), _) if node::batched(change.kind) => {
+                        Batching::Hold(batch_key(&target.uuid))
+                    }
+                    (Some(node), _) | (None, Some(node)) => Batching::After(batch_key(&node.uuid)),
+                    (None, None) => Batching::Never,
+                };
+                Ok((to_raw(&change), targets.with_scopes(scopes), batching))
             }
             Self::Task => {
                 let object = object(data).map_err(bad)?;
@@ -108,12 +133,16 @@ impl Kind {
                 } else {
                     Scope::Login(id(Login::parse(owner), "TaskUpdated.TriggerOwner")?)
                 };
-                Ok((data.to_owned(), targets.with_scopes([scope])))
+                Ok((
+                    data.to_owned(),
+                    targets.with_scopes([scope]),
+                    Batching::Never,
+                ))
             }
             Self::Idm => {
                 let object = object(data).map_err(bad)?;
                 let targets = idm_recipients(&object, targets)?;
-                Ok((data.to_owned(), targets))
+                Ok((data.to_owned(), targets, Batching::Never))
             }
             Self::Activity => {
                 let mut object = object(data).map_err(bad)?;
@@ -137,7 +166,11 @@ impl Kind {
                     }
                 }
                 let data = to_raw(&Value::Object(object));
-                Ok((data, targets.with_scopes([Scope::Login(owner)])))
+                Ok((
+                    data,
+                    targets.with_scopes([Scope::Login(owner)]),
+                    Batching::Never,
+                ))
             }
         }
     }

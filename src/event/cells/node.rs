@@ -243,6 +243,42 @@ impl NodeChange {
     }
 }
 
+/// Two events of one node as one, as Cells' batcher merges them: the later one's `Type` and
+/// `Source`, the earlier one's `Target` with what the later one says of it, and `CREATE` if
+/// either was: the node is new to everyone who had not seen it yet. `None` when either is not
+/// a node event (cannot happen for events checked at publish).
+pub(crate) fn merge(earlier: &str, later: &str) -> Option<Box<serde_json::value::RawValue>> {
+    let earlier = NodeChange::parse(earlier).ok()?;
+    let later = NodeChange::parse(later).ok()?;
+    let created = earlier.kind == ChangeType::Create || later.kind == ChangeType::Create;
+    let target = match (earlier.target, &later.target) {
+        (Some(mut target), Some(newer)) => {
+            target.absorb(newer);
+            Some(target)
+        }
+        (target, newer) => target.or_else(|| newer.clone()),
+    };
+    let merged = NodeChange {
+        kind: if created {
+            ChangeType::Create
+        } else {
+            later.kind
+        },
+        source: if created { None } else { later.source },
+        target,
+    };
+    serde_json::value::to_raw_value(&merged).ok()
+}
+
+/// Whether Cells batches events of this type per node (those with a `Target` it updates in
+/// place); the others go out at once, after the node's pending batch.
+pub(crate) fn batched(kind: ChangeType) -> bool {
+    matches!(
+        kind,
+        ChangeType::Create | ChangeType::UpdateContent | ChangeType::UpdateMeta
+    )
+}
+
 fn kind_label(kind: ChangeType) -> &'static str {
     kind.name().unwrap_or("CREATE")
 }
@@ -329,6 +365,23 @@ mod tests {
         )
         .unwrap();
         assert!(change.source.is_none());
+    }
+
+    #[test]
+    fn a_batch_is_a_create_if_any_event_was() {
+        let create = r#"{"Target":{"Uuid":"u","Path":"a","Etag":"1","MetaStore":{"x":"1"}}}"#;
+        let update = r#"{"Type":"UPDATE_CONTENT","Source":{"Uuid":"u","Path":"a"},"Target":{"Uuid":"u","Path":"a","Etag":"2","Size":5}}"#;
+        let meta =
+            r#"{"Type":"UPDATE_META","Target":{"Uuid":"u","Path":"a","MetaStore":{"y":"2"}}}"#;
+        assert_eq!(
+            merge(create, update).unwrap().get(),
+            r#"{"Target":{"Uuid":"u","Path":"a","Etag":"2","Size":"5","MetaStore":{"x":"1"}}}"#
+        );
+        assert_eq!(
+            merge(update, meta).unwrap().get(),
+            r#"{"Type":"UPDATE_META","Target":{"Uuid":"u","Path":"a","Etag":"2","Size":"5","MetaStore":{"y":"2"}}}"#
+        );
+        assert!(merge("[]", meta).is_none());
     }
 
     #[test]
