@@ -139,8 +139,13 @@ async fn serve(mut ws: Io, context: CellsContext) {
             reason = socket.closed() => break Some(reason),
             frame = queue.recv() => {
                 let Some(frame) = frame else { break None };
-                if ws.send(Message::Text(frame)).await.is_err() {
-                    break None;
+                // A client that does not read blocks the write: its queue fills meanwhile and it
+                // is closed as slow; one that stays blocked is dropped after
+                // `engine.ping_timeout`, as one that does not answer pings.
+                let write = tokio::time::timeout(settings.ping_timeout, ws.send(Message::Text(frame)));
+                tokio::select! {
+                    sent = write => if !matches!(sent, Ok(Ok(()))) { break None },
+                    reason = socket.closed() => break Some(reason),
                 }
             }
             incoming = ws.next() => {
