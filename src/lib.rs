@@ -33,7 +33,7 @@
 //! - `error`, [`shutdown`], [`telemetry`]: shared plumbing.
 
 pub mod auth;
-pub(crate) mod cells;
+pub mod cells;
 pub mod chat;
 pub mod cluster;
 pub mod config;

@@ -71,6 +71,26 @@ impl CellsMetrics {
     }
 }
 
+/// The frames a session whose `workspace_roots` (JSON, as in a token) are these receives for an
+/// event, as text; `None` when `workspace_roots` does not parse. For the fuzzers.
+pub fn render(event: &str, data: &str, workspace_roots: &str) -> Option<Vec<String>> {
+    let workspaces: Vec<crate::auth::cells::WorkspaceRoots> =
+        serde_json::from_str(workspace_roots).ok()?;
+    let mut frames = Vec::new();
+    render::Parsed::of(event, data).frames(None, &workspaces, &mut frames);
+    Some(
+        frames
+            .iter()
+            .map(|frame| frame.as_str().to_owned())
+            .collect(),
+    )
+}
+
+/// Whether a client frame is a subscribe or an unsubscribe herald understands. For the fuzzers.
+pub fn understands(frame: &str) -> bool {
+    frames::parse(frame).is_ok()
+}
+
 /// The door's route, `GET cells.event_path`.
 pub(crate) fn router<S: Clone + Send + Sync + 'static>(
     cfg: &Config,
