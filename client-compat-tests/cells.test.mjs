@@ -13,17 +13,20 @@ import { after, afterEach, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { once as onceEvent } from "node:events";
+import { createServer as createHttpServer } from "node:http";
 import { createServer } from "node:net";
 
 import { WebSocketServer } from "ws";
 
 import {
+  PRIVATE_KEY,
   WAIT_MS,
   ack,
   connected,
   eventually,
   flush,
   freePort,
+  metric,
   mintToken,
   once,
   record,
@@ -95,6 +98,25 @@ function taskData(owner, id, { statusMessage = "Compressing" } = {}) {
     Job: { ID: `job-${id}`, Label: "Compress selection", Owner: owner },
     NanoStamp: String(Date.now() * 1000000),
   };
+}
+
+/** An activity.PostActivityEvent for `owner` about something `actor` did. */
+function activityData(owner, actor, { box = "inbox", ownerType = "USER" } = {}) {
+  const data = {
+    OwnerId: owner,
+    BoxName: box,
+    Activity: {
+      "@context": "https://www.w3.org/ns/activitystreams",
+      type: "Update",
+      id: uid("activity"),
+      actor: { type: "Person", id: actor, name: actor },
+      object: { type: "Document", id: randomUUID(), name: "pydiods1/folder/report.docx" },
+      origin: { type: "Folder", name: "pydiods1/folder/sub" },
+      target: { type: "Folder", name: "/a/b/c" },
+    },
+  };
+  if (ownerType !== undefined) data.OwnerType = ownerType;
+  return data;
 }
 
 const isTask = (id) => (f) => f?.TaskUpdated?.ID === id;
@@ -927,29 +949,13 @@ describe("Pydio Cells /ws/event", () => {
     const bob = cellsUser({ workspaces: [W] });
     const cAlice = await door.session(alice);
     const cBob = await door.session(bob);
-    const activity = (owner, actor, { box = "inbox", ownerType = "USER" } = {}) => {
-      const data = {
-        OwnerId: owner,
-        BoxName: box,
-        Activity: {
-          "@context": "https://www.w3.org/ns/activitystreams",
-          type: "Update",
-          id: uid("activity"),
-          actor: { type: "Person", id: actor, name: actor },
-          object: { type: "Document", id: randomUUID(), name: "pydiods1/folder/report.docx" },
-          origin: { type: "Folder", name: "pydiods1/folder/sub" },
-          target: { type: "Folder", name: "/a/b/c" },
-        },
-      };
-      if (ownerType !== undefined) data.OwnerType = ownerType;
-      return data;
-    };
-    const toAlice = activity(alice.login, bob.login);
-    const ownAct = activity(alice.login, alice.login); // alice's own action: not to her
-    const outboxNode = activity(alice.login, bob.login, { box: "outbox", ownerType: undefined }); // neither inbox nor USER
-    const outboxUser = activity(alice.login, bob.login, { box: "outbox" }); // OwnerType USER is enough
-    const toBob = activity(bob.login, alice.login);
-    for (const data of [toAlice, ownAct, outboxNode, outboxUser, toBob]) await door.publish({ event: "cells:activity", data });
+    const heard = [];
+    cAlice.on("websocket_event:activity", (frame) => heard.push(frame));
+    const toAlice = activityData(alice.login, bob.login);
+    const ownAct = activityData(alice.login, alice.login); // alice's own action: not to her
+    const outboxUser = activityData(alice.login, bob.login, { box: "outbox" }); // OwnerType USER is enough
+    const toBob = activityData(bob.login, alice.login);
+    for (const data of [toAlice, ownAct, outboxUser, toBob]) await door.publish({ event: "cells:activity", data });
     await door.flush([cAlice, cBob]);
     const ids = (c) => content(c).map((f) => f.Activity?.id ?? JSON.stringify(f));
     assert.deepEqual(ids(cAlice), [toAlice.Activity.id, outboxUser.Activity.id], "activities on alice's session");
@@ -964,8 +970,42 @@ describe("Pydio Cells /ws/event", () => {
         target: { ...data.Activity.target, name: "c" },
       },
     });
-    // The UI listens to websocket_event:activity, which needs "@type": "activity" in the frame.
+    // The UI listens to websocket_event:activity, which needs "@type": "activity" in the frame
+    // (without it, the frame is taken for a node event, and the UI throws).
+    assert.deepEqual(cAlice.errors, [], "the UI could not take the activity frames for activities");
+    assert.equal(heard.length, 2, "websocket_event:activity fired on alice's session");
     assert.deepEqual(cAlice.frames.find((f) => f.Activity?.id === toAlice.Activity.id), reduced(toAlice), "the activity frame");
+  });
+
+  test("an activity neither in an inbox nor of OwnerType USER reaches nobody", async () => {
+    const alice = cellsUser({ workspaces: [workspace()] });
+    const cAlice = await door.session(alice);
+    // OwnerType left out: NODE, the enum's zero, which protojson omits.
+    const outboxNode = activityData(alice.login, uid("bob"), { box: "outbox", ownerType: undefined });
+    const explicitNode = activityData(alice.login, uid("bob"), { box: "outbox", ownerType: "NODE" });
+    const statuses = [];
+    for (const data of [outboxNode, explicitNode]) {
+      const res = await herald.publishHttp({ event: "cells:activity", data });
+      statuses.push(`${res.status} ${res.text}`);
+    }
+    await door.flush([cAlice]);
+    const got = content(cAlice).map((f) => f.Activity?.id);
+    assert.deepEqual(
+      { statuses, got },
+      { statuses: [statuses[0].startsWith("202 ") ? statuses[0] : "202", statuses[1].startsWith("202 ") ? statuses[1] : "202"], got: [] },
+      "publishes of a NODE outbox activity (OwnerType left out, then OwnerType NODE): accepted, delivered to nobody",
+    );
+  });
+
+  test("an idm that concerns nobody (an ACL action, nothing else) is accepted and reaches nobody", async () => {
+    const c = await door.session(cellsUser({ workspaces: [workspace()], roles: [uid("role")] }));
+    const res = await herald.publishHttp({
+      event: "cells:idm",
+      data: { Acl: { RoleID: c.user.roles[0], Action: { Name: "action:access.gateway:share", Value: "true" } } },
+    });
+    assert.equal(res.status, 202, `${res.status} ${res.text}`);
+    await door.flush([c]);
+    assert.deepEqual(content(c), []);
   });
 
   test("idm events go to the first rule that applies: an ACL's role, a role, a login, a user uuid, a workspace", async () => {
@@ -984,7 +1024,7 @@ describe("Pydio Cells /ws/event", () => {
     const cases = [
       ["an ACL of a role", { Type: "UPDATE", Acl: { ID: "1", RoleID: roleX, NodeID: "n", Action: { Name: "read", Value: "1" } } }, ["role"]],
       ["an ACL parameter: goes on to the workspace", { Acl: { RoleID: roleX, Action: { Name: "parameter:core.conf:lang", Value: "\"fr\"" } }, Workspace: { UUID: W.id } }, ["workspace"]],
-      ["an ACL action: and nothing else", { Acl: { RoleID: roleX, Action: { Name: "action:access.gateway:share", Value: "true" } } }, []],
+      ["an ACL action: goes on to the user", { Acl: { RoleID: roleX, Action: { Name: "action:access.gateway:share", Value: "true" } }, User: { Login: byLogin.login } }, ["login"]],
       ["a role", { Type: "UPDATE", Role: { Uuid: roleY, Label: "Y" } }, ["role"]],
       ["a role before a login", { Role: { Uuid: roleX }, User: { Login: byLogin.login } }, ["role"]],
       ["a role nobody has, before a login", { Role: { Uuid: uid("role") }, User: { Login: byLogin.login } }, []],
@@ -1125,7 +1165,8 @@ describe("Pydio Cells /ws/event", () => {
     await atMax;
     const tooBig = hostile.waitClose(WAIT_MS, "the close for a frame over max_frame_bytes");
     hostile.send("x".repeat(16385));
-    assert.equal((await tooBig).code, 1009, "the close code for a frame over max_frame_bytes");
+    const bigClose = await tooBig;
+    assert.deepEqual([bigClose.code, bigClose.reason], [1009, "frame too large"], "the close for a frame over max_frame_bytes");
     await stillDelivering("a frame over max_frame_bytes");
 
     const binary = await door.session(cellsUser({ workspaces: [W] }));
@@ -1135,6 +1176,91 @@ describe("Pydio Cells /ws/event", () => {
     assert.deepEqual([close.code, close.reason], [1003, "binary frames are not supported"]);
     await stillDelivering("a binary frame");
     assert.equal(witness.isOpen, true);
+  });
+
+  test("the login may come from the JWT's name claim", async () => {
+    const W = workspace();
+    const login = uid("login");
+    const token = mintToken({ sub: uid("sub"), extra: { name: login, workspace_roots: [W] } });
+    const c = door.client({ token: () => token, workspace: W, reconnect: false, label: "a session named by `name`" });
+    c.user = { login };
+    c.open();
+    await door.subscribed(c, login);
+    const uuid = randomUUID();
+    const arrival = c.waitFrame(aboutNode(uuid), WAIT_MS, "a node event of its workspace");
+    await door.node(deletion(W, uuid));
+    await arrival;
+  });
+
+  test("a root without a key is named by the last segment of its path", async () => {
+    const [ds1, ds2] = [uid("ds"), uid("ds")];
+    const ws = workspace([
+      { uuid: uid("root"), path: `${ds1}/alpha` },
+      { uuid: uid("root"), path: `${ds2}/beta`, key: "b" },
+    ]);
+    const c = await door.session(cellsUser({ workspaces: [ws] }));
+    const [inAlpha, inBeta] = [randomUUID(), randomUUID()];
+    const arrivals = [inAlpha, inBeta].map((uuid) => c.waitFrame(aboutNode(uuid), WAIT_MS, `node ${uuid}`));
+    await door.node({ Type: "DELETE", Source: leaf(`${ds1}/alpha/x.txt`, { uuid: inAlpha }) });
+    await door.node({ Type: "DELETE", Source: leaf(`${ds2}/beta/y.txt`, { uuid: inBeta }) });
+    const paths = (await Promise.all(arrivals)).map((f) => f.Source.Path);
+    assert.deepEqual(paths, [`${ws.slug}/alpha/x.txt`, `${ws.slug}/b/y.txt`]);
+  });
+
+  test("a token with malformed workspace_roots is refused like any invalid token", async () => {
+    const c = door.client({ reconnect: false, autoSubscribe: false, label: "malformed workspace_roots" });
+    await attempt(c);
+    const malformed = {
+      "a slug with /": [{ id: uid("ws"), slug: "a/b", roots: [{ uuid: uid("root"), path: uid("ds") }] }],
+      "a workspace without roots": [{ id: uid("ws"), slug: uid("slug"), roots: [] }],
+      "not an array": { id: uid("ws") },
+    };
+    for (const [name, roots] of Object.entries(malformed)) {
+      const answer = c.nextFrame((f) => f?.["@type"] === "error", WAIT_MS, `the answer to ${name}`);
+      c.send({ "@type": "subscribe", jwt: mintToken({ sub: uid("sub"), extra: { login: uid("login"), workspace_roots: roots } }) });
+      assertErrorFrame(await answer, "unauthorized", name);
+    }
+    assert.equal(c.isOpen, true);
+  });
+
+  test("a Cells token without a workspaces claim registers on Socket.IO to its workspace_roots ids", async () => {
+    const [W, other] = [workspace(), workspace()];
+    const user = cellsUser({ workspaces: [W] });
+    const socket = await herald.connectPublic({ token: user.token() });
+    const granted = await ack(socket, "register", [{ workspace: W.id }]);
+    assert.equal(granted?.ok, true, JSON.stringify(granted));
+    assert.deepEqual(await ack(socket, "register", [{ workspace: other.id }]), { ok: false, error: "forbidden" });
+  });
+
+  test("disconnect_user closes the user's Cells sessions 1008 disconnected; the UI reconnects and subscribes again", async () => {
+    await privateSocket();
+    const W = workspace();
+    const user = cellsUser({ workspaces: [W] });
+    const c = door.client({ user, reconnect: { minDelayMs: 50, maxDelayMs: 100 } });
+    c.open();
+    await door.subscribed(c);
+    const other = await door.session(cellsUser({ workspaces: [W] }));
+    const closed = c.waitClose(WAIT_MS, "the close of the disconnected user's session");
+    const reply = await ack(backend, "disconnect_user", [{ user: user.sub, reason: "password changed" }]);
+    assert.equal(reply?.ok, true, JSON.stringify(reply));
+    const close = await closed;
+    assert.deepEqual([close.code, close.reason], [1008, "disconnected"]);
+    await c.waitOpen(WAIT_MS, "the UI's reconnection");
+    await door.subscribed(c);
+    assert.equal(c.subscribes.length, 2, "a subscribe on each open");
+    await door.flush([other]);
+    assert.deepEqual(other.closes, [], "another user's session was closed");
+  });
+
+  test("the path answers a request that is not a WebSocket upgrade with 400, and client pings with pongs", async () => {
+    const res = await herald.http("GET", "/ws/event");
+    assert.equal(res.status, 400, res.text);
+    assert.equal(res.json?.code, "bad_request", res.text);
+    const c = await door.session(cellsUser({ workspaces: [workspace()] }));
+    const pong = once(c.ws, "pong", WAIT_MS, "the pong to a client ping");
+    c.ws.ping(Buffer.from("are you there"));
+    const [data] = await pong;
+    assert.equal(data.toString(), "are you there");
   });
 
   test("bad publishes of the Cells kinds: 400 bad_request naming the field", async () => {
@@ -1160,12 +1286,17 @@ describe("Pydio Cells /ws/event", () => {
       ["cells:activity", "Activity not an object", { OwnerType: "USER", OwnerId: "alice", BoxName: "inbox", Activity: "x" }, /Activity/],
       ["cells:idm", "data not an object", [1, 2], /data/],
       ["cells:idm", "User.Login not a string", { User: { Login: 5 } }, /Login/],
+      ["cells:bogus", "another cells: name", { Type: "DELETE", Source: leaf(`${root}/a`) }, /cells/],
     ];
     const problems = [];
     for (const [event, name, data, field] of cases) {
       const res = await herald.publishHttp({ event, data });
       const ok = res.status === 400 && res.json?.code === "bad_request" && field.test(res.json?.message ?? "");
       if (!ok) problems.push(`${event}, ${name}: ${res.status} ${res.text} (expected 400 bad_request naming ${field})`);
+    }
+    const keyed = await herald.publishHttp({ event: "cells:node", coalesce_key: "k", data: { Type: "DELETE", Source: leaf(`${root}/a`) } });
+    if (!(keyed.status === 400 && keyed.json?.code === "bad_request" && /coalesce_key/.test(keyed.json?.message ?? ""))) {
+      problems.push(`cells:node with a coalesce_key: ${keyed.status} ${keyed.text} (expected 400 bad_request naming coalesce_key)`);
     }
     assert.deepEqual(problems, [], "bad publishes not refused as they should be");
     // The same on /private.
@@ -1225,6 +1356,9 @@ describe("Pydio Cells /ws/event: unsubscribed timeout, reconnection, rate, repla
     await eventually(() => Date.now() > stays.opens[0] + 1500, WAIT_MS, "1.5 s after the subscribed session opened");
     await door.flush([stays]);
     assert.deepEqual(stays.closes, [], "the subscribed session was closed");
+    // Counted by reason (the label is the reason in snake case).
+    const counted = await metric(herald, 'herald_cells_closes_total{reason="not_subscribed"}');
+    assert.ok(counted >= 3, `herald_cells_closes_total{reason="not_subscribed"} is ${counted}`);
   });
 
   test("the UI's loop: no token at boot, closed after unsubscribed_timeout, reconnects 1.5-3 s later (the UI's delays), subscribes", async () => {
@@ -1357,11 +1491,22 @@ describe("Pydio Cells /ws/event: connection limit, allowed origins, shutdown", (
   test("an Origin not in allowed_origins gets 403 before the upgrade; the listed one is let in", async () => {
     const answer = await upgrade("http://evil.test");
     assert.equal(answer.status, 403, `the upgrade from another origin: ${answer.status} ${answer.body}`);
+    assert.match(answer.body.toString(), /"code"\s*:\s*"forbidden_origin"/, "the body of the refusal");
     const evil = fromOrigin("http://evil.test");
     assert.equal((await attempt(evil)).opened, false, "a socket from another origin opened");
     assert.ok(evil.socketErrors.some((e) => /403/.test(e)), `the client's error: ${evil.socketErrors}`);
     const c = await admitted(cellsUser({ workspaces: [workspace()] }));
     await door.subscribed(c);
+    // Counted: one open socket, subscribed (earlier sockets may still be leaving).
+    await until(
+      async () => {
+        const status = await herald.http("GET", "/status", { key: PRIVATE_KEY });
+        const gauge = await metric(herald, "herald_cells_connections");
+        return JSON.stringify(status.json?.cells) === JSON.stringify({ connections: 1, subscribed: 1 }) && gauge === 1;
+      },
+      WAIT_MS,
+      "/status cells {connections: 1, subscribed: 1} and herald_cells_connections 1",
+    );
   });
 
   test("max_connections counts Cells sockets and Engine.IO sessions alike: beyond it, 503 before the upgrade", async () => {
@@ -1414,6 +1559,79 @@ describe("Pydio Cells /ws/event: connection limit, allowed origins, shutdown", (
     await herald.stop();
     const close = await closed;
     assert.deepEqual([close.code, close.reason], [1001, "server shutting down"]);
+  });
+});
+
+// =============================================================================================
+// auth.mode = "backend": the subscribe's token is sent to the application, whose answer carries
+// the Cells fields.
+
+describe("Pydio Cells /ws/event with auth.mode = \"backend\"", () => {
+  let app;
+  let herald;
+  let door;
+  /** token -> answer of the auth backend: {status, body}, or "drop" (the connection is cut). */
+  const answers = new Map();
+  before(async () => {
+    app = createHttpServer((req, res) => {
+      const token = (req.headers.authorization ?? "").replace(/^Bearer /, "");
+      const answer = answers.get(token) ?? { status: 401, body: { error: "unknown token" } };
+      if (answer === "drop") {
+        req.socket.destroy();
+        return;
+      }
+      res.writeHead(answer.status, { "content-type": "application/json" });
+      res.end(JSON.stringify(answer.body));
+    });
+    app.listen(0, "127.0.0.1");
+    await onceEvent(app, "listening");
+    herald = await startHerald("cells-backend", {
+      authBackend: { url: `http://127.0.0.1:${app.address().port}/auth`, timeout: "1s" },
+      cells: {},
+    });
+    door = new CellsDoor(herald);
+  });
+  afterEach((t) => door.afterEach(t));
+  after(async () => {
+    await herald?.stop();
+    app?.closeAllConnections();
+    app?.close();
+  });
+
+  test("the backend's answer is the identity: its login, roles and workspace_roots", async () => {
+    const W = workspace();
+    const role = uid("role");
+    const user = cellsUser({ workspaces: [W], roles: [role] });
+    const token = uid("opaque-token");
+    answers.set(token, {
+      status: 200,
+      body: { user: user.sub, login: user.login, profile: "standard", roles: [role], workspace_roots: [W] },
+    });
+    const c = await door.session(user, { token: () => token });
+    const uuid = randomUUID();
+    const arrivals = [
+      c.waitFrame(aboutNode(uuid), WAIT_MS, "a node event of the workspace the backend listed"),
+      c.waitFrame((f) => isIdm(f) && f.Role?.Uuid === role, WAIT_MS, "an idm about the backend's role"),
+    ];
+    await door.node(deletion(W, uuid, "a.txt"));
+    await door.publish({ event: "cells:idm", data: { Type: "UPDATE", Role: { Uuid: role } } });
+    const [node] = await Promise.all(arrivals);
+    assert.equal(node.Source.Path, `${W.slug}/a.txt`);
+  });
+
+  test("a token the backend refuses: unauthorized; a backend that cannot be asked: auth_unavailable; the socket stays open", async () => {
+    const c = door.client({ reconnect: false, autoSubscribe: false, label: "backend refusals" });
+    await attempt(c);
+    const refused = uid("refused-token");
+    answers.set(refused, { status: 401, body: { error: "no" } });
+    const dropped = uid("dropped-token");
+    answers.set(dropped, "drop");
+    for (const [jwt, code] of [[refused, "unauthorized"], [dropped, "auth_unavailable"]]) {
+      const answer = c.nextFrame((f) => f?.["@type"] === "error", WAIT_MS, `the answer for ${code}`);
+      c.send({ "@type": "subscribe", jwt });
+      assertErrorFrame(await answer, code, `a subscribe expecting ${code}`);
+    }
+    assert.equal(c.isOpen, true);
   });
 });
 
