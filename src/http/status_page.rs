@@ -160,7 +160,11 @@ pub(super) fn render(status: &Status, namespaces: &Namespaces<'_>, refresh: u32)
 }
 
 fn connections(page: &mut String, status: &Status, namespaces: &Namespaces<'_>) {
-    let total = status.connections.public + status.connections.private;
+    let cells = status
+        .cells
+        .as_ref()
+        .map_or(0, |cells| cells.connections as u64);
+    let total = status.connections.public + status.connections.private + cells;
     let _ = write!(
         page,
         "<section id=\"connections\">\n<h2>Connections on this node</h2>\n\
@@ -181,6 +185,15 @@ fn connections(page: &mut String, status: &Status, namespaces: &Namespaces<'_>) 
             ws = counts.websocket,
             polling = counts.polling,
             sum = counts.websocket + counts.polling,
+        );
+    }
+    if let Some(cells) = &status.cells {
+        let _ = writeln!(
+            page,
+            "<tr data-namespace=\"cells\"><th>Pydio Cells ({subscribed} subscribed)</th>\
+             <td class=\"n\">{open}</td><td class=\"n\">0</td><td class=\"n\">{open}</td></tr>",
+            subscribed = cells.subscribed,
+            open = cells.connections,
         );
     }
     page.push_str("</tbody>\n</table>\n</section>\n");
