@@ -25,6 +25,7 @@ import {
   withoutPosition,
 } from "./harness.mjs";
 import { nginxBin, requestUrl, shippedConfig, startNginx } from "./nginx.mjs";
+import { CellsUI } from "./cells-ui.mjs";
 
 const BACKEND = "127.0.0.2"; // in authorized_hosts
 const STRANGER = "127.0.0.3"; // anywhere else
@@ -69,7 +70,11 @@ describe("behind nginx, trusted_proxies = [\"127.0.0.1\"], authorized_hosts = [\
   let herald;
   let nginx;
   before(async () => {
-    herald = await startHerald("nginx", { trustedProxies: ["127.0.0.1"], authorizedHosts: [BACKEND] });
+    herald = await startHerald("nginx", {
+      trustedProxies: ["127.0.0.1"],
+      authorizedHosts: [BACKEND],
+      cells: {},
+    });
     nginx = await startNginx("nginx", { upstreams: [`127.0.0.1:${herald.port}`] });
   });
   afterEach((t) => afterEachBoth(t, herald, nginx));
@@ -100,6 +105,44 @@ describe("behind nginx, trusted_proxies = [\"127.0.0.1\"], authorized_hosts = [\
       assert.equal(meta.workspace, ws);
     });
   }
+
+  test("the Pydio Cells door through nginx: the UI's WebSocket subscribes and receives a task", async () => {
+    const login = uid("login");
+    const token = mintToken({ sub: uid("sub"), extra: { login } });
+    const ui = new CellsUI({
+      url: `${nginx.url.replace(/^http/, "ws")}/ws/event`,
+      token: () => token,
+      reconnect: false,
+      label: "cells UI through nginx",
+    });
+    try {
+      ui.open();
+      await ui.waitSubscribe(5000, "the UI's subscribe through nginx");
+      // Subscribed once a task of its login reaches it: publish until one does (bounded).
+      const deadline = Date.now() + 5000;
+      for (let n = 0; ; n += 1) {
+        const id = uid("task");
+        const arrived = ui.waitFrame((f) => f?.TaskUpdated?.ID === id, 250, "a task").then(
+          () => true,
+          () => false,
+        );
+        const res = await nginx.request("POST", "/api/v1/publish", {
+          body: {
+            event: "cells:task",
+            data: { TaskUpdated: { ID: id, TriggerOwner: login, Status: "Running" }, Job: { ID: "job" } },
+          },
+          headers: { authorization: `Bearer ${PRIVATE_KEY}` },
+          localAddress: BACKEND,
+        });
+        assert.equal(res.status, 202, res.text);
+        if (await arrived) break;
+        assert.ok(Date.now() < deadline, `no task reached the UI through nginx after ${n + 1} publishes`);
+      }
+      assert.deepEqual(ui.errors, [], "what the UI would have thrown on");
+    } finally {
+      ui.terminate();
+    }
+  });
 
   test("v2 through nginx (default transports): connect, register, receive", async () => {
     const ws = uid("ws");
