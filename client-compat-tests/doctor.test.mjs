@@ -223,8 +223,8 @@ describe("herald doctor through nginx", () => {
   test("a config without the Upgrade/Connection headers: the websocket step fails, 'stripped by a proxy'", async () => {
     const strip = (conf) => {
       const broken = conf
-        .replace(/^\s*proxy_set_header Upgrade \$http_upgrade;\n/m, "")
-        .replace(/^\s*proxy_set_header Connection \$connection_upgrade;\n/m, "");
+        .replace(/^\s*proxy_set_header Upgrade \$http_upgrade;\n/gm, "")
+        .replace(/^\s*proxy_set_header Connection \$connection_upgrade;\n/gm, "");
       assert.doesNotMatch(broken, /Upgrade \$http_upgrade|\$connection_upgrade;/, "the headers were not removed");
       return broken;
     };
