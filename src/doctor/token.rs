@@ -8,7 +8,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use serde_json::Value;
 
-use crate::auth::{AuthError, jwt::JwtVerifier};
+use super::report::snippet;
+use crate::auth::{AuthError, cells::CellsIdentity, jwt::JwtVerifier};
 
 /// The token doctor presents, and what it can learn about it here.
 pub struct TokenCheck<'a> {
@@ -103,6 +104,20 @@ impl<'a> TokenCheck<'a> {
                 "check the clocks of the machine that mints tokens and of herald".to_owned(),
             );
         }
+        // Every JWT's claims carry the Cells identity, and herald refuses the whole token when
+        // that part is malformed, on every door.
+        if let Err(e) = serde_json::from_value::<CellsIdentity>(Value::Object(claims)) {
+            return (
+                format!(
+                    "the token's Cells claims are malformed: {}",
+                    snippet(&e.to_string(), 120)
+                ),
+                "mint `workspace_roots` as docs/protocol.md describes (each workspace an `id`, a \
+                 `slug` without `/` and at least one root with `uuid` and `path`), and `login`, \
+                 `profile` and `roles` as strings"
+                    .to_owned(),
+            );
+        }
         match self.verifier.map(|v| v.verify(self.token)) {
             Some(Err(AuthError::InvalidToken(reason))) => (
                 format!("with the JWT configuration here, the token fails: {reason}"),
@@ -195,6 +210,20 @@ mod tests {
         assert!(check(&no_sub).contains("`sub`"));
         let fine = token(&serde_json::json!({"sub": "u", "exp": now() + 3600}));
         assert!(check(&fine).contains("signature"));
+        let root = serde_json::json!({"uuid": "n", "path": "p"});
+        let roots = |slug: &str| serde_json::json!([{"id": "w", "slug": slug, "roots": [root]}]);
+        let bad_roots = token(&serde_json::json!({
+            "sub": "u", "exp": now() + 3600, "workspace_roots": roots("a/b")
+        }));
+        assert!(
+            check(&bad_roots).contains("Cells claims are malformed: a slug"),
+            "{}",
+            check(&bad_roots)
+        );
+        let good_roots = token(&serde_json::json!({
+            "sub": "u", "exp": now() + 3600, "workspace_roots": roots("a")
+        }));
+        assert!(check(&good_roots).contains("signature"));
         assert!(!check(&fine).contains(&fine));
     }
 
