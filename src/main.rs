@@ -90,6 +90,14 @@ struct DoctorArgs {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+    /// Check the Pydio Cells door (a plain WebSocket and the UI's subscribe) instead of
+    /// Socket.IO, at PATH (default: cells.event_path of the configuration, /ws/event).
+    #[arg(
+        long,
+        value_name = "PATH",
+        conflicts_with_all = ["path", "namespace", "workspace"]
+    )]
+    cells: Option<Option<String>>,
 }
 
 #[derive(Debug, Args)]
@@ -256,6 +264,9 @@ fn doctor(cfg: &Config, args: DoctorArgs) -> anyhow::Result<std::process::ExitCo
         timeout: args.timeout,
         verifier,
         leeway: cfg.auth.jwt.leeway,
+        cells: args
+            .cells
+            .map(|path| path.unwrap_or_else(|| cfg.cells.event_path.clone())),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -4,10 +4,13 @@
 //! The steps ([`Step`]), each bounded by [`Options::timeout`]: URL → DNS (`net`) → TCP →
 //! TLS for https/wss (`tls`) → the Engine.IO polling handshake (`engine`) → the WebSocket
 //! upgrade of that session (`websocket`) → the Socket.IO CONNECT with the token and
-//! `register` of a workspace (`socketio`, with `token` explaining refusals). The first
-//! failing step ends the run with the likely cause and the fix; the [`Report`] renders as text
-//! or JSON. The binary's `doctor` subcommand only parses flags and prints the report.
+//! `register` of a workspace (`socketio`, with `token` explaining refusals). With
+//! [`Options::cells`], the Pydio Cells door's upgrade and subscribe (`cells`) take the place of
+//! the Socket.IO steps. The first failing step ends the run with the likely cause and the fix;
+//! the [`Report`] renders as text or JSON. The binary's `doctor` subcommand only parses flags
+//! and prints the report.
 
+mod cells;
 mod engine;
 mod net;
 mod report;
@@ -48,15 +51,26 @@ pub struct Options {
     pub verifier: Option<JwtVerifier>,
     /// The clock skew herald allows on `exp`/`nbf` (auth.jwt.leeway).
     pub leeway: Duration,
+    /// The path of the Pydio Cells door (`cells.event_path`): when given, that door is checked
+    /// instead of the Socket.IO steps.
+    pub cells: Option<String>,
 }
 
 /// Runs the steps in order and stops at the first failure.
 pub async fn run(opts: &Options) -> Report {
     let mut report = Report::new(&opts.url);
     let timeout = opts.timeout;
-    let parsed = target::Target::parse(&opts.url, opts.path.as_deref(), &opts.namespace)
-        .map(|t| report::Passed::new(t.clone(), t.describe()));
-    let Some(target) = report.record(Step::Url, parsed) else {
+    let parsed =
+        target::Target::parse(&opts.url, opts.path.as_deref(), &opts.namespace).and_then(|t| {
+            let Some(path) = &opts.cells else {
+                let detail = t.describe();
+                return Ok(report::Passed::new((t, None), detail));
+            };
+            let path = cells::door_path(&t, path)?;
+            let detail = cells::describe(&t, &path);
+            Ok(report::Passed::new((t, Some(path)), detail))
+        });
+    let Some((target, cells_path)) = report.record(Step::Url, parsed) else {
         return report;
     };
     let Some(addrs) = report.record(Step::Dns, net::resolve(&target, timeout).await) else {
@@ -77,6 +91,11 @@ pub async fn run(opts: &Options) -> Report {
         report.skip(Step::Tls, "plain http/ws: no TLS");
         None
     };
+
+    if let Some(path) = &cells_path {
+        cells::check(&mut report, &target, path, addr, tls, opts).await;
+        return report;
+    }
 
     let origin = opts.origin.as_deref();
     let open = engine::handshake(&target, addr, tls.clone(), origin, timeout).await;
@@ -111,13 +130,13 @@ pub async fn run(opts: &Options) -> Report {
              for {}",
             target.http_base()
         ));
-        close(&mut ws).await;
+        websocket::close(&mut ws).await;
         return report;
     };
     let token = TokenCheck::new(secret.expose(), opts.verifier.as_ref(), opts.leeway);
     let connected = socketio::connect(&mut ws, &target.namespace, &token, timeout).await;
     if report.record(Step::Connect, connected).is_none() {
-        close(&mut ws).await;
+        websocket::close(&mut ws).await;
         return report;
     }
     match &opts.workspace {
@@ -125,22 +144,17 @@ pub async fn run(opts: &Options) -> Report {
             let registered =
                 socketio::register(&mut ws, &target.namespace, workspace, &token, timeout).await;
             if report.record(Step::Register, registered).is_none() {
-                close(&mut ws).await;
+                websocket::close(&mut ws).await;
                 return report;
             }
         }
         None => report.skip(Step::Register, "no workspace given (--workspace)"),
     }
-    close(&mut ws).await;
+    websocket::close(&mut ws).await;
     report.conclude(format!(
         "OK: a browser can connect to {} over WebSocket and authenticate on {}",
         target.http_base(),
         target.namespace
     ));
     report
-}
-
-/// Ends the session politely, without waiting long for the server.
-async fn close(ws: &mut websocket::Ws) {
-    let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(None)).await;
 }

@@ -3,9 +3,10 @@
 
 use serde::Serialize;
 
-/// The steps, in the order a browser's socket.io-client goes through them.
+/// The steps, in the order a browser's socket.io-client goes through them; with `--cells`, the
+/// Cells door's steps take the place of the Socket.IO ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum Step {
     /// The URL parses (scheme, host, port, engine path).
     Url,
@@ -23,6 +24,10 @@ pub enum Step {
     Connect,
     /// `register` of the workspace is acknowledged.
     Register,
+    /// The Cells door (`cells.event_path`) answers a WebSocket upgrade with 101.
+    CellsUpgrade,
+    /// The Cells door does not refuse the token's subscribe.
+    CellsSubscribe,
 }
 
 impl Step {
@@ -37,6 +42,8 @@ impl Step {
             Self::Websocket => "websocket",
             Self::Connect => "connect",
             Self::Register => "register",
+            Self::CellsUpgrade => "cells_upgrade",
+            Self::CellsSubscribe => "cells_subscribe",
         }
     }
 }
@@ -164,15 +171,27 @@ impl Report {
     /// the verdict last.
     pub fn to_text(&self) -> String {
         let mut out = format!("herald doctor {}\n", self.url);
+        // The details line up after the longest step name ("websocket" unless a Cells step ran).
+        let width = self
+            .steps
+            .iter()
+            .map(|s| s.step.name().len())
+            .max()
+            .unwrap_or(0)
+            .max(Step::Websocket.name().len());
         for s in &self.steps {
             let mark = match s.status {
                 Status::Pass => "PASS",
                 Status::Fail => "FAIL",
                 Status::Skip => "SKIP",
             };
-            out.push_str(&format!("{mark}  {:<9}  {}\n", s.step.name(), s.detail));
+            out.push_str(&format!(
+                "{mark}  {:<width$}  {}\n",
+                s.step.name(),
+                s.detail
+            ));
             if let Some(hint) = &s.hint {
-                out.push_str(&format!("      {:<9}  fix: {hint}\n", ""));
+                out.push_str(&format!("      {:<width$}  fix: {hint}\n", ""));
             }
         }
         out.push_str(&format!("verdict: {}\n", self.verdict));
@@ -228,5 +247,19 @@ mod tests {
         assert_eq!(json["steps"][2]["status"], "fail");
         assert_eq!(json["steps"][2]["hint"], "use /socket.io");
         assert_eq!(snippet("a\nbcdef", 3), "a b…");
+    }
+
+    #[test]
+    fn cells_steps_are_snake_case_and_line_up() {
+        let mut report = Report::new("http://x");
+        report.skip(Step::Polling, "cells");
+        report.skip(Step::CellsSubscribe, "no token");
+        let text = report.to_text();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[1], "SKIP  polling          cells");
+        assert_eq!(lines[2], "SKIP  cells_subscribe  no token");
+        let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+        assert_eq!(json["steps"][1]["step"], "cells_subscribe");
+        assert_eq!(json["steps"][0]["step"], "polling");
     }
 }

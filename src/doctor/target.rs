@@ -1,5 +1,5 @@
 //! The URL `herald doctor` checks: scheme, host, port, Engine.IO path and namespace, and the
-//! URLs a browser's socket.io-client derives from them.
+//! URLs a browser's socket.io-client (or the Cells UI, on its own path) derives from them.
 
 use url::{Host, Url};
 
@@ -18,6 +18,9 @@ pub struct Target {
     pub port: u16,
     /// The Engine.IO path, with a leading and without a trailing slash ("/socket.io").
     pub engine_path: String,
+    /// The URL's own path, normalized as the engine path, when it has one: `--cells` checks
+    /// that it does not name another path than the Cells door's.
+    pub url_path: Option<String>,
     /// The Socket.IO namespace ("/public").
     pub namespace: String,
 }
@@ -60,10 +63,15 @@ impl Target {
         let port = parsed
             .port_or_known_default()
             .unwrap_or(if secure { 443 } else { 80 });
-        let engine_path = match path {
-            Some(p) => normalize(p)?,
-            None if parsed.path().trim_matches('/').is_empty() => DEFAULT_ENGINE_PATH.to_owned(),
-            None => normalize(parsed.path())?,
+        let url_path = if parsed.path().trim_matches('/').is_empty() {
+            None
+        } else {
+            Some(normalize(parsed.path())?)
+        };
+        let engine_path = match (path, &url_path) {
+            (Some(p), _) => normalize(p)?,
+            (None, Some(p)) => p.clone(),
+            (None, None) => DEFAULT_ENGINE_PATH.to_owned(),
         };
         let namespace = format!("/{}", namespace.trim_start_matches('/'));
         Ok(Self {
@@ -72,6 +80,7 @@ impl Target {
             url_host,
             port,
             engine_path,
+            url_path,
             namespace,
         })
     }
@@ -89,13 +98,13 @@ impl Target {
 
     /// The WebSocket URL of the Engine.IO endpoint with `query`.
     pub(crate) fn ws_url(&self, query: &str) -> String {
+        self.ws_url_at(&self.engine_query(query))
+    }
+
+    /// The WebSocket URL of `path` (with its query, if any) on this host.
+    pub(crate) fn ws_url_at(&self, path: &str) -> String {
         let scheme = if self.secure { "wss" } else { "ws" };
-        format!(
-            "{scheme}://{}:{}{}",
-            self.url_host,
-            self.port,
-            self.engine_query(query)
-        )
+        format!("{scheme}://{}:{}{path}", self.url_host, self.port)
     }
 
     /// One line describing what will be checked.
@@ -110,15 +119,17 @@ impl Target {
 }
 
 /// "/socket.io/" and "socket.io" become "/socket.io".
-fn normalize(path: &str) -> Result<String, Failure> {
+pub(crate) fn normalize(path: &str) -> Result<String, Failure> {
     let trimmed = path.trim_matches('/');
     if trimmed
         .chars()
         .any(|c| c.is_whitespace() || c.is_control() || c == '?' || c == '#')
+        || trimmed.contains("://")
     {
         return Err(Failure::new(
-            format!("the engine path {path:?} is not a plain URL path"),
-            "give the Engine.IO path alone, e.g. --path /socket.io",
+            format!("the path {path:?} is not a plain URL path"),
+            "give the path alone, e.g. --path /socket.io (Engine.IO) or --cells /ws/event (the \
+             Cells door)",
         ));
     }
     Ok(format!("/{trimmed}"))
@@ -148,10 +159,14 @@ mod tests {
             "ws://127.0.0.1:8090/socket.io/appsuite/?EIO=4&transport=websocket&sid=x"
         );
 
+        assert_eq!(t.url_path.as_deref(), Some("/socket.io/appsuite"));
+
         let t = Target::parse("http://[::1]:9000/ignored", Some("custom/"), "/p").unwrap();
         assert_eq!((t.host.as_str(), t.url_host.as_str()), ("::1", "[::1]"));
         assert_eq!(t.engine_path, "/custom");
+        assert_eq!(t.url_path.as_deref(), Some("/ignored"));
         assert_eq!(t.http_base(), "http://[::1]:9000");
+        assert_eq!(t.ws_url_at("/ws/event"), "ws://[::1]:9000/ws/event");
     }
 
     #[test]
@@ -160,5 +175,6 @@ mod tests {
             assert!(Target::parse(bad, None, "/public").is_err(), "{bad}");
         }
         assert!(Target::parse("http://x", Some("/a b"), "/public").is_err());
+        assert!(Target::parse("http://x", Some("https://x/ws"), "/public").is_err());
     }
 }

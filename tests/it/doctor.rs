@@ -22,6 +22,7 @@ fn options(server: &TestServer, token: Option<String>, workspace: Option<&str>) 
         timeout: Duration::from_secs(10),
         verifier: None,
         leeway: Duration::from_secs(5),
+        cells: None,
     }
 }
 
