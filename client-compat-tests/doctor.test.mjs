@@ -175,10 +175,72 @@ describe("herald doctor against herald directly", () => {
     assertFailedAt(run, "register", /refused: forbidden[\s\S]*`workspaces` claim \(1 listed\) does not list/);
   });
 
+  test("--cells on a herald without the Cells door: cells_upgrade fails with 404, naming [cells] enabled", async () => {
+    const run = await doctor([herald.url, "--cells", "--json"]);
+    assertFailedAt(run, "cells_upgrade", /GET \/ws\/event \(Upgrade: websocket\) answered 404[\s\S]*`\[cells\] enabled = true`/);
+    assert.equal(trail(run.report), `${CELLS_SKIPPED} cells_upgrade:fail`);
+  });
+
   test("a namespace herald does not serve: the connect step names public.path", async () => {
     const token = mintToken({ sub: uid("frank") });
     const run = await doctor([herald.url, "--token", token, "--namespace", "/browsers", "--json"]);
     assertFailedAt(run, "connect", /Invalid namespace[\s\S]*public\.path/);
+  });
+});
+
+/** The steps before the Cells door's in a --cells run over plain HTTP. */
+const CELLS_SKIPPED = "url:pass dns:pass tcp:pass tls:skip polling:skip websocket:skip connect:skip register:skip";
+
+describe("herald doctor --cells against herald with [cells] enabled", () => {
+  const PAGE = "https://cells.example.com";
+  let herald;
+  before(async () => {
+    herald = await startHerald("doctor-cells", { cells: {}, allowedOrigins: [PAGE] });
+  });
+  after(async () => {
+    await herald?.stop();
+  });
+
+  test("a valid token: both Cells steps pass, exit 0, the token never printed", async () => {
+    const token = mintToken({ sub: uid("alice") });
+    const run = await doctor([herald.url, "--cells", "--token", token, "--origin", PAGE, "--json"]);
+    assertAllPassed(run, `${CELLS_SKIPPED} cells_upgrade:pass cells_subscribe:pass`);
+    const [upgrade, subscribe] = run.report.steps.slice(-2);
+    assert.match(upgrade.detail, /GET \/ws\/event \(Upgrade: websocket\): 101 Switching Protocols/);
+    assert.match(subscribe.detail, /no refusal within 2 s: subscribed/);
+    assert.match(run.report.verdict, /subscribe with the token/);
+    assert.ok(!run.stdout.includes(token) && !run.stderr.includes(token), "the token was printed");
+
+    // The text form, the path given to --cells, and without a token the subscribe is skipped.
+    const text = await doctor([herald.url, "--cells", "/ws/event"]);
+    assert.equal(text.code, 0, text.stdout + text.stderr);
+    assert.match(text.stdout, /^PASS  cells_upgrade {4}GET \/ws\/event/m);
+    assert.match(text.stdout, /^SKIP  cells_subscribe {2}no token given/m);
+    assert.match(text.stdout, /^verdict: OK: .*subscribe not checked \(no token\)/m);
+  });
+
+  test("a token signed with another secret: cells_subscribe fails with unauthorized, named with the server's secret", async () => {
+    const token = mintToken({ sub: uid("bob"), secret: "not-the-server-secret" });
+    const blind = await doctor([herald.url, "--cells", "--token", token, "--json"]);
+    assertFailedAt(blind, "cells_subscribe", /refused: "unauthorized"[\s\S]*signature/);
+    assert.equal(trail(blind.report), `${CELLS_SKIPPED} cells_upgrade:pass cells_subscribe:fail`);
+    const informed = await doctor([herald.url, "--cells", "--token", token, "--json"], {
+      env: { HERALD_AUTH__JWT__SECRET: JWT_SECRET },
+    });
+    assertFailedAt(informed, "cells_subscribe", /"unauthorized": with the JWT configuration here, the token fails: bad signature/);
+  });
+
+  test("an origin not in allowed_origins: cells_upgrade fails with 403, origin explained", async () => {
+    const run = await doctor([herald.url, "--cells", "--origin", "https://evil.example.com", "--json"]);
+    assertFailedAt(run, "cells_upgrade", /403[\s\S]*herald refused the origin[\s\S]*https:\/\/evil\.example\.com\) to herald's allowed_origins/);
+  });
+
+  test("a URL naming another path than the door's, and --cells with a Socket.IO flag, are refused", async () => {
+    const run = await doctor([`${herald.url}/events`, "--cells", "--json"]);
+    assertFailedAt(run, "url", /not the Cells door's path \/ws\/event[\s\S]*--cells \/events/);
+    const both = await doctor([herald.url, "--cells", "--workspace", "w"]);
+    assert.equal(both.code, 2, both.stdout + both.stderr);
+    assert.match(both.stderr, /cannot be used with/);
   });
 });
 
@@ -202,25 +264,27 @@ describe("herald doctor with allowed_origins = [\"https://cells.example.com\"]",
 describe("herald doctor through nginx", () => {
   let herald;
   before(async () => {
-    herald = await startHerald("doctor-nginx", { trustedProxies: ["127.0.0.1"] });
+    herald = await startHerald("doctor-nginx", { trustedProxies: ["127.0.0.1"], cells: {} });
   });
   after(async () => {
     await herald?.stop();
   });
 
-  test("the shipped deploy/nginx/herald.conf: every step passes", async () => {
+  test("the shipped deploy/nginx/herald.conf: every step passes, and so does --cells", async () => {
     const nginx = await startNginx("doctor-good", { upstreams: [`127.0.0.1:${herald.port}`] });
     try {
       const ws = uid("ws");
       const token = mintToken({ sub: uid("alice"), workspaces: [ws] });
       const run = await doctor([nginx.url, "--token", token, "--workspace", ws, "--json"]);
       assertAllPassed(run, ALL_PLAIN);
+      const cells = await doctor([nginx.url, "--cells", "--token", token, "--json"]);
+      assertAllPassed(cells, `${CELLS_SKIPPED} cells_upgrade:pass cells_subscribe:pass`);
     } finally {
       await nginx.stop();
     }
   });
 
-  test("a config without the Upgrade/Connection headers: the websocket step fails, 'stripped by a proxy'", async () => {
+  test("a config without the Upgrade/Connection headers: the websocket and cells_upgrade steps fail, the proxy named", async () => {
     const strip = (conf) => {
       const broken = conf
         .replace(/^\s*proxy_set_header Upgrade \$http_upgrade;\n/gm, "")
@@ -240,6 +304,14 @@ describe("herald doctor through nginx", () => {
       );
       // Long-polling itself works through this proxy: the step before passed.
       assert.equal(trail(run.report), "url:pass dns:pass tcp:pass tls:skip polling:pass websocket:fail");
+
+      // The Cells door gets a plain request: herald answers 400, nginx passes it on.
+      const cells = await doctor([nginx.url, "--cells", "--token", token, "--json"]);
+      const refusedUpgrade = assertFailedAt(cells, "cells_upgrade", /answered 400[\s\S]*without its upgrade headers/);
+      assert.match(
+        refusedUpgrade.hint,
+        /a proxy does not pass WebSocket upgrades on \/ws\/event to herald[\s\S]*location = \/ws\/event \{[\s\S]*proxy_set_header Upgrade \$http_upgrade/,
+      );
     } finally {
       await nginx.stop();
     }
