@@ -4,7 +4,7 @@
 //!
 //! A socket subscribes with its token (`connection.rs`); its identity decides its rooms (its
 //! user, groups, workspaces, and the Cells scopes: login, roles, profile, the roots of its
-//! workspaces), and the pipeline delivers to it through [`CellsDoor`] like to any subscriber.
+//! workspaces), and the pipeline delivers to it through `CellsDoor` like to any subscriber.
 //! Events of the Cells kinds (`cells:node`, `cells:task`, `cells:idm`, `cells:activity`) are
 //! rendered once per event and per workspace as the UI expects (`render.rs`); no other event
 //! reaches this door's sockets.

@@ -3,7 +3,7 @@
 //! request, refused with a [`PublishError`] that has a stable code, and [`Stamped`] with an id
 //! and a time when accepted.
 //!
-//! Four event names are Pydio Cells kinds ([`cells`]): their data is Cells' own message, checked
+//! Four event names are Pydio Cells kinds (`cells`): their data is Cells' own message, checked
 //! at publish, and herald adds the rooms of the sessions that may see them.
 //!
 //! Every door that publishes (`/private`, `POST /api/v1/publish`, the npm redis-emitter's
