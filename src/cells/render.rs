@@ -11,7 +11,7 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 use crate::{
     auth::cells::WorkspaceRoots,
     event::cells::{
-        Kind,
+        Kind, activity_delivered,
         node::{ChangeType, Node, NodeChange},
     },
     ids::{Login, TreePath},
@@ -44,13 +44,19 @@ impl Parsed {
                 NodeChange::parse(data).map_or(Self::Nothing, |c| Self::Node(Box::new(c)))
             }
             Kind::Task => Self::Shared(data.to_owned().into()),
-            Kind::Idm => Self::Shared(idm_frame(data).into()),
+            Kind::Idm => Self::Shared(typed_frame("idm", data).into()),
             Kind::Activity => {
-                let actor = serde_json::from_str::<serde_json::Value>(data)
-                    .ok()
-                    .and_then(|v| v.pointer("/Activity/actor/id")?.as_str().map(str::to_owned));
+                let Ok(activity) = serde_json::from_str::<serde_json::Value>(data) else {
+                    return Self::Nothing;
+                };
+                if !activity_delivered(&activity) {
+                    return Self::Nothing;
+                }
+                let actor = (activity.pointer("/Activity/actor/id"))
+                    .and_then(serde_json::Value::as_str)
+                    .map(str::to_owned);
                 Self::Activity {
-                    frame: data.to_owned().into(),
+                    frame: typed_frame("activity", data).into(),
                     actor,
                 }
             }
@@ -86,14 +92,14 @@ impl Parsed {
     }
 }
 
-/// `{"@type":"idm", ...data}`: the data is an object (checked at publish).
-pub(crate) fn idm_frame(data: &str) -> String {
+/// `{"@type":<kind>, ...data}`: the data is an object (checked at publish).
+pub(crate) fn typed_frame(kind: &str, data: &str) -> String {
     let inner = data.trim();
     let rest = inner.strip_prefix('{').unwrap_or("}").trim_start();
     if rest.starts_with('}') {
-        r#"{"@type":"idm"}"#.to_owned()
+        format!(r#"{{"@type":"{kind}"}}"#)
     } else {
-        format!(r#"{{"@type":"idm",{rest}"#)
+        format!(r#"{{"@type":"{kind}",{rest}"#)
     }
 }
 

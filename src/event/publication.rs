@@ -268,7 +268,8 @@ impl Publication {
         if RESERVED_EVENTS.contains(&event.as_str()) {
             return Err(PublishError::ReservedEvent(event));
         }
-        let (data, targets, batching) = match super::cells::Kind::of(&event)? {
+        let kind = super::cells::Kind::of(&event)?;
+        let (data, targets, batching) = match kind {
             Some(kind) => kind.prepare(&data, targets)?,
             None => (data, targets, Batching::Never),
         };
@@ -284,7 +285,9 @@ impl Publication {
             Batching::Hold(key) => coalesce_key = Some(key),
             Batching::After(key) => after_held = Some(key),
         }
-        if targets.is_empty() {
+        // A Cells kind may concern nobody (an idm no rule applies to): accepted, delivered to
+        // no one, as Cells does.
+        if targets.is_empty() && kind.is_none() {
             return Err(PublishError::NoTarget);
         }
         if targets.len() > max_targets {

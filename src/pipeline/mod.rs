@@ -104,6 +104,10 @@ impl Publisher {
             id: stamped.id.clone(),
         };
         let publication = &stamped.publication;
+        if publication.targets.is_empty() {
+            // For nobody (a Cells idm no rule applies to): accepted, nothing to deliver.
+            return Ok(receipt);
+        }
         if publication.coalesce_key.is_some() || publication.after_held.is_some() {
             if !self.coalescer.offer(stamped).await {
                 return Err(PublishError::Unavailable);

@@ -123,13 +123,13 @@ fn deletes_carry_the_source_and_updates_need_the_target_seen() {
 #[test]
 fn shared_frames_and_activities() {
     assert_eq!(
-        idm_frame(r#"{"Type":"UPDATE"}"#),
+        typed_frame("idm", r#"{"Type":"UPDATE"}"#),
         r#"{"@type":"idm","Type":"UPDATE"}"#
     );
-    assert_eq!(idm_frame(" { } "), r#"{"@type":"idm"}"#);
+    assert_eq!(typed_frame("idm", " { } "), r#"{"@type":"idm"}"#);
     let activity = Parsed::of(
         "cells:activity",
-        r#"{"OwnerId":"alice","Activity":{"actor":{"id":"alice"}}}"#,
+        r#"{"OwnerId":"alice","BoxName":"inbox","Activity":{"actor":{"id":"alice"}}}"#,
     );
     let alice = Login::parse("alice").unwrap();
     let bob = Login::parse("bob").unwrap();
@@ -138,6 +138,15 @@ fn shared_frames_and_activities() {
     assert!(out.is_empty(), "the actor's own activity");
     activity.frames(Some(&bob), &[], &mut out);
     assert_eq!(out.len(), 1);
+    assert!(
+        out[0]
+            .as_str()
+            .starts_with(r#"{"@type":"activity","OwnerId""#)
+    );
+    let mut nothing = Vec::new();
+    let outbox = r#"{"OwnerId":"n","BoxName":"outbox","Activity":{}}"#;
+    Parsed::of("cells:activity", outbox).frames(Some(&bob), &[], &mut nothing);
+    assert!(nothing.is_empty(), "a node's outbox is delivered to no one");
     let mut none = Vec::new();
     Parsed::of("hello", "{}").frames(Some(&bob), &[], &mut none);
     assert!(none.is_empty(), "events of no Cells kind");

@@ -146,23 +146,23 @@ impl Kind {
             }
             Self::Activity => {
                 let mut object = object(data).map_err(bad)?;
-                let text = |key: &str| object.get(key).and_then(Value::as_str).unwrap_or("");
-                if text("BoxName") != "inbox" && text("OwnerType") != "USER" {
-                    return Err(bad(
-                        "an activity is delivered for `BoxName` \"inbox\" or `OwnerType` \"USER\""
-                            .into(),
-                    ));
+                let owner = string_at(&object, &["OwnerId"])?
+                    .ok_or_else(|| bad("`OwnerId` must be a string".into()))?;
+                let owner = id(Login::parse(owner), "OwnerId")?;
+                for key in ["OwnerType", "BoxName"] {
+                    string_at(&object, &[key])?;
                 }
-                let owner = id(Login::parse(text("OwnerId")), "OwnerId")?;
-                if let Some(activity) = object.get_mut("Activity").and_then(Value::as_object_mut) {
-                    for part in ["object", "origin", "target"] {
-                        let name = activity
-                            .get_mut(part)
-                            .and_then(Value::as_object_mut)
-                            .and_then(|part| part.get_mut("name"));
-                        if let Some(Value::String(name)) = name {
-                            *name = basename(name).to_owned();
-                        }
+                string_at(&object, &["Activity", "actor", "id"])?;
+                let Some(Value::Object(activity)) = object.get_mut("Activity") else {
+                    return Err(bad("`Activity` must be an object".into()));
+                };
+                for part in ["object", "origin", "target"] {
+                    let name = activity
+                        .get_mut(part)
+                        .and_then(Value::as_object_mut)
+                        .and_then(|part| part.get_mut("name"));
+                    if let Some(Value::String(name)) = name {
+                        *name = basename(name).to_owned();
                     }
                 }
                 let data = to_raw(&Value::Object(object));
@@ -176,31 +176,64 @@ impl Kind {
     }
 }
 
-/// The recipients of an idm event, by the first rule of Cells' gateway that applies.
-fn idm_recipients(event: &Map<String, Value>, targets: Targets) -> Result<Targets, PublishError> {
-    let field = |object: &str, key: &str| {
-        event
-            .get(object)
-            .and_then(Value::as_object)
-            .and_then(|o| o.get(key))
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
+/// Whether Cells' gateway delivers an activity at all: one for a user's inbox, or about a user
+/// (`OwnerType` USER; absent is NODE, protojson's zero).
+pub(crate) fn activity_delivered(activity: &Value) -> bool {
+    activity.get("BoxName").and_then(Value::as_str) == Some("inbox")
+        || activity.get("OwnerType").and_then(Value::as_str) == Some("USER")
+}
+
+/// The string at `path` in `object`: `None` when absent or null; an error naming the field when
+/// it, or an object on the way, has another type.
+fn string_at<'a>(
+    object: &'a Map<String, Value>,
+    path: &[&str],
+) -> Result<Option<&'a str>, PublishError> {
+    let name = path.join(".");
+    let wrong = |what: &str| PublishError::BadRequest(format!("cells: `{name}` must be {what}"));
+    let Some((last, parents)) = path.split_last() else {
+        return Ok(None);
     };
-    let acl_action = event
-        .get("Acl")
-        .and_then(|acl| acl.get("Action"))
-        .and_then(|action| action.get("Name"))
-        .and_then(Value::as_str)
-        .unwrap_or("");
-    let acl_role = field("Acl", "RoleID")
+    let mut current = object;
+    for (depth, key) in parents.iter().enumerate() {
+        match current.get(*key) {
+            None | Some(Value::Null) => return Ok(None),
+            Some(Value::Object(inner)) => current = inner,
+            Some(_) => {
+                return Err(PublishError::BadRequest(format!(
+                    "cells: `{}` must be an object",
+                    path[..=depth].join(".")
+                )));
+            }
+        }
+    }
+    match current.get(*last) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text)),
+        Some(_) => Err(wrong("a string")),
+    }
+}
+
+/// The recipients of an idm event, by the first rule of Cells' gateway that applies; none
+/// when no rule applies (the event is accepted and reaches nobody, as in Cells).
+fn idm_recipients(event: &Map<String, Value>, targets: Targets) -> Result<Targets, PublishError> {
+    let field = |path: &[&str]| -> Result<Option<&str>, PublishError> {
+        Ok(string_at(event, path)?.filter(|s| !s.is_empty()))
+    };
+    let acl_action = field(&["Acl", "Action", "Name"])?.unwrap_or("");
+    let acl_role = field(&["Acl", "RoleID"])?
         .filter(|_| !acl_action.starts_with("parameter:") && !acl_action.starts_with("action:"));
-    if let Some(role) = acl_role.or_else(|| field("Role", "Uuid")) {
+    let role = field(&["Role", "Uuid"])?;
+    let login = field(&["User", "Login"])?;
+    let user = field(&["User", "Uuid"])?;
+    let workspace = field(&["Workspace", "UUID"])?;
+    if let Some(role) = acl_role.or(role) {
         return Ok(targets.with_scopes([Scope::Role(id(RoleId::parse(role), "role")?)]));
     }
-    if let Some(login) = field("User", "Login") {
+    if let Some(login) = login {
         return Ok(targets.with_scopes([Scope::Login(id(Login::parse(login), "User.Login")?)]));
     }
-    if let Some(user) = field("User", "Uuid") {
+    if let Some(user) = user {
         let user = id(UserId::parse(user), "User.Uuid")?;
         return Ok(Targets::new(
             targets.workspaces,
@@ -209,7 +242,7 @@ fn idm_recipients(event: &Map<String, Value>, targets: Targets) -> Result<Target
         )
         .with_scopes(targets.scopes));
     }
-    if let Some(workspace) = field("Workspace", "UUID") {
+    if let Some(workspace) = workspace {
         let workspace = id(WorkspaceId::parse(workspace), "Workspace.UUID")?;
         return Ok(Targets::new(
             targets.workspaces.into_iter().chain([workspace]),

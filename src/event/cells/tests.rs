@@ -82,12 +82,22 @@ fn idm_events_follow_cells_first_rule() {
         idm(r#"{"Type":"UPDATE","Workspace":{"UUID":"ws1"}}"#),
         Ok(vec!["workspace:ws1".to_owned()])
     );
-    assert!(
-        idm(r#"{"Type":"UPDATE"}"#)
-            .unwrap_err()
-            .starts_with("no_target")
+    assert_eq!(
+        idm(r#"{"Type":"UPDATE"}"#),
+        Ok(vec![]),
+        "accepted, for no one"
     );
     assert!(idm("[1]").unwrap_err().contains("object"));
+    let typed = idm(r#"{"User":{"Login":5}}"#).unwrap_err();
+    assert!(
+        typed.starts_with("bad_request") && typed.contains("`User.Login`"),
+        "{typed}"
+    );
+    assert!(
+        idm(r#"{"Role":"r"}"#)
+            .unwrap_err()
+            .contains("`Role` must be an object")
+    );
 }
 
 #[test]
@@ -102,9 +112,21 @@ fn activities_go_to_the_inbox_owner_with_short_names() {
     assert_eq!(data["Activity"]["object"]["name"], "a.txt");
     assert_eq!(data["Activity"]["target"]["name"], "x");
     let outbox = publish(
-        r#"{"event":"cells:activity","data":{"OwnerType":"NODE","OwnerId":"n","BoxName":"outbox"}}"#,
+        r#"{"event":"cells:activity","data":{"OwnerType":"NODE","OwnerId":"n","BoxName":"outbox","Activity":{}}}"#,
     );
-    assert!(outbox.unwrap_err().contains("inbox"));
+    assert!(outbox.is_ok(), "accepted: the door delivers it to no one");
+    for (data, says) in [
+        (r#"{"OwnerId":"a","Activity":"x"}"#, "`Activity`"),
+        (r#"{"OwnerId":5,"Activity":{}}"#, "`OwnerId`"),
+        (r#"{"OwnerId":"a","BoxName":1,"Activity":{}}"#, "`BoxName`"),
+        (
+            r#"{"OwnerId":"a","Activity":{"actor":"x"}}"#,
+            "`Activity.actor`",
+        ),
+    ] {
+        let error = publish(&format!(r#"{{"event":"cells:activity","data":{data}}}"#)).unwrap_err();
+        assert!(error.contains(says), "{data}: {error}");
+    }
 }
 
 #[test]
