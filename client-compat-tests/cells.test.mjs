@@ -115,7 +115,7 @@ function activityData(owner, actor, { box = "inbox", ownerType = "USER" } = {}) 
       target: { type: "Folder", name: "/a/b/c" },
     },
   };
-  if (ownerType !== undefined) data.OwnerType = ownerType;
+  if (ownerType !== null) data.OwnerType = ownerType; // null: left out (protojson's NODE)
   return data;
 }
 
@@ -981,7 +981,7 @@ describe("Pydio Cells /ws/event", () => {
     const alice = cellsUser({ workspaces: [workspace()] });
     const cAlice = await door.session(alice);
     // OwnerType left out: NODE, the enum's zero, which protojson omits.
-    const outboxNode = activityData(alice.login, uid("bob"), { box: "outbox", ownerType: undefined });
+    const outboxNode = activityData(alice.login, uid("bob"), { box: "outbox", ownerType: null });
     const explicitNode = activityData(alice.login, uid("bob"), { box: "outbox", ownerType: "NODE" });
     const statuses = [];
     for (const data of [outboxNode, explicitNode]) {
