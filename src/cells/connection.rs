@@ -142,7 +142,15 @@ async fn serve(mut ws: Io, context: CellsContext) {
                 // A client that does not read blocks the write: its queue fills meanwhile and it
                 // is closed as slow; one that stays blocked is dropped after
                 // `engine.ping_timeout`, as one that does not answer pings.
-                let write = tokio::time::timeout(settings.ping_timeout, ws.send(Message::Text(frame)));
+                // Everything queued by then goes out in one write: under a burst, one system
+                // call for many frames.
+                let write = tokio::time::timeout(settings.ping_timeout, async {
+                    ws.feed(Message::Text(frame)).await?;
+                    while let Ok(next) = queue.try_recv() {
+                        ws.feed(Message::Text(next)).await?;
+                    }
+                    ws.flush().await
+                });
                 tokio::select! {
                     sent = write => if !matches!(sent, Ok(Ok(()))) { break None },
                     reason = socket.closed() => break Some(reason),
