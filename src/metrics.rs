@@ -224,7 +224,7 @@ impl Metrics {
         );
         registry.register(
             "engine_sessions",
-            "Live Engine.IO sessions (counted against limits.max_connections)",
+            "Live connections counted against limits.max_connections: Engine.IO sessions and the Pydio Cells door's sockets",
             sessions.clone(),
         );
         registry.register(

@@ -47,8 +47,9 @@ pub(super) struct Status {
     pub(super) status: &'static str,
     pub(super) version: &'static str,
     pub(super) uptime_s: u64,
-    /// Engine.IO sessions open on this node: what `limits.max_connections` bounds (a session
-    /// counts from its handshake, before it joins a namespace, until its transport closes).
+    /// What `limits.max_connections` bounds on this node: Engine.IO sessions (each counts from
+    /// its handshake, before it joins a namespace, until its transport closes) and the Pydio
+    /// Cells door's sockets.
     pub(super) sessions: i64,
     /// Sockets on this node, by namespace.
     pub(super) connections: Connections,
