@@ -1619,6 +1619,33 @@ describe("Pydio Cells /ws/event with auth.mode = \"backend\"", () => {
     assert.equal(node.Source.Path, `${W.slug}/a.txt`);
   });
 
+  test("disconnect_user forgets the backend's cached answer: the UI's reconnect with the same token is asked again, and refused", async () => {
+    const W = workspace();
+    const user = cellsUser({ workspaces: [W] });
+    const token = uid("opaque-token");
+    answers.set(token, {
+      status: 200,
+      body: { user: user.sub, login: user.login, workspace_roots: [W] },
+    });
+    const c = door.client({ user, token: () => token, reconnect: { minDelayMs: 50, maxDelayMs: 100 } });
+    c.open();
+    await door.subscribed(c);
+    // The user logged out: the backend no longer accepts the token, but herald cached its answer.
+    answers.set(token, { status: 401, body: { error: "logged out" } });
+    const backend = await herald.connectPrivate();
+    try {
+      const closed = c.waitClose(WAIT_MS, "the close of the disconnected user's session");
+      const refused = c.nextFrame(isError("unauthorized"), WAIT_MS, "the refusal of the subscribe after the reconnect");
+      const reply = await ack(backend, "disconnect_user", [{ user: user.sub, reason: "logout" }]);
+      assert.equal(reply?.ok, true, JSON.stringify(reply));
+      const close = await closed;
+      assert.deepEqual([close.code, close.reason], [1008, "disconnected"]);
+      assertErrorFrame(await refused, "unauthorized", "the subscribe with the logged-out token");
+    } finally {
+      backend.close();
+    }
+  });
+
   test("a token the backend refuses: unauthorized; a backend that cannot be asked: auth_unavailable; the socket stays open", async () => {
     const c = door.client({ reconnect: false, autoSubscribe: false, label: "backend refusals" });
     await attempt(c);

@@ -178,6 +178,25 @@ impl BackendAuth {
         self.authenticate(credentials).await
     }
 
+    /// Forgets every cached answer about `user`: after a backend disconnected them (a logout, a
+    /// password change), the next credentials they present are asked of the backend again.
+    pub(crate) async fn forget_user(&self, user: &UserId) {
+        let stale: Vec<Credentials> = (self.principals.iter())
+            .filter(|(_, principal)| principal.user == *user)
+            .map(|(credentials, _)| (*credentials).clone())
+            .collect();
+        for credentials in &stale {
+            self.principals.invalidate(credentials).await;
+        }
+        let stale = std::sync::Arc::new(stale);
+        if let Err(error) = self
+            .grants
+            .invalidate_entries_if(move |(held, _), ()| stale.contains(held))
+        {
+            tracing::error!(%error, "cached grants could not be invalidated");
+        }
+    }
+
     /// Asks the backend again whether these credentials may read a workspace.
     ///
     /// # Errors

@@ -81,6 +81,14 @@ impl Authenticator {
         }
     }
 
+    /// Forgets what the mode cached about `user` (backend answers), so that credentials they
+    /// present after being disconnected by a backend are checked again.
+    pub(crate) async fn forget_user(&self, user: &crate::ids::UserId) {
+        if let Self::Backend(backend) = self {
+            backend.forget_user(user).await;
+        }
+    }
+
     /// Whether a registered workspace may stay registered after an access change: the
     /// principal's list when it has one, else the backend asked again; an unreachable backend
     /// keeps it (it was allowed a moment ago).

@@ -185,6 +185,9 @@ pub(crate) async fn disconnect_user_here(
     let Some(ns) = state.io.of(&state.cfg.public.path) else {
         return Err(());
     };
+    // Credentials the user presents from now on are asked of the backend again, not taken
+    // from its cached answer (this node's cache: the other nodes apply the same command).
+    state.auth.forget_user(&request.user).await;
     // This node's sockets: the other nodes apply the same command (cluster control).
     let sockets = ns.within(rooms::user_room(&request.user)).sockets();
     let reason = request.reason.as_deref().unwrap_or("logout");
