@@ -8,6 +8,7 @@
 //! - `store`: the `store::ChatStore` trait; `sqlite` on a single node, `redis` in
 //!   cluster mode.
 //! - `presence`: who is in each room on this node, as users.
+//! - `notice`: what happened in a room, for its connections on every node.
 //!
 //! Messages are stored before anyone is told: a socket that missed a broadcast finds the
 //! message in `history`.
@@ -16,6 +17,7 @@ use std::sync::Arc;
 
 use crate::{cluster::Redis, config::Config};
 
+pub(crate) mod notice;
 pub(crate) mod presence;
 pub mod protocol;
 pub(crate) mod redis;

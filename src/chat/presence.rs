@@ -18,15 +18,14 @@ use std::{
     },
 };
 
-use socketioxide::socket::Sid;
 use uuid::Uuid;
 
-use crate::ids::UserId;
+use crate::{ids::UserId, pipeline::SubscriberId};
 
-/// What keeps a user in a room.
+/// What keeps a user in a room: a connection of any door, or a ghost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Holder {
-    Socket(Sid),
+    Connection(SubscriberId),
     Ghost(u64),
 }
 
@@ -59,30 +58,35 @@ impl Presence {
         f(&mut self.rooms.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// The socket joined; the room's users after it.
-    pub(crate) fn join(&self, room: Uuid, user: &UserId, sid: Sid) -> Vec<UserId> {
+    /// The connection (`member`, a door's subscriber id) joined; the room's users after it.
+    pub(crate) fn join(&self, room: Uuid, user: &UserId, member: SubscriberId) -> Vec<UserId> {
         self.with(|rooms| {
             let members = rooms.entry(room).or_default();
             members
                 .entry(user.clone())
                 .or_default()
-                .insert(Holder::Socket(sid));
+                .insert(Holder::Connection(member));
             sorted(members)
         })
     }
 
     /// The socket left cleanly; the room's users when that changed them.
-    pub(crate) fn leave(&self, room: Uuid, user: &UserId, sid: Sid) -> Option<Vec<UserId>> {
-        self.release(room, user, Holder::Socket(sid))
+    pub(crate) fn leave(
+        &self,
+        room: Uuid,
+        user: &UserId,
+        member: SubscriberId,
+    ) -> Option<Vec<UserId>> {
+        self.release(room, user, Holder::Connection(member))
     }
 
     /// The socket's connection was lost: it leaves a ghost, which [`Presence::expire`] removes.
-    pub(crate) fn vanish(&self, room: Uuid, user: &UserId, sid: Sid) -> Option<Ghost> {
+    pub(crate) fn vanish(&self, room: Uuid, user: &UserId, member: SubscriberId) -> Option<Ghost> {
         let id = self.ghosts.fetch_add(1, Ordering::Relaxed);
         self.with(|rooms| {
             let holders = rooms.get_mut(&room)?.get_mut(user)?;
             holders
-                .remove(&Holder::Socket(sid))
+                .remove(&Holder::Connection(member))
                 .then(|| holders.insert(Holder::Ghost(id)))?;
             Some(Ghost {
                 room,
@@ -155,12 +159,10 @@ fn sorted(members: &HashMap<UserId, HashSet<Holder>>) -> Vec<UserId> {
 
 #[cfg(test)]
 mod tests {
-    use std::str::FromStr;
-
     use super::*;
 
-    fn sid(n: u8) -> Sid {
-        Sid::from_str(&format!("{n:0>16}")).unwrap()
+    fn sid(n: u8) -> SubscriberId {
+        SubscriberId::from_bytes([n; 16])
     }
 
     fn user(id: &str) -> UserId {

@@ -139,10 +139,11 @@ async fn recheck(ctx: &Ctx, session: &Session) -> usize {
         }
         revoked += 1;
         ctx.socket.leave(socket_room(&room));
-        let left = ctx
-            .chat
-            .presence
-            .leave(room, &session.principal.user, ctx.socket.id);
+        let left = ctx.chat.presence.leave(
+            room,
+            &session.principal.user,
+            crate::socketio::subscriber::subscriber_id(ctx.socket.id),
+        );
         released(&ctx.state, &ctx.chat, room, &session.principal.user, left).await;
         let reason = "access_revoked";
         ctx.state.slow.emit(

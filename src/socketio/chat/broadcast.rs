@@ -12,7 +12,10 @@ use uuid::Uuid;
 use super::{
     Chat, cluster, handlers::Ctx, presence::Ghost, protocol::RoomMembers, room::socket_room,
 };
-use crate::{ids::UserId, socketio::state::AppState};
+use crate::{
+    chat::notice::Notice, ids::UserId, socketio::state::AppState,
+    socketio::subscriber::subscriber_id,
+};
 
 /// On disconnect: a clean one leaves every room at once; a lost connection leaves ghosts that
 /// expire after `chat.presence_timeout`.
@@ -40,9 +43,16 @@ pub(super) fn watch_disconnect(ctx: &Ctx) {
                 );
                 for room in rooms {
                     if clean {
-                        let left = ctx.chat.presence.leave(room, user, socket.id);
+                        let left = ctx
+                            .chat
+                            .presence
+                            .leave(room, user, subscriber_id(socket.id));
                         released(&ctx.state, &ctx.chat, room, user, left).await;
-                    } else if let Some(ghost) = ctx.chat.presence.vanish(room, user, socket.id) {
+                    } else if let Some(ghost) =
+                        ctx.chat
+                            .presence
+                            .vanish(room, user, subscriber_id(socket.id))
+                    {
                         lay_to_rest(&ctx, ghost);
                     }
                 }
@@ -85,7 +95,7 @@ pub(super) fn announce_members(
     members: Vec<UserId>,
     except: Option<Sid>,
 ) {
-    let notice = cluster::Notice::Members(RoomMembers { room, members });
+    let notice = Notice::Members(RoomMembers { room, members });
     deliver_here(state, &notice, except);
     if state.cluster.is_some() {
         let state = state.clone();
@@ -94,13 +104,13 @@ pub(super) fn announce_members(
 }
 
 /// Delivers to this node's sockets in the room and tells the other nodes.
-pub(super) async fn deliver(state: &AppState, notice: cluster::Notice, except: Option<Sid>) {
+pub(super) async fn deliver(state: &AppState, notice: Notice, except: Option<Sid>) {
     deliver_here(state, &notice, except);
     cluster::tell(state, &notice).await;
 }
 
 /// Delivers a notice to this node's sockets in its room, `except` one.
-pub(crate) fn deliver_here(state: &AppState, notice: &cluster::Notice, except: Option<Sid>) {
+pub(crate) fn deliver_here(state: &AppState, notice: &Notice, except: Option<Sid>) {
     let Some(ns) = state.io.of(&state.cfg.chat.path) else {
         return;
     };
@@ -110,9 +120,9 @@ pub(crate) fn deliver_here(state: &AppState, notice: &cluster::Notice, except: O
             continue;
         }
         match notice {
-            cluster::Notice::Message(message) => state.slow.emit(&socket, event, message),
-            cluster::Notice::Deleted(target) => state.slow.emit(&socket, event, target),
-            cluster::Notice::Members(members) => state.slow.emit(&socket, event, members),
+            Notice::Message(message) => state.slow.emit(&socket, event, message),
+            Notice::Deleted(target) => state.slow.emit(&socket, event, target),
+            Notice::Members(members) => state.slow.emit(&socket, event, members),
         };
     }
 }

@@ -17,56 +17,16 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::{
-    Chat, now_ms,
-    protocol::{self, MessageRef, RoomMembers},
-    store::Message,
-};
+use super::{Chat, now_ms, protocol::RoomMembers};
 use crate::{
-    cluster::control::{self, Command, Handlers},
+    chat::notice::Notice,
+    cluster::control::{self, Handlers},
     ids::UserId,
     socketio::state::AppState,
 };
-
-/// Something that happened in a room, for its sockets on every node.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "kind", content = "body", rename_all = "snake_case")]
-pub(crate) enum Notice {
-    /// A new message (`message`).
-    Message(Message),
-    /// A deleted message (`message_deleted`).
-    Deleted(MessageRef),
-    /// Who is in the room now (`room_members`).
-    Members(RoomMembers),
-}
-
-impl Command for Notice {
-    const KIND: &'static str = "chat";
-}
-
-impl Notice {
-    /// The event name its sockets receive.
-    pub(crate) fn event(&self) -> &'static str {
-        match self {
-            Self::Message(_) => protocol::MESSAGE,
-            Self::Deleted(_) => protocol::MESSAGE_DELETED,
-            Self::Members(_) => protocol::ROOM_MEMBERS,
-        }
-    }
-
-    /// The room it is about.
-    pub(crate) fn room(&self) -> Uuid {
-        match self {
-            Self::Message(message) => message.room,
-            Self::Deleted(target) => target.room,
-            Self::Members(members) => members.room,
-        }
-    }
-}
 
 /// Tells the other nodes (cluster mode); a failure is logged: the notice is a live update of
 /// something already stored.
@@ -203,6 +163,7 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use super::*;
+    use crate::chat::{protocol::MessageRef, store::Message};
 
     const ROOM: &str = "0b7e3c52-5d7f-4a59-9d55-3f3c3c8a0e11";
     const MESSAGE: &str = "5f0c1f0e-8a51-4b6e-a0c3-2b8f0d5b7a42";

@@ -36,10 +36,12 @@ use super::{
 };
 use crate::{
     auth::Session,
+    chat::notice::Notice,
     rooms,
     socketio::state::AppState,
     socketio::{
         ConnectRefusal, Io, authenticate, counted, sequencer::Ticket, socket_state::SocketState,
+        subscriber::subscriber_id,
     },
 };
 
@@ -211,14 +213,18 @@ async fn on_join(ctx: Ctx, value: Value) -> Result<Value, ChatError> {
     let user = &session.principal.user;
     ctx.socket.join(socket_room(&room.uuid));
     joined.with(|rooms| rooms.insert(room.uuid, room.clone()));
-    ctx.chat.presence.join(room.uuid, user, ctx.socket.id);
+    ctx.chat
+        .presence
+        .join(room.uuid, user, subscriber_id(ctx.socket.id));
     // Disconnected while this ran: socketioxide has already dropped its rooms and the
     // disconnect handler may have run before the lines above, so undo rather than leave
     // stale entries (a disconnect handler running after them finds and removes them too).
     if !still_here(&ctx) {
         ctx.socket.leave_all();
         joined.with(HashMap::clear);
-        ctx.chat.presence.leave(room.uuid, user, ctx.socket.id);
+        ctx.chat
+            .presence
+            .leave(room.uuid, user, subscriber_id(ctx.socket.id));
         return Err(ChatError::Unavailable);
     }
     cluster::sync(&ctx.state, &ctx.chat, room.uuid, user).await;
@@ -248,7 +254,10 @@ async fn on_leave(ctx: Ctx, value: Value) -> Result<Value, ChatError> {
     if ctx.joined().with(|rooms| rooms.remove(&room)).is_some() {
         ctx.socket.leave(socket_room(&room));
         let user = &session.principal.user;
-        let left = ctx.chat.presence.leave(room, user, ctx.socket.id);
+        let left = ctx
+            .chat
+            .presence
+            .leave(room, user, subscriber_id(ctx.socket.id));
         released(&ctx.state, &ctx.chat, room, user, left).await;
     }
     Ok(json(&crate::socketio::events::OkAck::OK))
@@ -268,7 +277,7 @@ async fn on_post(ctx: Ctx, value: Value) -> Result<Value, ChatError> {
     ctx.chat.store.post(&message).await.map_err(unavailable)?;
     deliver(
         &ctx.state,
-        cluster::Notice::Message(message.clone()),
+        Notice::Message(message.clone()),
         Some(ctx.socket.id),
     )
     .await;
@@ -310,12 +319,7 @@ async fn on_delete(ctx: Ctx, value: Value) -> Result<Value, ChatError> {
         .map_err(unavailable)?;
     match outcome {
         Deleted::Done => {
-            deliver(
-                &ctx.state,
-                cluster::Notice::Deleted(target),
-                Some(ctx.socket.id),
-            )
-            .await;
+            deliver(&ctx.state, Notice::Deleted(target), Some(ctx.socket.id)).await;
             Ok(json(&crate::socketio::events::OkAck::OK))
         }
         Deleted::NotAuthor => Err(ChatError::Forbidden("only its author may delete a message")),
