@@ -9,14 +9,17 @@
 //!   cluster mode.
 //! - `presence`: who is in each room on this node, as users.
 //! - `notice`: what happened in a room, for its connections on every node.
+//! - `door`: what a front door does for the chat ([`door::ChatDoor`]); the doors attach
+//!   themselves to [`Chat`], which delivers each notice to all of them.
 //!
 //! Messages are stored before anyone is told: a socket that missed a broadcast finds the
 //! message in `history`.
 
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::{cluster::Redis, config::Config};
 
+pub(crate) mod door;
 pub(crate) mod notice;
 pub(crate) mod presence;
 pub mod protocol;
@@ -40,6 +43,8 @@ pub(crate) struct Chat {
     pub store: Arc<dyn store::ChatStore>,
     /// Who is in each room on this node.
     pub presence: Arc<presence::Presence>,
+    /// The doors whose connections chat, each told every notice delivered on this node.
+    doors: Arc<RwLock<Vec<Arc<dyn door::ChatDoor>>>>,
 }
 
 impl Chat {
@@ -62,7 +67,28 @@ impl Chat {
         Ok(Some(Self {
             store,
             presence: Arc::default(),
+            doors: Arc::default(),
         }))
+    }
+
+    /// Adds a door whose connections get this node's notices.
+    pub(crate) fn attach(&self, door: Arc<dyn door::ChatDoor>) {
+        self.doors
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(door);
+    }
+
+    /// Delivers a notice to the room's connections on this node, of every door, but `except`.
+    pub(crate) fn deliver_here(
+        &self,
+        notice: &notice::Notice,
+        except: Option<crate::pipeline::SubscriberId>,
+    ) {
+        let doors = self.doors.read().unwrap_or_else(PoisonError::into_inner);
+        for door in doors.iter() {
+            door.deliver(notice, except);
+        }
     }
 }
 

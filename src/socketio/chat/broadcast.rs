@@ -13,8 +13,12 @@ use super::{
     Chat, cluster, handlers::Ctx, presence::Ghost, protocol::RoomMembers, room::socket_room,
 };
 use crate::{
-    chat::notice::Notice, ids::UserId, socketio::state::AppState,
+    chat::{door::ChatDoor, notice::Notice},
+    ids::UserId,
+    pipeline::SubscriberId,
+    socketio::state::AppState,
     socketio::subscriber::subscriber_id,
+    socketio::{Io, slow::SlowPolicy},
 };
 
 /// On disconnect: a clean one leaves every room at once; a lost connection leaves ghosts that
@@ -109,20 +113,37 @@ pub(super) async fn deliver(state: &AppState, notice: Notice, except: Option<Sid
     cluster::tell(state, &notice).await;
 }
 
-/// Delivers a notice to this node's sockets in its room, `except` one.
+/// Delivers a notice to this node's connections in its room, of every door, `except` one.
 pub(crate) fn deliver_here(state: &AppState, notice: &Notice, except: Option<Sid>) {
-    let Some(ns) = state.io.of(&state.cfg.chat.path) else {
-        return;
-    };
-    let (event, room) = (notice.event(), notice.room());
-    for socket in ns.within(socket_room(&room)).sockets() {
-        if Some(socket.id) == except {
-            continue;
-        }
-        match notice {
-            Notice::Message(message) => state.slow.emit(&socket, event, message),
-            Notice::Deleted(target) => state.slow.emit(&socket, event, target),
-            Notice::Members(members) => state.slow.emit(&socket, event, members),
+    if let Some(chat) = &state.chat {
+        chat.deliver_here(notice, except.map(subscriber_id));
+    }
+}
+
+/// The chat namespace as a door of the chat: a notice goes to its sockets in the room, each
+/// through the slow-consumer policy.
+#[derive(Debug)]
+pub(super) struct SocketIoChat {
+    pub(super) io: Io,
+    pub(super) path: String,
+    pub(super) slow: SlowPolicy,
+}
+
+impl ChatDoor for SocketIoChat {
+    fn deliver(&self, notice: &Notice, except: Option<SubscriberId>) {
+        let Some(ns) = self.io.of(&self.path) else {
+            return;
         };
+        let (event, room) = (notice.event(), notice.room());
+        for socket in ns.within(socket_room(&room)).sockets() {
+            if Some(subscriber_id(socket.id)) == except {
+                continue;
+            }
+            match notice {
+                Notice::Message(message) => self.slow.emit(&socket, event, message),
+                Notice::Deleted(target) => self.slow.emit(&socket, event, target),
+                Notice::Members(members) => self.slow.emit(&socket, event, members),
+            };
+        }
     }
 }

@@ -98,6 +98,11 @@ pub(crate) fn register(io: &Io, state: &AppState) {
         return;
     };
     let path = state.cfg.chat.path.clone();
+    chat.attach(Arc::new(super::broadcast::SocketIoChat {
+        io: io.clone(),
+        path: path.clone(),
+        slow: state.slow.clone(),
+    }));
     let state = state.clone();
     let admit = move |socket: SocketRef, TryData(data): TryData<Value>| {
         let (state, chat) = (state.clone(), chat.clone());
