@@ -113,12 +113,13 @@ pub(crate) fn build(cfg: &Arc<Config>) -> Result<Built, ServerError> {
         .transports([TransportType::Polling, TransportType::Websocket])
         .build_layer();
     let connections = Connections::default();
-    let door_paths: Vec<String> = cfg
-        .cells
-        .enabled
-        .then(|| cfg.cells.event_path.clone())
-        .into_iter()
-        .collect();
+    let mut door_paths = Vec::new();
+    if cfg.cells.enabled {
+        door_paths.push(cfg.cells.event_path.clone());
+        if cfg.chat.enabled {
+            door_paths.push(cfg.cells.chat_path.clone());
+        }
+    }
     let admission = Admission::new(&cfg.engine_path, &door_paths, &cfg.limits, &metrics);
     let slow = SlowPolicy::new(
         Arc::new(connections.clone()),
@@ -188,6 +189,22 @@ pub(crate) fn build(cfg: &Arc<Config>) -> Result<Built, ServerError> {
     let mut app = http::router(cfg);
     let cells = cfg.cells.enabled.then_some(cells_door);
     if let Some(door) = &cells {
+        let chat = state.chat.as_ref().map(|chat| {
+            let limits = cells::ChatLimits {
+                max_text: cfg.chat.max_text,
+                history_page: cfg.chat.history_page,
+                max_history_limit: cfg.chat.max_history_limit,
+            };
+            let cluster = (state.cluster.clone()).map(|redis| (redis, state.node_id.clone()));
+            let door = Arc::new(cells::CellsChat::new(
+                chat.clone(),
+                state.auth.clone(),
+                cluster,
+                limits,
+            ));
+            chat.attach(door.clone());
+            door
+        });
         app = app
             .merge(cells::router(
                 cfg,
@@ -195,6 +212,7 @@ pub(crate) fn build(cfg: &Arc<Config>) -> Result<Built, ServerError> {
                 state.deliverer.clone(),
                 state.auth.clone(),
                 &state.metrics,
+                chat,
             ))
             // `/status` counts the door's sockets.
             .layer(axum::Extension(door.clone()));

@@ -156,6 +156,27 @@ impl BackendAuth {
         }
     }
 
+    /// Asks the backend whether these credentials may read a file node
+    /// (`GET <backend_url>/nodes/<uuid>`: 2xx yes; 401, 403, 404 no). Not cached: it guards
+    /// the joins of a Pydio Cells node's chat room, which are rare.
+    ///
+    /// # Errors
+    /// An unreachable backend or an unexpected status.
+    pub(crate) async fn can_read_node(
+        &self,
+        credentials: &Credentials,
+        node: &str,
+    ) -> Result<bool, AuthError> {
+        match self
+            .get(child_url(&self.url, "nodes", node), credentials)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(AuthError::Rejected) => Ok(false),
+            Err(other) => Err(other),
+        }
+    }
+
     /// Asks the backend again, ignoring and then replacing the cached answer (access changed).
     /// The per-workspace grants cached for these credentials are forgotten too: a later
     /// `register` asks the backend again.
@@ -299,12 +320,14 @@ fn without_url(e: &reqwest::Error) -> String {
 
 /// `<backend_url>/workspaces/<id>`, the id escaped as one path segment.
 fn workspace_url(base: &reqwest::Url, workspace: &WorkspaceId) -> reqwest::Url {
+    child_url(base, "workspaces", workspace.as_str())
+}
+
+/// `<backend_url>/<kind>/<id>`, the id escaped as one path segment.
+fn child_url(base: &reqwest::Url, kind: &str, id: &str) -> reqwest::Url {
     let mut url = base.clone();
     if let Ok(mut segments) = url.path_segments_mut() {
-        segments
-            .pop_if_empty()
-            .push("workspaces")
-            .push(workspace.as_str());
+        segments.pop_if_empty().push(kind).push(id);
     }
     url
 }

@@ -81,6 +81,25 @@ impl Authenticator {
         }
     }
 
+    /// Whether the session may read a file node: asked of the backend in backend mode; in JWT
+    /// mode only the root nodes of the session's Cells workspaces are known.
+    ///
+    /// # Errors
+    /// The backend could not be asked.
+    pub(crate) async fn can_read_node(
+        &self,
+        session: &Session,
+        node: &str,
+    ) -> Result<bool, AuthError> {
+        match self {
+            Self::Backend(backend) => backend.can_read_node(&session.credentials, node).await,
+            Self::Jwt(_) => Ok(session.principal.cells.as_ref().is_some_and(|cells| {
+                (cells.workspace_roots.iter())
+                    .any(|workspace| workspace.roots.iter().any(|root| root.uuid == node))
+            })),
+        }
+    }
+
     /// Forgets what the mode cached about `user` (backend answers), so that credentials they
     /// present after being disconnected by a backend are checked again.
     pub(crate) async fn forget_user(&self, user: &crate::ids::UserId) {

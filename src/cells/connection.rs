@@ -29,7 +29,7 @@ use tokio_tungstenite::{
 };
 
 use super::{
-    CellsContext,
+    CellsContext, chat,
     door::{CellsSocket, Identity},
     frames::{self, CloseReason, ErrorCode, Request as ClientRequest},
     render,
@@ -39,6 +39,9 @@ use crate::{
     error::ApiError,
     limits::{Ticket, rate::Bucket, rate::Verdict},
 };
+
+/// How often a chat socket's rooms are checked for a missing PING.
+const PRESENCE_SWEEP: Duration = Duration::from_secs(5);
 
 /// How long before the token's expiry herald asks the UI to subscribe again: the UI refreshes
 /// its token only when less than 5 s are left, and re-subscribes 500 ms after an `idm` frame.
@@ -128,6 +131,9 @@ async fn serve(mut ws: Io, context: CellsContext) {
         ..Clocks::default()
     };
     let mut authenticating: Option<Authenticating> = None;
+    // The subscribed session's credentials, for the chat's checks with the auth backend.
+    let mut session: Option<Arc<Session>> = None;
+    let mut presence = tokio::time::interval(PRESENCE_SWEEP);
     let mut ping = tokio::time::interval_at(
         Instant::now() + settings.ping_interval,
         settings.ping_interval,
@@ -187,22 +193,33 @@ async fn serve(mut ws: Io, context: CellsContext) {
                     }
                     Ok(ClientRequest::Subscribe(None)) => {
                         authenticating = None;
+                        session = None;
                         unsubscribe(&context, &socket, &mut clocks).await;
                         socket.push(ErrorCode::MissingToken.frame().into());
                     }
                     Ok(ClientRequest::Unsubscribe) => {
                         authenticating = None;
+                        session = None;
                         unsubscribe(&context, &socket, &mut clocks).await;
+                    }
+                    Err(ErrorCode::BadMessage) if context.chat.is_some() => {
+                        if let Err(code) = chat_request(&context, &socket, session.as_deref(), &text).await {
+                            socket.push(code.frame().into());
+                        }
                     }
                     Err(code) => socket.push(code.frame().into()),
                 }
             }
-            session = async { authenticating.as_mut().map_or_else(|| unreachable!(), |f| f.as_mut()).await }, if authenticating.is_some() => {
+            answer = async { authenticating.as_mut().map_or_else(|| unreachable!(), |f| f.as_mut()).await }, if authenticating.is_some() => {
                 authenticating = None;
-                match session {
-                    Ok(session) => subscribe(&context, &socket, &session, &mut clocks).await,
+                match answer {
+                    Ok(answer) => {
+                        subscribe(&context, &socket, &answer, &mut clocks).await;
+                        session = Some(Arc::new(answer));
+                    }
                     Err(error) => {
                         tracing::debug!(%error, "cells subscribe refused");
+                        session = None;
                         unsubscribe(&context, &socket, &mut clocks).await;
                         let code = match error {
                             AuthError::Unavailable(_) => ErrorCode::AuthUnavailable,
@@ -218,11 +235,17 @@ async fn serve(mut ws: Io, context: CellsContext) {
                 socket.push(render::RELOAD.into());
             }
             () = sleep_until(clocks.expire), if clocks.expire.is_some() => {
+                session = None;
                 unsubscribe(&context, &socket, &mut clocks).await;
                 socket.push(ErrorCode::TokenExpired.frame().into());
             }
             () = sleep_until(clocks.unsubscribed), if clocks.unsubscribed.is_some() => {
                 break Some(CloseReason::NotSubscribed);
+            }
+            _ = presence.tick(), if context.chat.is_some() => {
+                if let (Some(chat), Some(identity)) = (&context.chat, socket.identity()) {
+                    chat.sweep(&socket, &identity.user).await;
+                }
             }
             _ = ping.tick() => {
                 if heard.elapsed() > settings.ping_interval + settings.ping_timeout {
@@ -251,6 +274,9 @@ async fn serve(mut ws: Io, context: CellsContext) {
     }
     // Sends from now on find the queue closed: the socket is gone.
     queue.close();
+    if let (Some(chat), Some(identity)) = (&context.chat, socket.identity()) {
+        chat.forget(&socket, &identity.user).await;
+    }
     context.door.forget(&socket);
     context.metrics.connections.dec();
 }
@@ -272,7 +298,11 @@ async fn subscribe(
     let identity = Arc::new(Identity::of(&session.principal));
     let before = socket.identity();
     let leave = before.as_ref().map(|i| i.rooms.clone()).unwrap_or_default();
-    let join = identity.rooms.clone();
+    // A chat socket receives no events: it sits in no room of the pipeline.
+    let join = match context.chat {
+        Some(_) => Vec::new(),
+        None => identity.rooms.clone(),
+    };
     let user = identity.user.clone();
     let expires_at = identity.expires_at;
     context
@@ -285,6 +315,9 @@ async fn subscribe(
         && before.user != user
     {
         context.door.uncount(&before.user, socket.subscriber_id());
+        if let Some(chat) = &context.chat {
+            chat.forget(socket, &before.user).await;
+        }
     }
     let max = context.settings.limits.max_sockets_per_user;
     for evicted in context.door.count(&user, socket.subscriber_id(), max) {
@@ -307,6 +340,9 @@ async fn subscribe(
 /// Empties the socket's session; its unsubscribed clock starts, unless already running.
 async fn unsubscribe(context: &CellsContext, socket: &CellsSocket, clocks: &mut Clocks) {
     if let Some(before) = socket.identity() {
+        if let Some(chat) = &context.chat {
+            chat.forget(socket, &before.user).await;
+        }
         context
             .deliverer
             .rejoin(socket, &before.rooms, &[], || socket.set_identity(None))
@@ -318,6 +354,21 @@ async fn unsubscribe(context: &CellsContext, socket: &CellsSocket, clocks: &mut 
     clocks
         .unsubscribed
         .get_or_insert_with(|| Instant::now() + context.settings.unsubscribed_timeout);
+}
+
+/// A chat frame: handled for a subscribed session.
+async fn chat_request(
+    context: &CellsContext,
+    socket: &Arc<CellsSocket>,
+    session: Option<&Session>,
+    text: &str,
+) -> Result<(), ErrorCode> {
+    let Some(chat) = &context.chat else {
+        return Err(ErrorCode::BadMessage);
+    };
+    let request = chat::protocol::parse(text, chat.max_text())?;
+    let session = session.ok_or(ErrorCode::NotSubscribed)?;
+    chat.handle(socket, session, request).await
 }
 
 /// The instant of a time in seconds since the epoch.

@@ -131,11 +131,14 @@ impl CellsDoor {
         let _ = open.wait_for(|n| *n == 0).await;
     }
 
-    fn members_of(&self, room: &str) -> Vec<Arc<CellsSocket>> {
-        read(&self.rooms)
-            .get(room)
-            .map(|members| members.values().cloned().collect())
-            .unwrap_or_default()
+    /// The subscribed sockets of `user`, on the event and the chat path alike (chat sockets
+    /// sit in no room).
+    fn sockets_of(&self, user: &UserId) -> Vec<Arc<CellsSocket>> {
+        lock(&self.sockets)
+            .values()
+            .filter(|socket| socket.identity().is_some_and(|i| i.user == *user))
+            .cloned()
+            .collect()
     }
 
     fn add(&self, names: &[String], socket: &Arc<CellsSocket>) {
@@ -188,7 +191,7 @@ impl Door for CellsDoor {
     }
 
     fn access_changed(&self, user: &UserId, allowed: Option<&HashSet<WorkspaceId>>) {
-        for socket in self.members_of(&rooms::user_room(user)) {
+        for socket in self.sockets_of(user) {
             if let Some(allowed) = allowed
                 && let Some(identity) = socket.identity()
             {
@@ -205,7 +208,7 @@ impl Door for CellsDoor {
     }
 
     fn disconnect_user(&self, user: &UserId) -> usize {
-        let sockets = self.members_of(&rooms::user_room(user));
+        let sockets = self.sockets_of(user);
         for socket in &sockets {
             socket.close(CloseReason::Kicked);
         }

@@ -27,6 +27,18 @@ pub(crate) enum ErrorCode {
     BadMessage,
     /// Over the rate: the frame was ignored.
     RateLimited,
+    /// A chat frame before a subscribe.
+    NotSubscribed,
+    /// The session may not use this chat room.
+    Forbidden,
+    /// A chat room of a type herald does not serve (`USER`, `GLOBAL`, `ANY`).
+    UnsupportedRoom,
+    /// A chat frame for a room this socket does not hold.
+    NotJoined,
+    /// A chat text over `chat.max_text`.
+    TooLong,
+    /// The chat store or the auth backend could not answer now.
+    Unavailable,
 }
 
 impl ErrorCode {
@@ -38,6 +50,12 @@ impl ErrorCode {
             Self::TokenExpired => "token_expired",
             Self::BadMessage => "bad_message",
             Self::RateLimited => "rate_limited",
+            Self::NotSubscribed => "not_subscribed",
+            Self::Forbidden => "forbidden",
+            Self::UnsupportedRoom => "unsupported_room",
+            Self::NotJoined => "not_joined",
+            Self::TooLong => "too_long",
+            Self::Unavailable => "unavailable",
         }
     }
 
@@ -48,9 +66,16 @@ impl ErrorCode {
             Self::AuthUnavailable => "the token could not be checked now; subscribe again",
             Self::TokenExpired => "the token expired; subscribe again with a fresh one",
             Self::BadMessage => {
-                "expected a JSON object with \"@type\" \"subscribe\" or \"unsubscribe\""
+                "expected a JSON object with a known \"@type\" (subscribe, unsubscribe; on the \
+                 chat JOIN, HISTORY, POST, DELETE_MSG, LEAVE) and its fields"
             }
             Self::RateLimited => "too many frames; this one was ignored",
+            Self::NotSubscribed => "subscribe with a token first",
+            Self::Forbidden => "this session may not use that room",
+            Self::UnsupportedRoom => "rooms of type WORKSPACE and NODE are served",
+            Self::NotJoined => "JOIN the room first",
+            Self::TooLong => "the message is too long",
+            Self::Unavailable => "the chat cannot answer now; try again",
         }
     }
 

@@ -7,7 +7,8 @@
 //! workspaces), and the pipeline delivers to it through `CellsDoor` like to any subscriber.
 //! Events of the Cells kinds (`cells:node`, `cells:task`, `cells:idm`, `cells:activity`) are
 //! rendered once per event and per workspace as the UI expects (`render.rs`); no other event
-//! reaches this door's sockets.
+//! reaches this door's sockets. With the chat on, the sockets of `cells.chat_path` speak the
+//! Cells chat on herald's chat (`chat/`), and receive no events.
 
 use std::{sync::Arc, time::Duration};
 
@@ -20,11 +21,13 @@ use crate::{
     pipeline::Deliverer,
 };
 
+mod chat;
 mod connection;
 mod door;
 mod frames;
 mod render;
 
+pub(crate) use chat::{CellsChat, Limits as ChatLimits};
 pub(crate) use door::CellsDoor;
 
 /// What the door's sockets share.
@@ -35,6 +38,8 @@ pub(crate) struct CellsContext {
     auth: Arc<Authenticator>,
     settings: Arc<Settings>,
     metrics: CellsMetrics,
+    /// The chat, on the chat path's sockets; `None` on the event path's.
+    chat: Option<Arc<CellsChat>>,
 }
 
 /// The door's settings, from `[cells]`, `[engine]` and `[limits]`.
@@ -91,13 +96,14 @@ pub fn understands(frame: &str) -> bool {
     frames::parse(frame).is_ok()
 }
 
-/// The door's route, `GET cells.event_path`.
+/// The door's routes: `GET cells.event_path`, and `GET cells.chat_path` when the chat is on.
 pub(crate) fn router<S: Clone + Send + Sync + 'static>(
     cfg: &Config,
     door: Arc<CellsDoor>,
     deliverer: Deliverer,
     auth: Arc<Authenticator>,
     metrics: &Metrics,
+    chat: Option<Arc<CellsChat>>,
 ) -> Router<S> {
     let context = CellsContext {
         door,
@@ -117,8 +123,20 @@ pub(crate) fn router<S: Clone + Send + Sync + 'static>(
             connections: metrics.cells_connections.clone(),
             metrics: metrics.clone(),
         },
+        chat: None,
     };
-    Router::new()
+    let events = Router::new()
         .route(&cfg.cells.event_path, get(connection::upgrade))
-        .with_state(context)
+        .with_state(context.clone());
+    match chat {
+        Some(chat) => events.merge(
+            Router::new()
+                .route(&cfg.cells.chat_path, get(connection::upgrade))
+                .with_state(CellsContext {
+                    chat: Some(chat),
+                    ..context
+                }),
+        ),
+        None => events,
+    }
 }

@@ -14,6 +14,8 @@ pub struct CellsConfig {
     pub enabled: bool,
     /// Where the UI's `ENDPOINT_WEBSOCKET` points.
     pub event_path: String,
+    /// Where the UI's chat connects (served when `[chat]` is enabled too).
+    pub chat_path: String,
     /// Largest frame a client may send, in bytes; larger ones close the socket with 1009.
     pub max_frame_bytes: usize,
     /// Frames queued for one session; a session whose queue is full is closed with 1013.

@@ -27,14 +27,24 @@ impl Config {
             });
         }
         self.cells.event_path = normalize_path("cells.event_path", &self.cells.event_path)?;
-        if self.cells.enabled
-            && (self.cells.event_path == "/"
-                || self.cells.event_path.starts_with(&self.engine_path)
-                || self.cells.event_path.starts_with("/api/"))
-        {
+        self.cells.chat_path = normalize_path("cells.chat_path", &self.cells.chat_path)?;
+        for (key, path) in [
+            ("cells.event_path", &self.cells.event_path),
+            ("cells.chat_path", &self.cells.chat_path),
+        ] {
+            if self.cells.enabled
+                && (path == "/" || path.starts_with(&self.engine_path) || path.starts_with("/api/"))
+            {
+                return Err(ConfigError::Invalid {
+                    key,
+                    reason: "must be a path outside engine_path and /api/".into(),
+                });
+            }
+        }
+        if self.cells.enabled && self.cells.event_path == self.cells.chat_path {
             return Err(ConfigError::Invalid {
-                key: "cells.event_path",
-                reason: "must be a path outside engine_path and /api/".into(),
+                key: "cells.chat_path",
+                reason: "must differ from cells.event_path".into(),
             });
         }
         if self.public.path == self.private.path {
