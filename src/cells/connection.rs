@@ -319,9 +319,13 @@ async fn subscribe(
             chat.forget(socket, &before.user).await;
         }
     }
-    let max = context.settings.limits.max_sockets_per_user;
-    for evicted in context.door.count(&user, socket.subscriber_id(), max) {
-        evicted.close(CloseReason::Replaced);
+    // Event sockets count against `limits.max_sockets_per_user` (one per tab of the UI), as
+    // `/public` sockets do; chat sockets, as `/chat` ones, do not.
+    if context.chat.is_none() {
+        let max = context.settings.limits.max_sockets_per_user;
+        for evicted in context.door.count(&user, socket.subscriber_id(), max) {
+            evicted.close(CloseReason::Replaced);
+        }
     }
     clocks.unsubscribed = None;
     (clocks.renew, clocks.expire) = match expires_at {
