@@ -40,6 +40,9 @@ use crate::{
     limits::{Ticket, rate::Bucket, rate::Verdict},
 };
 
+/// Most chat frames kept while a subscribe is being checked; more are refused as over the rate.
+const MAX_WAITING_FRAMES: usize = 32;
+
 /// How often a chat socket's rooms are checked for a missing PING.
 const PRESENCE_SWEEP: Duration = Duration::from_secs(5);
 
@@ -133,6 +136,8 @@ async fn serve(mut ws: Io, context: CellsContext) {
     let mut authenticating: Option<Authenticating> = None;
     // The subscribed session's credentials, for the chat's checks with the auth backend.
     let mut session: Option<Arc<Session>> = None;
+    // Chat frames that came while a subscribe was being checked.
+    let mut waiting: Vec<String> = Vec::new();
     let mut presence = tokio::time::interval(PRESENCE_SWEEP);
     let mut ping = tokio::time::interval_at(
         Instant::now() + settings.ping_interval,
@@ -194,13 +199,28 @@ async fn serve(mut ws: Io, context: CellsContext) {
                     Ok(ClientRequest::Subscribe(None)) => {
                         authenticating = None;
                         session = None;
+                        for _ in waiting.drain(..) {
+                            socket.push(ErrorCode::NotSubscribed.frame().into());
+                        }
                         unsubscribe(&context, &socket, &mut clocks).await;
                         socket.push(ErrorCode::MissingToken.frame().into());
                     }
                     Ok(ClientRequest::Unsubscribe) => {
                         authenticating = None;
                         session = None;
+                        for _ in waiting.drain(..) {
+                            socket.push(ErrorCode::NotSubscribed.frame().into());
+                        }
                         unsubscribe(&context, &socket, &mut clocks).await;
+                    }
+                    // The UI sends its JOIN right after its subscribe: while that is being
+                    // checked, chat frames wait for it, in order.
+                    Err(ErrorCode::BadMessage) if context.chat.is_some() && authenticating.is_some() => {
+                        if waiting.len() < MAX_WAITING_FRAMES {
+                            waiting.push(text.to_string());
+                        } else {
+                            socket.push(ErrorCode::RateLimited.frame().into());
+                        }
                     }
                     Err(ErrorCode::BadMessage) if context.chat.is_some() => {
                         if let Err(code) = chat_request(&context, &socket, session.as_deref(), &text).await {
@@ -226,6 +246,11 @@ async fn serve(mut ws: Io, context: CellsContext) {
                             AuthError::MissingCredentials => ErrorCode::MissingToken,
                             _ => ErrorCode::Unauthorized,
                         };
+                        socket.push(code.frame().into());
+                    }
+                }
+                for text in std::mem::take(&mut waiting) {
+                    if let Err(code) = chat_request(&context, &socket, session.as_deref(), &text).await {
                         socket.push(code.frame().into());
                     }
                 }

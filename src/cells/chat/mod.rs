@@ -31,6 +31,10 @@ pub(crate) mod protocol;
 
 use protocol::{ChatRequest, RoomRef};
 
+/// How deep HISTORY reads a room, in messages from the newest: bounds the store reads one
+/// request makes.
+pub(crate) const MAX_HISTORY_DEPTH: usize = 10_000;
+
 /// How long a room stays held without a JOIN or PING from its socket.
 pub(crate) const PRESENCE_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -117,15 +121,8 @@ impl CellsChat {
                 let limit = limit
                     .unwrap_or(self.limits.history_page)
                     .min(self.limits.max_history_limit);
-                let wanted = offset
-                    .saturating_add(limit)
-                    .min(self.limits.max_history_limit);
-                let page = (self.chat.store.history(&uuid, None, wanted).await)
-                    .map_err(|_| ErrorCode::Unavailable)?;
-                let newest_kept = page.messages.len().saturating_sub(offset);
-                let from = newest_kept.saturating_sub(limit);
-                for message in &page.messages[from..newest_kept] {
-                    socket.push(protocol::message(message).into());
+                for message in self.newest(&uuid, offset, limit).await? {
+                    socket.push(protocol::message(&message).into());
                 }
                 Ok(())
             }
@@ -162,6 +159,42 @@ impl CellsChat {
                 Ok(())
             }
         }
+    }
+
+    /// The room's messages after skipping the `offset` newest, up to `limit`, oldest first:
+    /// read from the newest back, a store page (`chat.max_history_limit`) at a time, at most
+    /// [`MAX_HISTORY_DEPTH`] messages deep.
+    async fn newest(
+        &self,
+        room: &Uuid,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<Message>, ErrorCode> {
+        let wanted = offset.saturating_add(limit).min(MAX_HISTORY_DEPTH);
+        let mut read: Vec<Message> = Vec::new();
+        let mut before: Option<Uuid> = None;
+        while read.len() < wanted {
+            let page_size = (wanted - read.len()).min(self.limits.max_history_limit.max(1));
+            let page = (self
+                .chat
+                .store
+                .history(room, before.as_ref(), page_size)
+                .await)
+                .map_err(|_| ErrorCode::Unavailable)?;
+            let Some(oldest) = page.messages.first() else {
+                break;
+            };
+            before = Some(oldest.uuid);
+            let more = page.more;
+            read.splice(0..0, page.messages);
+            if !more {
+                break;
+            }
+        }
+        let newest_kept = read.len().saturating_sub(offset);
+        let from = newest_kept.saturating_sub(limit);
+        read.truncate(newest_kept);
+        Ok(read.split_off(from))
     }
 
     /// Releases the rooms `socket` has not pinged for [`PRESENCE_TIMEOUT`].
