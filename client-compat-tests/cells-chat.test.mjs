@@ -25,6 +25,7 @@ import { WebSocketServer } from "ws";
 
 import { UUID_RE, WAIT_MS, ack, connected, eventually, mintToken, once, startHerald, uid } from "./harness.mjs";
 import { CellsChatUI, UI_CHAT_PING_MS, UI_HISTORY_PAGE } from "./cells-chat-ui.mjs";
+import { startRedis } from "./redis.mjs";
 
 const nowS = () => Math.floor(Date.now() / 1000);
 
@@ -903,5 +904,57 @@ describe("Pydio Cells /ws/chat with auth.mode = \"backend\"", () => {
       for (const r of asked) assert.equal(r.authorization, `Bearer ${token}`, `the session's credentials for ${node}`);
     }
     assert.deepEqual(a.roomUpdates.filter((r) => r.RoomTypeObject !== allowed), [], "no ROOM_UPDATE for a refused node");
+  });
+});
+
+// =============================================================================================
+// Two nodes on a redis-server of the test's own (the chat kept in Redis).
+
+describe("Pydio Cells /ws/chat on two nodes sharing a Redis", () => {
+  let redis;
+  const nodes = [];
+  const doors = [];
+  before(async () => {
+    redis = await startRedis();
+    const cluster = { redisUrl: redis.url, prefix: uid("herald") };
+    for (const n of [1, 2]) {
+      const node = await startHerald(`cells-chat-cluster-${n}`, { cluster, cells: {}, chat: {} });
+      nodes.push(node);
+      doors.push(new ChatDoor(node));
+    }
+  });
+  afterEach((t) => {
+    for (const door of doors) door.afterEach(t);
+  });
+  after(async () => {
+    await Promise.all(nodes.map((node) => node.stop()));
+    await redis?.stop();
+  });
+
+  test("a message posted on node A reaches a Cells chat socket on node B, and B's deletion reaches A; history is shared", async () => {
+    const [A, B] = doors;
+    const W = workspace();
+    const alice = chatUser({ workspaces: [W] });
+    const bob = chatUser({ workspaces: [W] });
+    const a = await A.session(alice);
+    const b = await B.session(bob);
+    const room = assertRoomUpdate(await A.joined(a, "WORKSPACE", W.id), { type: "WORKSPACE", object: W.id, users: [alice.sub] }, "alice's JOIN on A");
+    await B.joined(b, "WORKSPACE", W.id);
+
+    const atBob = b.nextFrame(isMessage("across nodes"), WAIT_MS, "bob, on node B, gets the message posted on node A");
+    const posted = await A.post(a, room.Uuid, "across nodes");
+    assert.deepEqual(await atBob, posted, "the same message on both nodes");
+
+    const reply = await B.post(b, room.Uuid, "and back");
+    const deletedAtA = a.nextFrame(
+      (f) => f?.["@type"] === "DELETE_MSG" && f.Message?.Uuid === reply.Uuid,
+      WAIT_MS,
+      "alice, on node A, hears of bob's deletion on node B",
+    );
+    b.deleteMessage(reply);
+    assert.deepEqual((await deletedAtA).Message, { Uuid: reply.Uuid, RoomUuid: room.Uuid });
+
+    const { messages } = await B.history(b, "WORKSPACE", W.id, { offset: 0, limit: 40, count: 1 });
+    assert.deepEqual(messages, [posted], "the history from Redis, on node B");
   });
 });
