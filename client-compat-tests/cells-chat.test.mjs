@@ -26,6 +26,7 @@ import { WebSocketServer } from "ws";
 import { UUID_RE, WAIT_MS, ack, connected, eventually, mintToken, once, startHerald, uid } from "./harness.mjs";
 import { CellsChatUI, UI_CHAT_PING_MS, UI_HISTORY_PAGE } from "./cells-chat-ui.mjs";
 import { startRedis } from "./redis.mjs";
+import { launchChromium, startStaticServer } from "./browser.mjs";
 
 const nowS = () => Math.floor(Date.now() / 1000);
 
@@ -956,5 +957,89 @@ describe("Pydio Cells /ws/chat on two nodes sharing a Redis", () => {
 
     const { messages } = await B.history(b, "WORKSPACE", W.id, { offset: 0, limit: 40, count: 1 });
     assert.deepEqual(messages, [posted], "the history from Redis, on node B");
+  });
+});
+
+// =============================================================================================
+// Real Chromium, its own WebSocket.
+
+/** What the Cells chat UI does on open: subscribe, JOIN the workspace room at once, then (here)
+ * POST one text to the room once its first ROOM_UPDATE names it. */
+const CHAT_PAGE = `<!doctype html>
+<meta charset="utf-8">
+<title>cells chat</title>
+<script>
+  const q = new URLSearchParams(location.search);
+  window.received = [];
+  window.closes = [];
+  let posted = false;
+  const ws = new WebSocket(q.get("url"));
+  ws.onopen = () => {
+    ws.send(JSON.stringify({ "@type": "subscribe", jwt: q.get("token") }));
+    ws.send(JSON.stringify({ "@type": "JOIN", Room: { Type: "WORKSPACE", RoomTypeObject: q.get("ws") } }));
+  };
+  ws.onmessage = (e) => {
+    const frame = JSON.parse(e.data);
+    window.received.push(frame);
+    if (frame["@type"] === "ROOM_UPDATE" && !posted) {
+      posted = true;
+      ws.send(JSON.stringify({ "@type": "POST", Message: { RoomUuid: frame.Room.Uuid, Message: q.get("text") } }));
+    }
+  };
+  ws.onclose = (e) => window.closes.push({ code: e.code, reason: e.reason });
+</script>
+`;
+
+describe("Pydio Cells /ws/chat in a real browser (headless Chromium, its own WebSocket)", () => {
+  let site;
+  let herald;
+  let door;
+  let chrome;
+  let dataDir;
+  const logs = [];
+  before(async () => {
+    dataDir = mkdtempSync(joinPath(tmpdir(), "herald-cells-chat-browser-"));
+    site = await startStaticServer({ pages: { "/chat.html": CHAT_PAGE } });
+    herald = await startHerald("cells-chat-browser", { allowedOrigins: [site.origin], cells: {}, chat: { dataDir } });
+    door = new ChatDoor(herald);
+    chrome = await launchChromium();
+  });
+  afterEach((t) => {
+    if (t.passed === false) t.diagnostic(`browser console:\n${logs.join("\n")}`);
+    door.afterEach(t);
+  });
+  after(async () => {
+    const steps = [() => chrome?.close(), () => herald?.stop(), () => site?.close()];
+    for (const step of steps) await Promise.allSettled([step()]);
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  test("a page subscribes, joins and posts like the chat UI; a Node client in the room gets it, and the page gets the answer", async () => {
+    const W = workspace();
+    const alice = chatUser({ workspaces: [W] });
+    const bob = chatUser({ workspaces: [W] });
+    const b = await door.session(bob);
+    const room = assertRoomUpdate(await door.joined(b, "WORKSPACE", W.id), { type: "WORKSPACE", object: W.id, users: [bob.sub] }, "bob's JOIN");
+
+    const text = uid("from the browser");
+    const fromPage = b.nextFrame(isMessage(text), WAIT_MS, "the page's message, at bob's");
+    const context = await chrome.browser.newContext();
+    try {
+      const page = await context.newPage();
+      page.on("console", (m) => logs.push(`console.${m.type()}: ${m.text()}`));
+      page.on("pageerror", (e) => logs.push(`pageerror: ${e.message}`));
+      const query = new URLSearchParams({ url: door.url, token: alice.token(), ws: W.id, text });
+      await page.goto(`${site.origin}/chat.html?${query}`, { timeout: WAIT_MS });
+      assertMessage(await fromPage, { room: room.Uuid, author: alice.sub, text }, "the page's message");
+
+      const reply = await door.post(b, room.Uuid, "hello browser");
+      await page.waitForFunction((uuid) => window.received.some((f) => f.Uuid === uuid), reply.Uuid, { timeout: WAIT_MS });
+      const received = await page.evaluate(() => window.received);
+      assert.deepEqual(received.find((f) => f.Uuid === reply.Uuid), reply, "bob's answer on the page");
+      assert.deepEqual(received.filter((f) => f["@type"] === "error"), [], "error frames on the page");
+      assert.deepEqual(await page.evaluate(() => window.closes), [], "the page's socket closed");
+    } finally {
+      await context.close();
+    }
   });
 });
