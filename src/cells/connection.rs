@@ -1,6 +1,7 @@
 //! One Cells WebSocket from its upgrade to its end: the upgrade request's checks, then one task
 //! that reads the client's frames, writes the queued ones, pings, authenticates subscribes
-//! without stopping the rest, and keeps the session's clocks (token expiry, unsubscribed time).
+//! without stopping the rest, hands a chat socket's requests to the chat in order, and keeps the
+//! session's clocks (token expiry, unsubscribed time, the chat's presence).
 
 use std::{
     future::Future,
@@ -50,7 +51,8 @@ const PRESENCE_SWEEP: Duration = Duration::from_secs(5);
 /// its token only when less than 5 s are left, and re-subscribes 500 ms after an `idm` frame.
 const RENEW_BEFORE_EXPIRY: Duration = Duration::from_secs(4);
 
-/// `GET <cells.event_path>`: upgrades to a WebSocket served by [`serve`].
+/// `GET <cells.event_path>` (and `<cells.chat_path>`): upgrades to a WebSocket served by
+/// [`serve`].
 pub(crate) async fn upgrade(State(context): State<CellsContext>, request: Request) -> Response {
     let Some(accept) = accept_key(request.headers()) else {
         return ApiError::BadRequest {
