@@ -9,8 +9,8 @@
 //!   cluster mode.
 //! - `presence`: who is in each room on this node, as users.
 //! - `notice`: what happened in a room, for its connections on every node.
-//! - `door`: what a front door does for the chat ([`door::ChatDoor`]); the doors attach
-//!   themselves to [`Chat`], which delivers each notice to all of them.
+//! - `door`: what a front door does for the chat (`door::ChatDoor`); the doors attach
+//!   themselves to `Chat`, which delivers each notice to all of them.
 //!
 //! Messages are stored before anyone is told: a socket that missed a broadcast finds the
 //! message in `history`.
