@@ -71,7 +71,7 @@ impl ErrorCode {
             }
             Self::RateLimited => "too many frames; this one was ignored",
             Self::NotSubscribed => "subscribe with a token first",
-            Self::Forbidden => "this session may not use that room",
+            Self::Forbidden => "the session may not use that room",
             Self::UnsupportedRoom => "rooms of type WORKSPACE and NODE are served",
             Self::NotJoined => "JOIN the room first",
             Self::TooLong => "the message is too long",
