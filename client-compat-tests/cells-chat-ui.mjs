@@ -20,9 +20,10 @@
 // No reconnection (the chat socket does not need one for these tests). The PING period is
 // configurable so tests stay fast; the default is the UI's.
 
-import { EventEmitter } from "node:events";
 
 import WebSocket from "ws";
+
+import { RecordedSocket } from "./recorded-socket.mjs";
 
 /** The UI's heartbeat period for every room it holds. */
 export const UI_CHAT_PING_MS = 15000;
@@ -33,7 +34,7 @@ export const UI_HISTORY_PAGE = Object.freeze({ Offset: 0, Limit: 40 });
 /** The key the UI files a room under. */
 export const roomKey = (type, object) => `${type}:${object}`;
 
-export class CellsChatUI extends EventEmitter {
+export class CellsChatUI extends RecordedSocket {
   /**
    * `url`: ws://host:port/ws/chat. `token`: a function returning the token (or a promise of it).
    * Options:
@@ -52,17 +53,14 @@ export class CellsChatUI extends EventEmitter {
     wsOptions = {},
     label = "cells-chat-ui",
   }) {
-    super();
+    super(label);
     this.url = url;
     this.tokenProvider = token;
     this.pingMs = pingMs;
     this.autoSubscribe = autoSubscribe;
     this.autoHistory = autoHistory;
     this.wsOptions = wsOptions;
-    this.label = label;
 
-    /** Every frame received, parsed, in order. */
-    this.frames = [];
     /** Every frame sent, as objects (or strings for raw text), in order. */
     this.sent = [];
     /** Room.Uuid -> "Type:RoomTypeObject", from ROOM_UPDATE frames. */
@@ -77,10 +75,6 @@ export class CellsChatUI extends EventEmitter {
     this.errorFrames = [];
     /** Frames that were neither ROOM_UPDATE, DELETE_MSG nor a message of a known room (errors aside). */
     this.unroutable = [];
-    /** What the UI would have thrown on. */
-    this.errors = [];
-    /** {at, code, reason} of the close. */
-    this.closes = [];
     /** Errors the socket reported. */
     this.socketErrors = [];
     /** "Type:RoomTypeObject" -> {type, object, timer}: the rooms this client holds. */
@@ -107,7 +101,7 @@ export class CellsChatUI extends EventEmitter {
         reject(new Error(`${this.label}: closed (${code}) before it opened; socket errors: ${JSON.stringify(this.socketErrors)}`)),
       );
     });
-    ws.on("message", (data, isBinary) => this.#onMessage(data, isBinary));
+    ws.on("message", (data, isBinary) => this.receive(data, isBinary));
     ws.on("error", (err) => {
       this.socketErrors.push(err.message);
       this.emit("socket_error", err);
@@ -210,25 +204,10 @@ export class CellsChatUI extends EventEmitter {
     return this.messages.filter((m) => m.RoomUuid === roomUuid);
   }
 
-  /**
-   * Resolves with the first frame (already received or to come) for which `predicate` holds;
-   * rejects after `ms` naming `what`, with the frames received so far.
-   */
-  waitFrame(predicate, ms, what) {
-    const found = this.frames.find((frame) => safely(predicate, frame));
-    if (found !== undefined) return Promise.resolve(found);
-    return this.nextFrame(predicate, ms, what);
-  }
-
-  /** Like waitFrame, but only a frame that arrives after now counts. */
-  nextFrame(predicate, ms, what) {
-    return this.#waitEvent("frame", predicate, ms, what);
-  }
-
   /** Resolves with the close ({at, code, reason}); rejects after `ms`. */
   waitClose(ms, what = "a close") {
     if (this.closes.length > 0) return Promise.resolve(this.closes[0]);
-    return this.#waitEvent("close", () => true, ms, what);
+    return this.waitFor("close", () => true, ms, what);
   }
 
   // -------------------------------------------------------------------------------------------
@@ -244,61 +223,17 @@ export class CellsChatUI extends EventEmitter {
     for (const { timer } of this.held.values()) clearInterval(timer);
   }
 
-  #waitEvent(event, predicate, ms, what) {
-    return new Promise((resolve, reject) => {
-      const listener = (value) => {
-        if (!safely(predicate, value)) return;
-        clearTimeout(timer);
-        this.off(event, listener);
-        resolve(value);
-      };
-      const timer = setTimeout(() => {
-        this.off(event, listener);
-        const seen = JSON.stringify(this.frames).slice(-3000);
-        const closes = JSON.stringify(this.closes.map(({ code, reason }) => [code, reason]));
-        reject(new Error(`${this.label}: timed out after ${ms} ms waiting for ${what}; frames so far: ${seen}; closes: ${closes}`));
-      }, ms);
-      this.on(event, listener);
-    });
-  }
-
-  #fail(why) {
-    this.errors.push(why);
-    this.emit("protocol_error", why);
-  }
-
-  #onMessage(data, isBinary) {
-    if (isBinary) {
-      this.#fail(`a binary frame (${data.length} bytes)`);
-      return;
-    }
-    const text = data.toString("utf8");
-    let frame;
-    try {
-      frame = JSON.parse(text);
-    } catch {
-      this.#fail(`a frame that is not JSON: ${text.slice(0, 200)}`);
-      return;
-    }
-    this.frames.push(frame);
-    try {
-      this.#dispatch(frame);
-    } finally {
-      this.emit("frame", frame);
-    }
-  }
-
-  #dispatch(frame) {
+  dispatch(frame) {
     const what = JSON.stringify(frame).slice(0, 300);
     if (frame === null || typeof frame !== "object" || Array.isArray(frame)) {
-      this.#fail(`a frame that is not an object: ${what}`);
+      this.fail(`a frame that is not an object: ${what}`);
       return;
     }
     const type = frame["@type"];
     if (type === "ROOM_UPDATE") {
       const room = frame.Room;
       if (room === null || typeof room !== "object" || typeof room.Uuid !== "string") {
-        this.#fail(`a ROOM_UPDATE without Room.Uuid: ${what}`);
+        this.fail(`a ROOM_UPDATE without Room.Uuid: ${what}`);
         return;
       }
       const key = roomKey(room.Type, room.RoomTypeObject);
@@ -313,7 +248,7 @@ export class CellsChatUI extends EventEmitter {
     }
     if (type === "DELETE_MSG") {
       if (frame.Message === null || typeof frame.Message !== "object") {
-        this.#fail(`a DELETE_MSG without its Message: ${what}`);
+        this.fail(`a DELETE_MSG without its Message: ${what}`);
         return;
       }
       this.deletions.push(frame.Message);
@@ -332,7 +267,7 @@ export class CellsChatUI extends EventEmitter {
       return;
     }
     if (typeof frame.Message !== "string") {
-      this.#fail(`a message whose Message is not a string: ${what}`);
+      this.fail(`a message whose Message is not a string: ${what}`);
       return;
     }
     this.messages.push(frame);
@@ -340,10 +275,3 @@ export class CellsChatUI extends EventEmitter {
   }
 }
 
-function safely(predicate, value) {
-  try {
-    return Boolean(predicate(value));
-  } catch {
-    return false; // a predicate reading a frame of another shape
-  }
-}

@@ -24,9 +24,10 @@
 //
 // Every delay is configurable so tests stay fast, but the defaults are the UI's.
 
-import { EventEmitter } from "node:events";
 
 import WebSocket from "ws";
+
+import { RecordedSocket } from "./recorded-socket.mjs";
 
 /** The UI's reconnection settings. */
 export const UI_RECONNECT = Object.freeze({
@@ -45,7 +46,7 @@ export const UI_IDM_RELOAD_MS = 500;
 export const UI_NO_TOKEN_RETRIES = 3;
 export const UI_NO_TOKEN_RETRY_MS = 10000;
 
-export class CellsUI extends EventEmitter {
+export class CellsUI extends RecordedSocket {
   /**
    * `url`: ws://host:port/ws/event. `token`: a function returning the current token (or a
    * promise of it), undefined when there is none yet. `workspace`: the active workspace
@@ -69,7 +70,7 @@ export class CellsUI extends EventEmitter {
     wsOptions = {},
     label = "cells-ui",
   }) {
-    super();
+    super(label);
     this.url = url;
     this.tokenProvider = token;
     this.workspace = workspace;
@@ -84,14 +85,7 @@ export class CellsUI extends EventEmitter {
     this.noTokenRetries = noTokenRetries;
     this.noTokenRetryMs = noTokenRetryMs;
     this.wsOptions = wsOptions;
-    this.label = label;
 
-    /** Every frame received, parsed, in order. */
-    this.frames = [];
-    /** {at, frame} for every frame received. */
-    this.arrivals = [];
-    /** What the UI would have thrown on. */
-    this.errors = [];
     /** Node events dispatched for the active workspace: {type, path, originalPath, node, metas, frame}. */
     this.nodeEvents = [];
     /** Times (ms) of each successful open. */
@@ -170,76 +164,22 @@ export class CellsUI extends EventEmitter {
     }
   }
 
-  /**
-   * Resolves with the first frame (already received or to come) for which `predicate` holds;
-   * rejects after `ms` naming `what`, with the frames received so far.
-   */
-  waitFrame(predicate, ms, what) {
-    const found = this.frames.find((frame) => {
-      try {
-        return predicate(frame);
-      } catch {
-        return false; // a predicate reading a frame of another shape
-      }
-    });
-    if (found !== undefined) return Promise.resolve(found);
-    return this.#waitEvent("frame", predicate, ms, what);
-  }
-
-  /** Like waitFrame, but only a frame that arrives after now counts. */
-  nextFrame(predicate, ms, what) {
-    return this.#waitEvent("frame", predicate, ms, what);
-  }
-
   /** Resolves with the next close ({at, code, reason, opened}) after now; rejects after `ms`. */
   waitClose(ms, what = "a close") {
-    return this.#waitEvent("close", () => true, ms, what);
+    return this.waitFor("close", () => true, ms, what);
   }
 
   /** Resolves with the time of the next successful open after now; rejects after `ms`. */
   waitOpen(ms, what = "an open") {
-    return this.#waitEvent("open", () => true, ms, what);
+    return this.waitFor("open", () => true, ms, what);
   }
 
   /** Resolves with the next subscribe sent ({at, message}) after now; rejects after `ms`. */
   waitSubscribe(ms, what = "a subscribe") {
-    return this.#waitEvent("subscribe", () => true, ms, what);
-  }
-
-  /** Frames for which `predicate` holds. */
-  matching(predicate) {
-    return this.frames.filter(predicate);
+    return this.waitFor("subscribe", () => true, ms, what);
   }
 
   // -------------------------------------------------------------------------------------------
-
-  #waitEvent(event, predicate, ms, what) {
-    return new Promise((resolve, reject) => {
-      const listener = (value) => {
-        let hit = false;
-        try {
-          hit = predicate(value);
-        } catch {
-          hit = false; // a predicate reading a frame of another shape
-        }
-        if (!hit) return;
-        clearTimeout(timer);
-        this.off(event, listener);
-        resolve(value);
-      };
-      const timer = setTimeout(() => {
-        this.off(event, listener);
-        const seen = JSON.stringify(this.frames).slice(-3000);
-        const closes = JSON.stringify(this.closes.map(({ code, reason }) => [code, reason]));
-        reject(
-          new Error(
-            `${this.label}: timed out after ${ms} ms waiting for ${what}; frames so far: ${seen}; closes: ${closes}`,
-          ),
-        );
-      }, ms);
-      this.on(event, listener);
-    });
-  }
 
   #later(fn, ms) {
     const timer = setTimeout(() => {
@@ -274,7 +214,7 @@ export class CellsUI extends EventEmitter {
       this.emit("open", at);
       if (this.autoSubscribe) this.#subscribeOnOpen(ws, this.noTokenRetries);
     });
-    ws.on("message", (data, isBinary) => this.#onMessage(data, isBinary));
+    ws.on("message", (data, isBinary) => this.receive(data, isBinary));
     ws.on("error", (err) => {
       this.socketErrors.push(err.message);
       this.emit("socket_error", err);
@@ -320,41 +260,13 @@ export class CellsUI extends EventEmitter {
     this.emit("subscribe", sent);
   }
 
-  #fail(why) {
-    const message = `${why}`;
-    this.errors.push(message);
-    this.emit("protocol_error", message);
-  }
-
-  #onMessage(data, isBinary) {
-    if (isBinary) {
-      this.#fail(`a binary frame (${data.length} bytes)`);
-      return;
-    }
-    const text = data.toString("utf8");
-    let frame;
-    try {
-      frame = JSON.parse(text);
-    } catch {
-      this.#fail(`a frame that is not JSON: ${text.slice(0, 200)}`);
-      return;
-    }
-    this.frames.push(frame);
-    this.arrivals.push({ at: Date.now(), frame });
-    try {
-      this.#dispatch(frame);
-    } finally {
-      this.emit("frame", frame);
-    }
-  }
-
-  #dispatch(frame) {
+  dispatch(frame) {
     if (frame === "dump") {
       this.emit("dump");
       return;
     }
     if (frame === null || typeof frame !== "object" || Array.isArray(frame)) {
-      this.#fail(`a frame that is not an object: ${JSON.stringify(frame).slice(0, 200)}`);
+      this.fail(`a frame that is not an object: ${JSON.stringify(frame).slice(0, 200)}`);
       return;
     }
     if (Object.hasOwn(frame, "@type")) {
@@ -384,33 +296,33 @@ export class CellsUI extends EventEmitter {
     let type = frame.Type;
     if (type === undefined) {
       if (frame.Target === undefined) {
-        this.#fail(`a node event with neither Type nor Target: ${what}`);
+        this.fail(`a node event with neither Type nor Target: ${what}`);
         return;
       }
       type = "CREATE";
     }
     const node = type === "DELETE" ? frame.Source : frame.Target;
     if (node === null || typeof node !== "object") {
-      this.#fail(`a ${type} node event without its ${type === "DELETE" ? "Source" : "Target"}: ${what}`);
+      this.fail(`a ${type} node event without its ${type === "DELETE" ? "Source" : "Target"}: ${what}`);
       return;
     }
     // The UI parses the metadata of each node it is given.
     const metasOf = (n, name) => {
       if (n === undefined) return undefined;
       if (n.MetaStore === null || typeof n.MetaStore !== "object") {
-        this.#fail(`${name} of a node event has no MetaStore object: ${what}`);
+        this.fail(`${name} of a node event has no MetaStore object: ${what}`);
         return undefined;
       }
       const metas = {};
       for (const [key, value] of Object.entries(n.MetaStore)) {
         if (typeof value !== "string") {
-          this.#fail(`${name}.MetaStore.${key} is not a string: ${what}`);
+          this.fail(`${name}.MetaStore.${key} is not a string: ${what}`);
           return undefined;
         }
         try {
           metas[key] = JSON.parse(value);
         } catch {
-          this.#fail(`${name}.MetaStore.${key} is not JSON text (${JSON.stringify(value)}): ${what}`);
+          this.fail(`${name}.MetaStore.${key} is not JSON text (${JSON.stringify(value)}): ${what}`);
           return undefined;
         }
       }
@@ -421,7 +333,7 @@ export class CellsUI extends EventEmitter {
     const sourceMetas = type === "DELETE" ? metas : metasOf(frame.Source, "Source");
     if (metas === undefined || (frame.Source !== undefined && sourceMetas === undefined)) return;
     if (!Object.hasOwn(metas, "EventWorkspaceId")) {
-      this.#fail(`${nodeName}.MetaStore has no EventWorkspaceId: ${what}`);
+      this.fail(`${nodeName}.MetaStore has no EventWorkspaceId: ${what}`);
       return;
     }
     const workspace = this.workspace;
@@ -431,7 +343,7 @@ export class CellsUI extends EventEmitter {
     }
     const relative = (n, name) => {
       if (typeof n.Path !== "string" || !(n.Path === workspace.slug || n.Path.startsWith(`${workspace.slug}/`))) {
-        this.#fail(`${name}.Path ${JSON.stringify(n.Path)} does not start with the slug "${workspace.slug}/": ${what}`);
+        this.fail(`${name}.Path ${JSON.stringify(n.Path)} does not start with the slug "${workspace.slug}/": ${what}`);
         return undefined;
       }
       return `/${n.Path.substring(workspace.slug.length + 1)}`;
