@@ -1646,6 +1646,56 @@ describe("Pydio Cells /ws/event with auth.mode = \"backend\"", () => {
     }
   });
 
+  /** A session of another user whom the backend lets read `roots`. */
+  async function otherSession(roots) {
+    const user = cellsUser({ workspaces: roots });
+    const token = uid("opaque-token");
+    answers.set(token, { status: 200, body: { user: user.sub, login: user.login, workspace_roots: roots } });
+    return door.session(user, { token: () => token });
+  }
+
+  test("an access change without a list asks the backend again: the workspace it no longer lists stops at once, the session is counted and told", async () => {
+    const [W1, W2] = [workspace(), workspace()];
+    const user = cellsUser({ workspaces: [W1, W2] });
+    const token = uid("opaque-token");
+    const answer = (roots) => ({ status: 200, body: { user: user.sub, login: user.login, workspace_roots: roots } });
+    answers.set(token, answer([W1, W2]));
+    const c = await door.session(user, { token: () => token, reloadOnIdm: false });
+    const other = await otherSession([W1]);
+    // The backend takes W1 away; herald's cached answer still lists it.
+    answers.set(token, answer([W2]));
+    const told = c.waitFrame(isIdm, WAIT_MS, "the idm of the access change");
+    const res = await herald.accessHttp({ user: user.sub });
+    assert.equal(res.status, 200, res.text);
+    assert.deepEqual(res.json, { ok: true, sockets: 1, revoked: 1, disconnected: 0 }, res.text);
+    assert.deepEqual(await told, { "@type": "idm" });
+    const [p1, p2] = [randomUUID(), randomUUID()];
+    await door.node(deletion(W1, p1));
+    await door.node(deletion(W2, p2));
+    await door.flush([c, other]);
+    assert.equal(c.matching(aboutNode(p1)).length, 0, "a W1 event after the backend took W1 away");
+    assert.equal(c.matching(aboutNode(p2)).length, 1, "the W2 event");
+    assert.equal(other.matching(aboutNode(p1)).length, 1, "another user's W1 event");
+  });
+
+  test("an access change whose credentials the backend now refuses closes the Cells session 1008; others stay", async () => {
+    const W = workspace();
+    const user = cellsUser({ workspaces: [W] });
+    const token = uid("opaque-token");
+    answers.set(token, { status: 200, body: { user: user.sub, login: user.login, workspace_roots: [W] } });
+    const c = await door.session(user, { token: () => token, reloadOnIdm: false });
+    const other = await otherSession([W]);
+    answers.set(token, { status: 401, body: { error: "revoked" } });
+    const closed = c.waitClose(WAIT_MS, "the close of the session the backend refused");
+    const res = await herald.accessHttp({ user: user.sub });
+    assert.equal(res.status, 200, res.text);
+    assert.deepEqual(res.json, { ok: true, sockets: 1, revoked: 0, disconnected: 1 }, res.text);
+    const close = await closed;
+    assert.deepEqual([close.code, close.reason], [1008, "disconnected"]);
+    await door.flush([other]);
+    assert.deepEqual(other.closes, [], "another user's session was closed");
+  });
+
   test("a token the backend refuses: unauthorized; a backend that cannot be asked: auth_unavailable; the socket stays open", async () => {
     const c = door.client({ reconnect: false, autoSubscribe: false, label: "backend refusals" });
     await attempt(c);

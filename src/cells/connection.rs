@@ -18,7 +18,7 @@ use axum::{
 };
 use futures_util::{SinkExt, StreamExt};
 use hyper_util::rt::TokioIo;
-use tokio::time::Instant;
+use tokio::{sync::OwnedMutexGuard, time::Instant};
 use tokio_tungstenite::{
     WebSocketStream,
     tungstenite::{
@@ -113,7 +113,10 @@ fn accept_key(headers: &HeaderMap) -> Option<String> {
 }
 
 type Io = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
-type Authenticating = Pin<Box<dyn Future<Output = Result<Session, AuthError>> + Send>>;
+/// A subscribe being checked, in the socket's turn (an access change waits for it to be
+/// installed, and is then applied to it).
+type Authenticating =
+    Pin<Box<dyn Future<Output = (OwnedMutexGuard<()>, Result<Session, AuthError>)> + Send>>;
 
 /// The clocks of one socket.
 #[derive(Debug, Default)]
@@ -128,7 +131,7 @@ struct Clocks {
 
 async fn serve(mut ws: Io, context: CellsContext) {
     let settings = &context.settings;
-    let (socket, mut queue) = context.door.open(settings.queue);
+    let (socket, mut queue) = context.door.open(settings.queue, context.chat.is_none());
     context.metrics.connections.inc();
     let bucket = Bucket::new(&settings.limits, std::time::Instant::now());
     let mut clocks = Clocks {
@@ -136,8 +139,6 @@ async fn serve(mut ws: Io, context: CellsContext) {
         ..Clocks::default()
     };
     let mut authenticating: Option<Authenticating> = None;
-    // The subscribed session's credentials, for the chat's checks with the auth backend.
-    let mut session: Option<Arc<Session>> = None;
     // Chat frames that came while a subscribe was being checked.
     let mut waiting: Vec<String> = Vec::new();
     let mut presence = tokio::time::interval(PRESENCE_SWEEP);
@@ -196,11 +197,14 @@ async fn serve(mut ws: Io, context: CellsContext) {
                     Ok(ClientRequest::Subscribe(Some(token))) => {
                         let auth = context.auth.clone();
                         let credentials = Credentials { token: Some(token), ..Credentials::default() };
-                        authenticating = Some(Box::pin(async move { auth.open_session(credentials).await }));
+                        let turn = socket.turn_owned();
+                        authenticating = Some(Box::pin(async move {
+                            let turn = turn.await;
+                            (turn, auth.open_session(credentials).await)
+                        }));
                     }
                     Ok(ClientRequest::Subscribe(None)) => {
                         authenticating = None;
-                        session = None;
                         for _ in waiting.drain(..) {
                             socket.push(ErrorCode::NotSubscribed.frame().into());
                         }
@@ -209,7 +213,6 @@ async fn serve(mut ws: Io, context: CellsContext) {
                     }
                     Ok(ClientRequest::Unsubscribe) => {
                         authenticating = None;
-                        session = None;
                         for _ in waiting.drain(..) {
                             socket.push(ErrorCode::NotSubscribed.frame().into());
                         }
@@ -225,23 +228,19 @@ async fn serve(mut ws: Io, context: CellsContext) {
                         }
                     }
                     Err(ErrorCode::BadMessage) if context.chat.is_some() => {
-                        if let Err(code) = chat_request(&context, &socket, session.as_deref(), &text).await {
+                        if let Err(code) = chat_request(&context, &socket, &text).await {
                             socket.push(code.frame().into());
                         }
                     }
                     Err(code) => socket.push(code.frame().into()),
                 }
             }
-            answer = async { authenticating.as_mut().map_or_else(|| unreachable!(), |f| f.as_mut()).await }, if authenticating.is_some() => {
+            (turn, answer) = async { authenticating.as_mut().map_or_else(|| unreachable!(), |f| f.as_mut()).await }, if authenticating.is_some() => {
                 authenticating = None;
                 match answer {
-                    Ok(answer) => {
-                        subscribe(&context, &socket, &answer, &mut clocks).await;
-                        session = Some(Arc::new(answer));
-                    }
+                    Ok(answer) => subscribe(&context, &socket, answer, &mut clocks).await,
                     Err(error) => {
                         tracing::debug!(%error, "cells subscribe refused");
-                        session = None;
                         unsubscribe(&context, &socket, &mut clocks).await;
                         let code = match error {
                             AuthError::Unavailable(_) => ErrorCode::AuthUnavailable,
@@ -251,8 +250,9 @@ async fn serve(mut ws: Io, context: CellsContext) {
                         socket.push(code.frame().into());
                     }
                 }
+                drop(turn);
                 for text in std::mem::take(&mut waiting) {
-                    if let Err(code) = chat_request(&context, &socket, session.as_deref(), &text).await {
+                    if let Err(code) = chat_request(&context, &socket, &text).await {
                         socket.push(code.frame().into());
                     }
                 }
@@ -262,7 +262,6 @@ async fn serve(mut ws: Io, context: CellsContext) {
                 socket.push(render::RELOAD.into());
             }
             () = sleep_until(clocks.expire), if clocks.expire.is_some() => {
-                session = None;
                 unsubscribe(&context, &socket, &mut clocks).await;
                 socket.push(ErrorCode::TokenExpired.frame().into());
             }
@@ -319,10 +318,10 @@ async fn sleep_until(at: Option<Instant>) {
 async fn subscribe(
     context: &CellsContext,
     socket: &Arc<CellsSocket>,
-    session: &Session,
+    session: Session,
     clocks: &mut Clocks,
 ) {
-    let identity = Arc::new(Identity::of(&session.principal));
+    let identity = Arc::new(Identity::of(Arc::new(session)));
     let before = socket.identity();
     let leave = before.as_ref().map(|i| i.rooms.clone()).unwrap_or_default();
     // A chat socket receives no events: it sits in no room of the pipeline.
@@ -391,15 +390,14 @@ async fn unsubscribe(context: &CellsContext, socket: &CellsSocket, clocks: &mut 
 async fn chat_request(
     context: &CellsContext,
     socket: &Arc<CellsSocket>,
-    session: Option<&Session>,
     text: &str,
 ) -> Result<(), ErrorCode> {
     let Some(chat) = &context.chat else {
         return Err(ErrorCode::BadMessage);
     };
     let request = chat::protocol::parse(text, chat.max_text())?;
-    let session = session.ok_or(ErrorCode::NotSubscribed)?;
-    chat.handle(socket, session, request).await
+    let identity = socket.identity().ok_or(ErrorCode::NotSubscribed)?;
+    chat.handle(socket, &identity.session, request).await
 }
 
 /// The instant of a time in seconds since the epoch.

@@ -1,6 +1,8 @@
 //! [`CellsDoor`]: the door's side of the pipeline. It knows every open socket ([`CellsSocket`])
-//! and which rooms each sits in, answers the pipeline's `members`, renders each event once for
-//! all its recipients, and follows access changes.
+//! and which rooms each sits in, answers the pipeline's `members` and a user's subscribers, and
+//! renders each event once for all its recipients. A socket told of an access change gets an
+//! idm frame (the UI reloads its workspaces and subscribes again); one whose session ends is
+//! closed 1008.
 
 use std::{
     collections::{HashMap, HashSet, VecDeque},
@@ -10,6 +12,7 @@ use std::{
     },
 };
 
+use futures_util::future::BoxFuture;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::CancellationToken;
@@ -19,9 +22,11 @@ use super::{
     render::{self, Parsed},
 };
 use crate::{
-    auth::{Principal, cells::CellsIdentity},
-    ids::{GroupPath, Login, UserId, WorkspaceId},
-    pipeline::{Door, DoorClosed, Outgoing, Resync, RoomJoins, Sent, Subscriber, SubscriberId},
+    auth::{Session, cells::CellsIdentity},
+    ids::{Login, UserId, WorkspaceId},
+    pipeline::{
+        Door, DoorClosed, Outgoing, Resync, RoomJoins, Sent, Subscriber, SubscriberId, Turn,
+    },
     rooms::{self, Scope},
 };
 
@@ -43,10 +48,11 @@ pub(crate) struct CellsDoor {
 
 impl CellsDoor {
     /// A new socket of this door, with a queue of `queue` frames; its frames come out of the
-    /// receiver.
+    /// receiver. An event socket (`events`) sits in its session's rooms; a chat socket in none.
     pub(crate) fn open(
         self: &Arc<Self>,
         queue: usize,
+        events: bool,
     ) -> (Arc<CellsSocket>, mpsc::Receiver<Utf8Bytes>) {
         let (sender, receiver) = mpsc::channel(queue.max(1));
         // The high bit marks a door's own numbering (see `SubscriberId`).
@@ -57,6 +63,8 @@ impl CellsDoor {
             me: me.clone(),
             door: Arc::downgrade(self),
             queue: sender,
+            events,
+            turn: Arc::default(),
             identity: RwLock::new(None),
             rooms: Mutex::new(HashSet::new()),
             closing: CancellationToken::new(),
@@ -190,29 +198,10 @@ impl Door for CellsDoor {
         Ok(())
     }
 
-    fn access_changed(&self, user: &UserId, allowed: Option<&HashSet<WorkspaceId>>) {
-        for socket in self.sockets_of(user) {
-            if let Some(allowed) = allowed
-                && let Some(identity) = socket.identity()
-            {
-                let narrowed = identity.narrowed(allowed);
-                let gone: Vec<String> = (identity.rooms.iter())
-                    .filter(|room| !narrowed.rooms.contains(room))
-                    .cloned()
-                    .collect();
-                socket.leave(&gone);
-                socket.set_identity(Some(Arc::new(narrowed)));
-            }
-            socket.push(render::RELOAD.into());
-        }
-    }
-
-    fn disconnect_user(&self, user: &UserId) -> usize {
-        let sockets = self.sockets_of(user);
-        for socket in &sockets {
-            socket.close(CloseReason::Kicked);
-        }
-        sockets.len()
+    fn subscribers_of(&self, user: &UserId) -> Vec<Arc<dyn Subscriber>> {
+        (self.sockets_of(user).into_iter())
+            .map(|socket| socket as Arc<dyn Subscriber>)
+            .collect()
     }
 }
 
@@ -220,8 +209,9 @@ impl Door for CellsDoor {
 #[derive(Debug)]
 pub(crate) struct Identity {
     pub(crate) user: UserId,
-    groups: Vec<GroupPath>,
     pub(crate) login: Option<Login>,
+    /// The session it was made of: the chat's checks forward its credentials.
+    pub(crate) session: Arc<Session>,
     /// The Cells identity (workspaces and their roots).
     pub(crate) cells: Arc<CellsIdentity>,
     /// The workspaces the user may read.
@@ -233,35 +223,25 @@ pub(crate) struct Identity {
 }
 
 impl Identity {
-    /// The identity of a principal, with its rooms: its user and groups, its workspaces, its
+    /// The identity of a session, with its rooms: its user and groups, its workspaces, its
     /// login, roles and profile, and the root of each workspace.
-    pub(crate) fn of(principal: &Principal) -> Self {
-        let cells = principal.cells.clone().unwrap_or_default();
-        let workspaces: HashSet<WorkspaceId> = principal
-            .workspaces
-            .clone()
-            .unwrap_or_default()
-            .into_iter()
-            .chain(cells.workspace_roots.iter().map(|w| w.id.clone()))
-            .collect();
-        Self::with(
-            principal.user.clone(),
-            principal.groups.clone(),
-            principal.expires_at,
-            cells,
-            workspaces,
-        )
+    pub(crate) fn of(session: Arc<Session>) -> Self {
+        Self::without(session, &[])
     }
 
-    fn with(
-        user: UserId,
-        groups: Vec<GroupPath>,
-        expires_at: Option<u64>,
-        cells: Arc<CellsIdentity>,
-        workspaces: HashSet<WorkspaceId>,
-    ) -> Self {
-        let mut names = vec![rooms::user_room(&user)];
-        names.extend(groups.iter().map(rooms::group_room));
+    /// The identity of a session without the workspaces of `lost` (an access change took
+    /// them, whatever the token still says).
+    fn without(session: Arc<Session>, lost: &[WorkspaceId]) -> Self {
+        let principal = &session.principal;
+        let mut cells = principal.cells.as_deref().cloned().unwrap_or_default();
+        cells.workspace_roots.retain(|w| !lost.contains(&w.id));
+        let workspaces: HashSet<WorkspaceId> = (principal.workspaces.iter().flatten())
+            .chain(cells.workspace_roots.iter().map(|w| &w.id))
+            .filter(|workspace| !lost.contains(workspace))
+            .cloned()
+            .collect();
+        let mut names = vec![rooms::user_room(&principal.user)];
+        names.extend(principal.groups.iter().map(rooms::group_room));
         let mut sorted: Vec<&WorkspaceId> = workspaces.iter().collect();
         sorted.sort();
         names.extend(sorted.into_iter().map(rooms::workspace_room));
@@ -277,28 +257,14 @@ impl Identity {
         names.sort();
         names.dedup();
         Self {
-            user,
-            groups,
+            user: principal.user.clone(),
             login: cells.login.clone(),
             workspaces,
-            expires_at,
+            expires_at: principal.expires_at,
             rooms: names,
-            cells,
+            cells: Arc::new(cells),
+            session,
         }
-    }
-
-    /// This identity without the workspaces `allowed` does not list.
-    fn narrowed(&self, allowed: &HashSet<WorkspaceId>) -> Self {
-        let mut cells = (*self.cells).clone();
-        cells.workspace_roots.retain(|w| allowed.contains(&w.id));
-        let workspaces = self.workspaces.intersection(allowed).cloned().collect();
-        Self::with(
-            self.user.clone(),
-            self.groups.clone(),
-            self.expires_at,
-            Arc::new(cells),
-            workspaces,
-        )
     }
 }
 
@@ -309,6 +275,11 @@ pub(crate) struct CellsSocket {
     me: Weak<CellsSocket>,
     door: Weak<CellsDoor>,
     queue: mpsc::Sender<Utf8Bytes>,
+    /// Whether it sits in its session's rooms (an event socket) or in none (a chat socket).
+    events: bool,
+    /// Held while a subscribe is checked and installed, and while the server changes the
+    /// session (see [`Subscriber::turn`]).
+    turn: Arc<tokio::sync::Mutex<()>>,
     identity: RwLock<Option<Arc<Identity>>>,
     rooms: Mutex<HashSet<String>>,
     closing: CancellationToken,
@@ -329,6 +300,13 @@ impl CellsSocket {
     /// Its id among every door's subscribers.
     pub(crate) fn subscriber_id(&self) -> SubscriberId {
         self.id
+    }
+
+    /// Its turn, for a subscribe: waits while the server changes the session.
+    pub(crate) fn turn_owned(
+        &self,
+    ) -> impl Future<Output = tokio::sync::OwnedMutexGuard<()>> + Send + use<> {
+        self.turn.clone().lock_owned()
     }
 
     /// Queues a frame of herald's own; a full queue closes the socket.
@@ -415,6 +393,48 @@ impl Subscriber for CellsSocket {
 
     fn room_joins(&self) -> Option<Arc<RoomJoins>> {
         None
+    }
+
+    fn session(&self) -> Option<Arc<Session>> {
+        self.identity().map(|identity| identity.session.clone())
+    }
+
+    fn workspaces(&self) -> Vec<WorkspaceId> {
+        (self.identity().iter())
+            .flat_map(|identity| identity.workspaces.iter().cloned())
+            .collect()
+    }
+
+    fn turn(&self) -> BoxFuture<'static, Turn> {
+        let turn = self.turn_owned();
+        Box::pin(async move { Box::new(turn.await) as Turn })
+    }
+
+    fn adopt(&self, session: Arc<Session>, lost: &[WorkspaceId]) {
+        let Some(before) = self.identity() else {
+            return;
+        };
+        let after = Identity::without(session, lost);
+        if self.events {
+            let leave: Vec<String> = (before.rooms.iter())
+                .filter(|room| !after.rooms.contains(room))
+                .cloned()
+                .collect();
+            let join: Vec<String> = (after.rooms.iter())
+                .filter(|room| !before.rooms.contains(room))
+                .cloned()
+                .collect();
+            self.leave(&leave);
+            self.join(&join);
+        }
+        self.set_identity(Some(Arc::new(after)));
+        // The UI reloads its workspaces and subscribes again.
+        self.push(render::RELOAD.into());
+    }
+
+    fn end_session(&self, reason: &str) {
+        tracing::debug!(subscriber = ?self.id, reason, "cells session ended");
+        self.close(CloseReason::Kicked);
     }
 }
 

@@ -1,7 +1,8 @@
 //! [`Deliverer`]: logs a stamped event in its target rooms and sends it to the union of those
 //! rooms' subscribers ([`Door::members`]), each once. The replaying side, which puts a
 //! subscriber in rooms after sending what it missed there, is [`replay`]; the rooms of an event
-//! and their order are a [`RoomPlan`].
+//! and their order are a [`RoomPlan`]. What a backend changes for a user (access, kicks) is
+//! applied to the user's subscribers in [`access`].
 //!
 //! Both sides take one lock, so no event falls between a replay and the live stream and none is
 //! sent twice: an event is either logged before the join (and replayed) or delivered after it
@@ -30,12 +31,14 @@ use super::{
 use crate::{
     event::{PublishError, Stamped},
     history::{Appended, EventLog, HistoryError, Position},
-    ids::{UserId, WorkspaceId},
+    ids::WorkspaceId,
     metrics::Metrics,
 };
 
+mod access;
 mod replay;
 
+pub(crate) use access::AccessCounts;
 pub(crate) use replay::{Backlog, Joined, LoggedRoom};
 
 /// What the delivery lock guards.
@@ -330,26 +333,6 @@ impl Deliverer {
         subscriber.leave(leave);
         between();
         subscriber.join(join);
-    }
-
-    /// Tells every door that a backend changed what `user` may read, between two deliveries.
-    pub(crate) async fn access_changed(
-        &self,
-        user: &UserId,
-        allowed: Option<&HashSet<WorkspaceId>>,
-    ) {
-        let _order = self.order.lock().await;
-        for door in self.doors.iter() {
-            door.access_changed(user, allowed);
-        }
-    }
-
-    /// Tells every door that a backend disconnected `user`; how many sessions they ended.
-    pub(crate) fn disconnect_user(&self, user: &UserId) -> usize {
-        self.doors
-            .iter()
-            .map(|door| door.disconnect_user(user))
-            .sum()
     }
 
     /// Notes when `subscriber` joined `room`, for a recovery of its session. Only recovery

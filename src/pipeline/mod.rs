@@ -28,9 +28,9 @@ mod delivery;
 mod room_plan;
 mod subscriber;
 
-pub(crate) use delivery::{Backlog, Deliverer, Joined, LoggedRoom};
+pub(crate) use delivery::{AccessCounts, Backlog, Deliverer, Joined, LoggedRoom};
 pub(crate) use subscriber::{
-    Door, DoorClosed, Outgoing, Resync, RoomJoins, Sent, Subscriber, SubscriberId,
+    Door, DoorClosed, Outgoing, Resync, RoomJoins, Sent, Subscriber, SubscriberId, Turn,
 };
 
 use coalescer::{CoalescerHandle, Windows};

@@ -1,24 +1,31 @@
 //! The subscriber seam: what the pipeline delivers to, without knowing the transport.
 //!
-//! A front door (the Socket.IO namespace today) implements [`Door`], which answers the
-//! members of a room, and [`Subscriber`] for each of its connections: an id, a bounded outgoing
-//! queue the pipeline writes to without waiting ([`Subscriber::send`] says whether the event
-//! was queued, the subscriber is gone, or its queue is full), the one policy for a full queue
-//! ([`Subscriber::cut_off`]), room membership, and the rooms' join points for a recovery.
+//! A front door (the Socket.IO namespace, the Pydio Cells WebSocket) implements [`Door`], which
+//! answers the members of a room and a user's subscribers, and [`Subscriber`] for each of its
+//! connections: an id, a bounded outgoing queue the pipeline writes to without waiting
+//! ([`Subscriber::send`] says whether the event was queued, the subscriber is gone, or its
+//! queue is full), the one policy for a full queue ([`Subscriber::cut_off`]), room membership,
+//! the rooms' join points for a recovery, and who the subscriber is: its [`Session`] (user,
+//! groups, what it may read) and the workspaces it holds, which access changes and kicks act
+//! on (`delivery/access.rs`).
 //!
 //! What is sent is built once per room of an event ([`Outgoing`]) and handed to every member
 //! reached through that room: the data as published (raw JSON), the `meta` already encoded,
 //! and the recovery offset. A door encodes its frame from those parts.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashMap,
     sync::{Arc, Mutex},
 };
 
+use futures_util::future::BoxFuture;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use crate::ids::{UserId, WorkspaceId};
+use crate::{
+    auth::Session,
+    ids::{UserId, WorkspaceId},
+};
 
 /// Identifies one subscriber among those of every door.
 ///
@@ -125,14 +132,39 @@ pub(crate) trait Subscriber: Send + Sync {
     /// Where to note when it joined each room, for a recovery of its session; `None` when the
     /// door has no recovery.
     fn room_joins(&self) -> Option<Arc<RoomJoins>>;
+
+    /// Who it is and what it may read; `None` before it has a session (a Cells socket before
+    /// its first subscribe).
+    fn session(&self) -> Option<Arc<Session>>;
+
+    /// The workspaces it holds: the rooms it was let into after an access check.
+    fn workspaces(&self) -> Vec<WorkspaceId>;
+
+    /// Its turn to be changed by the server: resolves once the requests it sent before this
+    /// call are done, and its later requests wait until the [`Turn`] is dropped. So a
+    /// `register` that raced an access change cannot re-join a workspace just taken away.
+    fn turn(&self) -> BoxFuture<'static, Turn>;
+
+    /// Installs `session` in place of its own; called between two deliveries, in its turn.
+    /// Its user and group rooms follow the session, the workspaces in `lost` are left, and the
+    /// client is told in its door's words.
+    fn adopt(&self, session: Arc<Session>, lost: &[WorkspaceId]);
+
+    /// Ends its session for `reason` (its credentials were refused on a check, or a backend
+    /// disconnected its user): the client is told, and the connection closed.
+    fn end_session(&self, reason: &str);
 }
+
+/// Held while the server changes a subscriber (see [`Subscriber::turn`]); dropping it lets the
+/// subscriber's own requests go on.
+pub(crate) type Turn = Box<dyn Send>;
 
 /// A door's rooms are gone: it is shutting down.
 #[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error("the door is closed")]
 pub(crate) struct DoorClosed;
 
-/// A front door: answers who is in a room, and hears what changes for a user.
+/// A front door: answers who is in a room, and which subscribers are a user's.
 pub(crate) trait Door: Send + Sync {
     /// Calls `each` for every member of `room`.
     ///
@@ -140,19 +172,8 @@ pub(crate) trait Door: Send + Sync {
     /// [`DoorClosed`] when the door is shutting down.
     fn members(&self, room: &str, each: &mut dyn FnMut(&dyn Subscriber)) -> Result<(), DoorClosed>;
 
-    /// A backend changed what `user` may read (`allowed`: the workspaces now allowed, when it
-    /// said). A door whose sessions do not check access themselves follows here; the
-    /// Socket.IO door applies access changes itself (`socketio/access.rs`).
-    fn access_changed(&self, user: &UserId, allowed: Option<&HashSet<WorkspaceId>>) {
-        let _ = (user, allowed);
-    }
-
-    /// A backend disconnected `user`: a door whose sessions are not disconnected by their own
-    /// door code ends them here; how many.
-    fn disconnect_user(&self, user: &UserId) -> usize {
-        let _ = user;
-        0
-    }
+    /// Every subscriber of `user` with a session, for access changes and kicks.
+    fn subscribers_of(&self, user: &UserId) -> Vec<Arc<dyn Subscriber>>;
 }
 
 /// The rooms a subscriber is in, with the sequence number at which it joined each: a

@@ -1,27 +1,14 @@
-//! Live access changes (Pydio Cells' IDM events): a backend says what a user may now read, and
-//! every socket of that user follows at once, without waiting for the browser to reload.
-//!
-//! Each socket's change waits for its turn in the socket's sequencer (`sequencer.rs`), behind any
-//! `register` still being checked, so a register that raced the change cannot re-join a
-//! workspace that was just taken away. Registered workspaces no longer allowed are left and
-//! announced with `access_revoked`.
+//! Live access changes (Pydio Cells' IDM events), as the `/private` `access` event and
+//! `POST /api/v1/access` ask for them: a backend says what a user may now read, and every
+//! session of that user follows at once, on every node and every door, without waiting for
+//! the browser to reload. The change itself is the pipeline's (`Deliverer::change_access`);
+//! here it is sent to the other nodes and to the chat namespace's sockets.
 
-use std::{collections::HashSet, sync::Arc};
+use std::collections::HashSet;
 
-use socketioxide::extract::SocketRef;
-
+use super::events::{AccessChange, AccessOutcome};
 use super::state::AppState;
-use super::{
-    events::{self, AccessChange, AccessOutcome, AccessRevoked, SessionInvalid},
-    socket_state::SocketState,
-    subscriber::SocketSubscriber,
-};
-use crate::{
-    auth::{AuthError, Principal, Session},
-    cluster::control,
-    ids::WorkspaceId,
-    rooms,
-};
+use crate::{cluster::control, ids::WorkspaceId, pipeline::AccessCounts};
 
 /// Why an access change could not be applied.
 #[derive(Debug, thiserror::Error)]
@@ -56,7 +43,7 @@ pub(crate) async fn change(
     apply(state, change).await
 }
 
-/// Applies an access change to every socket of the user on this node.
+/// Applies an access change to every session of the user on this node.
 ///
 /// # Errors
 /// [`AccessError`] when the change cannot be applied at all.
@@ -67,128 +54,27 @@ pub(crate) async fn apply(
     if change.workspaces.is_none() && !state.auth.can_ask_again() {
         return Err(AccessError::WorkspacesRequired);
     }
-    let ns = state
-        .io
-        .of(&state.cfg.public.path)
-        .ok_or(AccessError::Unavailable)?;
+    // The browsers' namespace is gone only when the node shuts down.
+    if state.io.of(&state.cfg.public.path).is_none() {
+        return Err(AccessError::Unavailable);
+    }
     let allowed: Option<HashSet<WorkspaceId>> =
         change.workspaces.map(|list| list.into_iter().collect());
     super::chat::revoke(state, &change.user, allowed.as_ref()).await;
-    // The other doors' sessions of the user (Pydio Cells: told to reload their workspaces).
-    state
+    let AccessCounts {
+        subscribers,
+        revoked,
+        ended,
+    } = state
         .deliverer
-        .access_changed(&change.user, allowed.as_ref())
+        .change_access(&state.auth, &change.user, allowed.as_ref())
         .await;
-    let sockets = ns.within(rooms::user_room(&change.user)).sockets();
-    let mut outcome = AccessOutcome {
+    let outcome = AccessOutcome {
         ok: true,
-        sockets: sockets.len(),
-        ..AccessOutcome::default()
+        sockets: subscribers,
+        revoked,
+        disconnected: ended,
     };
-    for socket in sockets {
-        match update_socket(state, &socket, allowed.as_ref()).await {
-            Some(revoked) => outcome.revoked += revoked,
-            None => outcome.disconnected += 1,
-        }
-    }
     tracing::info!(user = %change.user, sockets = outcome.sockets, revoked = outcome.revoked, "access changed");
     Ok(outcome)
-}
-
-/// Updates one socket; the number of workspaces it lost, or `None` when it was disconnected
-/// because its credentials are no longer accepted.
-async fn update_socket(
-    state: &AppState,
-    socket: &SocketRef,
-    allowed: Option<&HashSet<WorkspaceId>>,
-) -> Option<usize> {
-    let Some(socket_state) = SocketState::of(socket) else {
-        return Some(0);
-    };
-    let _turn = socket_state.ticket().turn().await;
-    // Read in turn: a `refresh` before this one may have replaced it.
-    let session = socket_state.session();
-    let principal = match allowed {
-        Some(list) => Principal {
-            workspaces: Some(list.clone()),
-            ..session.principal.clone()
-        },
-        None => match state.auth.ask_again(&session).await {
-            Ok(Some(principal)) if principal.user == session.principal.user => principal,
-            Ok(None) => return Some(0),
-            Ok(Some(_)) | Err(AuthError::Rejected | AuthError::MissingCredentials) => {
-                end_session(state, socket, "access_revoked");
-                return None;
-            }
-            Err(error) => {
-                // Backend down: keep the current access rather than cut everyone off.
-                tracing::warn!(sid = %socket.id, %error, "access refresh: backend unavailable");
-                return Some(0);
-            }
-        },
-    };
-    Some(adopt(state, socket, &socket_state, principal).await)
-}
-
-/// Installs a new principal on a socket (the caller holds the socket's turn): group rooms
-/// follow its groups, and registered workspaces it may no longer read are left and announced
-/// with `access_revoked`. Returns how many were revoked.
-pub(crate) async fn adopt(
-    state: &AppState,
-    socket: &SocketRef,
-    socket_state: &SocketState,
-    principal: Principal,
-) -> usize {
-    let old = socket_state.session();
-    let (old_groups, new_groups): (HashSet<_>, HashSet<_>) = (
-        old.principal.groups.iter().map(rooms::group_room).collect(),
-        principal.groups.iter().map(rooms::group_room).collect(),
-    );
-    let left: Vec<String> = old_groups.difference(&new_groups).cloned().collect();
-    let subscriber = SocketSubscriber::new(socket.clone(), &state.slow);
-    state.deliverer.leave(&subscriber, &left).await;
-    socket.join(
-        new_groups
-            .difference(&old_groups)
-            .cloned()
-            .collect::<Vec<_>>(),
-    );
-    let session = Arc::new(Session {
-        principal,
-        credentials: old.credentials.clone(),
-    });
-    socket_state.replace_session(session.clone());
-
-    let mut revoked = 0;
-    for room in socket.rooms() {
-        let Some(workspace) = rooms::workspace_of(&room) else {
-            continue;
-        };
-        if state.auth.may_keep(&session, &workspace).await {
-            continue;
-        }
-        // Between two deliveries, so nothing from the workspace follows `access_revoked`.
-        state
-            .deliverer
-            .leave(&subscriber, &[room.into_owned()])
-            .await;
-        revoked += 1;
-        state.slow.emit(
-            socket,
-            events::ACCESS_REVOKED,
-            &AccessRevoked {
-                workspace: &workspace,
-            },
-        );
-    }
-    revoked
-}
-
-fn end_session(state: &AppState, socket: &SocketRef, reason: &str) {
-    if state
-        .slow
-        .emit(socket, events::SESSION_INVALID, &SessionInvalid { reason })
-    {
-        state.slow.disconnect(socket);
-    }
 }

@@ -279,11 +279,12 @@ pub struct AccessRevoked<'a> {
 pub struct AccessOutcome {
     /// Always true.
     pub ok: bool,
-    /// Sockets of the user that were updated.
+    /// Sessions of the user that were updated, on every door (Socket.IO `/public` sockets,
+    /// Cells sockets).
     pub sockets: usize,
     /// Workspace registrations taken away, over all those sockets.
     pub revoked: usize,
-    /// Sockets disconnected because the backend no longer accepts their credentials.
+    /// Sessions ended because the backend no longer accepts their credentials.
     pub disconnected: usize,
 }
 

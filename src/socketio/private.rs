@@ -19,7 +19,6 @@ use super::{
     counted,
     events::{
         self, AccessChange, DisconnectUser, DisconnectUserAck, ErrorAck, ErrorCode, PublishAck,
-        SessionInvalid,
     },
     raw_arg::{RawArg, RawArgError},
     reply::{Reply, truncate},
@@ -28,7 +27,6 @@ use crate::{
     auth::{credentials::bearer, private::PrivateAccess},
     cluster::control,
     event::{Publication, PublishError},
-    rooms,
 };
 
 pub(super) fn register(io: &Io, state: AppState) {
@@ -176,31 +174,22 @@ async fn on_disconnect_user(state: &AppState, data: Result<DisconnectUser, Parse
     }
 }
 
-/// Tells every socket of the user on this node `session_invalid`, then disconnects it; how
-/// many there were. `Err` when the sockets cannot be listed (shutting down).
+/// Ends every session of the user on this node, on every door (a Socket.IO socket is told
+/// `session_invalid`, then disconnected); how many there were. `Err` when the node shuts down.
 pub(crate) async fn disconnect_user_here(
     state: &AppState,
     request: &DisconnectUser,
 ) -> Result<usize, ()> {
-    let Some(ns) = state.io.of(&state.cfg.public.path) else {
+    if state.io.of(&state.cfg.public.path).is_none() {
         return Err(());
-    };
+    }
     // Credentials the user presents from now on are asked of the backend again, not taken
     // from its cached answer (this node's cache: the other nodes apply the same command).
     state.auth.forget_user(&request.user).await;
-    // This node's sockets: the other nodes apply the same command (cluster control).
-    let sockets = ns.within(rooms::user_room(&request.user)).sockets();
+    // This node's sessions, on every door: the other nodes apply the same command (cluster
+    // control).
     let reason = request.reason.as_deref().unwrap_or("logout");
-    let count = sockets.len();
-    for socket in sockets {
-        if state
-            .slow
-            .emit(&socket, events::SESSION_INVALID, &SessionInvalid { reason })
-        {
-            state.slow.disconnect(&socket);
-        }
-    }
-    let count = count + state.deliverer.disconnect_user(&request.user);
+    let count = state.deliverer.disconnect_user(&request.user, reason);
     tracing::info!(user = %request.user, sockets = count, "user disconnected by backend");
     Ok(count)
 }

@@ -15,7 +15,7 @@ use socketioxide::{
 
 use super::state::AppState;
 use super::{
-    ConnectRefusal, Io, access, counted,
+    ConnectRefusal, Io, counted,
     events::{self, ErrorAck, ErrorCode, OkAck, RefreshAck, RegisterAck, UserPosition},
     guard::{self, throttle},
     recovered,
@@ -440,7 +440,11 @@ async fn on_refresh(
         }
     };
     let exp = principal.expires_at;
-    let revoked = access::adopt(state, socket, &socket_state, principal).await;
+    let subscriber = SocketSubscriber::new(socket.clone(), &state.slow);
+    let revoked = state
+        .deliverer
+        .adopt(&state.auth, &subscriber, principal)
+        .await;
     if let (Some(expiry), Some(exp)) = (socket_state.expiry(), exp) {
         expiry.extend(exp);
     }

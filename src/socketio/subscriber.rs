@@ -1,16 +1,29 @@
 //! The Socket.IO door as the pipeline sees it: [`SocketIoDoor`] lists a room's sockets on the
 //! browsers' namespace, and [`SocketSubscriber`] is one socket, whose outgoing queue is
 //! socketioxide's own (`engine.max_buffer_size` packets) and whose full queue is handled by the
-//! [`SlowPolicy`].
+//! [`SlowPolicy`]. Its session and turn are its [`SocketState`]'s; it is told of a lost
+//! workspace with `access_revoked`, and of an ended session with `session_invalid` before the
+//! server disconnects it.
 
-use std::{borrow::Borrow, sync::Arc};
+use std::{borrow::Borrow, collections::HashSet, sync::Arc};
 
+use futures_util::future::BoxFuture;
 use serde::Serialize;
 use socketioxide::{SendError, SocketError, extract::SocketRef, socket::Sid};
 
-use super::{Io, events, slow::SlowPolicy};
-use crate::pipeline::{
-    Door, DoorClosed, Outgoing, Resync, RoomJoins, Sent, Subscriber, SubscriberId,
+use super::{
+    Io,
+    events::{self, AccessRevoked, SessionInvalid},
+    slow::SlowPolicy,
+    socket_state::SocketState,
+};
+use crate::{
+    auth::Session,
+    ids::{UserId, WorkspaceId},
+    pipeline::{
+        Door, DoorClosed, Outgoing, Resync, RoomJoins, Sent, Subscriber, SubscriberId, Turn,
+    },
+    rooms,
 };
 
 /// The pipeline's id of a socket.
@@ -49,6 +62,18 @@ impl Door for SocketIoDoor {
             each(&SocketSubscriber::new(socket, &self.slow));
         }
         Ok(())
+    }
+
+    fn subscribers_of(&self, user: &UserId) -> Vec<Arc<dyn Subscriber>> {
+        let Some(namespace) = self.io.of(&*self.namespace) else {
+            return Vec::new();
+        };
+        (namespace
+            .within(rooms::user_room(user))
+            .sockets()
+            .into_iter())
+        .map(|socket| SocketSubscriber::shared(socket, self.slow.clone()))
+        .collect()
     }
 }
 
@@ -129,5 +154,72 @@ impl<P: Borrow<SlowPolicy> + Send + Sync> Subscriber for SocketSubscriber<P> {
         let joins = Arc::new(RoomJoins::default());
         self.socket.extensions.insert(joins.clone());
         Some(joins)
+    }
+
+    fn session(&self) -> Option<Arc<Session>> {
+        SocketState::of(&self.socket).map(|state| state.session())
+    }
+
+    fn workspaces(&self) -> Vec<WorkspaceId> {
+        (self.socket.rooms().iter())
+            .filter_map(|room| rooms::workspace_of(room))
+            .collect()
+    }
+
+    fn turn(&self) -> BoxFuture<'static, Turn> {
+        // The ticket is taken now, behind every event already received from the socket.
+        let ticket = SocketState::of(&self.socket).map(|state| state.ticket());
+        Box::pin(async move {
+            let turn = match ticket {
+                Some(ticket) => ticket.turn().await,
+                None => None,
+            };
+            Box::new(turn) as Turn
+        })
+    }
+
+    fn adopt(&self, session: Arc<Session>, lost: &[WorkspaceId]) {
+        let Some(state) = SocketState::of(&self.socket) else {
+            return;
+        };
+        let old = state.session();
+        let (old_groups, new_groups): (HashSet<_>, HashSet<_>) = (
+            old.principal.groups.iter().map(rooms::group_room).collect(),
+            session
+                .principal
+                .groups
+                .iter()
+                .map(rooms::group_room)
+                .collect(),
+        );
+        let mut leave: Vec<String> = old_groups.difference(&new_groups).cloned().collect();
+        leave.extend(lost.iter().map(rooms::workspace_room));
+        self.socket.leave(leave);
+        self.socket.join(
+            new_groups
+                .difference(&old_groups)
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
+        state.replace_session(session);
+        let slow = self.slow.borrow();
+        for workspace in lost {
+            slow.emit(
+                &self.socket,
+                events::ACCESS_REVOKED,
+                &AccessRevoked { workspace },
+            );
+        }
+    }
+
+    fn end_session(&self, reason: &str) {
+        let slow = self.slow.borrow();
+        if slow.emit(
+            &self.socket,
+            events::SESSION_INVALID,
+            &SessionInvalid { reason },
+        ) {
+            slow.disconnect(&self.socket);
+        }
     }
 }

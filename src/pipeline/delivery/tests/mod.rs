@@ -10,17 +10,19 @@ use std::{
     time::Duration,
 };
 
+use futures_util::future::BoxFuture;
 use serde_json::{Value, json};
 
 use super::{Deliverer, DeliverySettings};
 use crate::{
+    auth::{Credentials, Principal, Session, cells::CellsIdentity},
     history::{EventLog, MemoryLog},
     ids::{UserId, WorkspaceId},
     metrics::Metrics,
     pipeline::{
         Joined, LoggedRoom, Publication, PublishError, Stamped,
         subscriber::{
-            Door, DoorClosed, Outgoing, Resync, RoomJoins, Sent, Subscriber, SubscriberId,
+            Door, DoorClosed, Outgoing, Resync, RoomJoins, Sent, Subscriber, SubscriberId, Turn,
         },
     },
     rooms,
@@ -47,6 +49,10 @@ struct TestSubscriber {
     rooms: Mutex<HashSet<String>>,
     cut: Mutex<Vec<&'static str>>,
     joins: Arc<RoomJoins>,
+    session: Mutex<Option<Arc<Session>>>,
+    /// What it was told of its session: `revoked <workspace>`, `ended <reason>`.
+    told: Mutex<Vec<String>>,
+    turn: Arc<tokio::sync::Mutex<()>>,
 }
 
 static NEXT_ID: AtomicU8 = AtomicU8::new(1);
@@ -63,6 +69,9 @@ impl TestSubscriber {
             rooms: Mutex::default(),
             cut: Mutex::default(),
             joins: Arc::default(),
+            session: Mutex::default(),
+            told: Mutex::default(),
+            turn: Arc::default(),
         })
     }
 
@@ -112,6 +121,14 @@ impl TestSubscriber {
     fn cut(&self) -> Vec<&'static str> {
         self.cut.lock().unwrap().clone()
     }
+
+    fn told(&self) -> Vec<String> {
+        self.told.lock().unwrap().clone()
+    }
+
+    fn rooms(&self) -> HashSet<String> {
+        self.rooms.lock().unwrap().clone()
+    }
 }
 
 impl Subscriber for TestSubscriber {
@@ -150,6 +167,35 @@ impl Subscriber for TestSubscriber {
     fn room_joins(&self) -> Option<Arc<RoomJoins>> {
         Some(self.joins.clone())
     }
+
+    fn session(&self) -> Option<Arc<Session>> {
+        self.session.lock().unwrap().clone()
+    }
+
+    fn workspaces(&self) -> Vec<WorkspaceId> {
+        let rooms = self.rooms.lock().unwrap();
+        rooms
+            .iter()
+            .filter_map(|room| rooms::workspace_of(room))
+            .collect()
+    }
+
+    fn turn(&self) -> BoxFuture<'static, Turn> {
+        let turn = self.turn.clone().lock_owned();
+        Box::pin(async move { Box::new(turn.await) as Turn })
+    }
+
+    fn adopt(&self, session: Arc<Session>, lost: &[WorkspaceId]) {
+        let rooms: Vec<String> = lost.iter().map(rooms::workspace_room).collect();
+        self.leave(&rooms);
+        *self.session.lock().unwrap() = Some(session);
+        let mut told = self.told.lock().unwrap();
+        told.extend(lost.iter().map(|workspace| format!("revoked {workspace}")));
+    }
+
+    fn end_session(&self, reason: &str) {
+        self.told.lock().unwrap().push(format!("ended {reason}"));
+    }
 }
 
 /// A door listing its connected subscribers by the rooms they joined.
@@ -182,6 +228,16 @@ impl Door for TestDoor {
             each(member.as_ref());
         }
         Ok(())
+    }
+
+    fn subscribers_of(&self, user: &UserId) -> Vec<Arc<dyn Subscriber>> {
+        let connected = self.connected.lock().unwrap();
+        (connected.iter())
+            .filter(|subscriber| {
+                (subscriber.session()).is_some_and(|session| session.principal.user == *user)
+            })
+            .map(|subscriber| subscriber.clone() as Arc<dyn Subscriber>)
+            .collect()
     }
 }
 
@@ -241,7 +297,26 @@ impl Setup {
         self.door.connect(&subscriber);
         subscriber
     }
+
+    /// A subscriber of `user` whose session allows `workspaces`, registered to each.
+    fn session_of(&self, user: &UserId, workspaces: &[WorkspaceId]) -> Arc<TestSubscriber> {
+        let rooms: Vec<String> = workspaces.iter().map(rooms::workspace_room).collect();
+        let subscriber = self.connected(100, &rooms);
+        let principal = Principal::new(
+            user.clone(),
+            Vec::new(),
+            Some(workspaces.to_vec()),
+            None,
+            CellsIdentity::default(),
+        );
+        *subscriber.session.lock().unwrap() = Some(Arc::new(Session {
+            principal,
+            credentials: Credentials::default(),
+        }));
+        subscriber
+    }
 }
 
+mod access;
 mod live;
 mod replay;
