@@ -2,31 +2,26 @@
 //! byte. Nodes trust each other (they share the private key's Redis), but what comes back from
 //! Redis is still parsed and checked: a corrupt entry is an error, never a panic.
 
-use serde::{Deserialize, Serialize};
+use serde::{
+    Deserialize, Deserializer, Serialize,
+    de::{self, MapAccess, Visitor},
+};
 use serde_json::value::RawValue;
 
 use crate::{
     event::{Publication, Stamped, Targets},
     history::HistoryError,
-    ids::{GroupPath, UserId, WorkspaceId},
-    rooms::Scope,
 };
 
-/// An event as stored in Redis.
-#[derive(Debug, Serialize, Deserialize)]
+/// An event as stored in Redis: its stamp, name and data, then its targets' fields
+/// ([`Targets`]' own serde form).
+#[derive(Debug)]
 pub struct WireEvent {
     id: String,
     ts: u64,
     event: String,
     data: Box<RawValue>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    workspaces: Vec<WorkspaceId>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    users: Vec<UserId>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    groups: Vec<GroupPath>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    scopes: Vec<Scope>,
+    targets: Targets,
 }
 
 impl WireEvent {
@@ -39,12 +34,7 @@ impl WireEvent {
             publication: Publication {
                 event: self.event,
                 data: self.data,
-                targets: Targets {
-                    workspaces: self.workspaces,
-                    users: self.users,
-                    groups: self.groups,
-                    scopes: self.scopes,
-                },
+                targets: self.targets,
                 coalesce_key: None,
                 after_held: None,
             },
@@ -55,34 +45,74 @@ impl WireEvent {
 
 /// The JSON of a stamped event.
 pub fn encode(stamped: &Stamped) -> String {
-    let targets = &stamped.publication.targets;
     #[derive(Serialize)]
     struct Borrowed<'a> {
         id: &'a str,
         ts: u64,
         event: &'a str,
         data: &'a RawValue,
-        #[serde(skip_serializing_if = "<[_]>::is_empty")]
-        workspaces: &'a [WorkspaceId],
-        #[serde(skip_serializing_if = "<[_]>::is_empty")]
-        users: &'a [UserId],
-        #[serde(skip_serializing_if = "<[_]>::is_empty")]
-        groups: &'a [GroupPath],
-        #[serde(skip_serializing_if = "<[_]>::is_empty")]
-        scopes: &'a [Scope],
+        #[serde(flatten)]
+        targets: &'a Targets,
     }
     let borrowed = Borrowed {
         id: &stamped.id,
         ts: stamped.ts,
         event: &stamped.publication.event,
         data: &stamped.publication.data,
-        workspaces: &targets.workspaces,
-        users: &targets.users,
-        groups: &targets.groups,
-        scopes: &targets.scopes,
+        targets: &stamped.publication.targets,
     };
-    // Strings, numbers and an already valid RawValue: serializing cannot fail.
+    // Strings, numbers, lists of ids and an already valid RawValue: serializing cannot fail.
     serde_json::to_string(&borrowed).unwrap_or_default()
+}
+
+// By hand rather than derived with `#[serde(flatten)]` for the targets: a flattened struct is
+// read through serde's buffer, which cannot hold the data's `RawValue`.
+impl<'de> Deserialize<'de> for WireEvent {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> Visitor<'de> for Fields {
+            type Value = WireEvent;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an event object")
+            }
+
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<WireEvent, M::Error> {
+                let (mut id, mut ts, mut event, mut data) = (None, None, None, None);
+                let mut targets = serde_json::Map::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "id" => set(&mut id, map.next_value()?, "id")?,
+                        "ts" => set(&mut ts, map.next_value()?, "ts")?,
+                        "event" => set(&mut event, map.next_value()?, "event")?,
+                        "data" => set(&mut data, map.next_value()?, "data")?,
+                        _ => {
+                            if targets.insert(key, map.next_value()?).is_some() {
+                                return Err(de::Error::custom("duplicate target field"));
+                            }
+                        }
+                    }
+                }
+                Ok(WireEvent {
+                    id: id.ok_or_else(|| de::Error::missing_field("id"))?,
+                    ts: ts.ok_or_else(|| de::Error::missing_field("ts"))?,
+                    event: event.ok_or_else(|| de::Error::missing_field("event"))?,
+                    data: data.ok_or_else(|| de::Error::missing_field("data"))?,
+                    targets: Targets::deserialize(serde_json::Value::Object(targets))
+                        .map_err(de::Error::custom)?,
+                })
+            }
+        }
+        deserializer.deserialize_map(Fields)
+    }
+}
+
+/// Fills a field read once; a second one is an error, as in a derived `Deserialize`.
+fn set<T, E: de::Error>(slot: &mut Option<T>, value: T, name: &'static str) -> Result<(), E> {
+    match slot.replace(value) {
+        None => Ok(()),
+        Some(_) => Err(E::duplicate_field(name)),
+    }
 }
 
 /// Parses an event read from Redis.
@@ -131,12 +161,34 @@ mod tests {
     }
 
     #[test]
+    fn the_stream_format_is_pinned_and_reads_fields_it_does_not_know() {
+        let json = r#"{"event":"e","workspace":"w1","users":["u"],"group":"/g","data":[1]}"#;
+        let mut stamped = Stamped::new(Publication::parse(json, 10).unwrap());
+        stamped.id = "id-1".into();
+        stamped.ts = 7;
+        // Other node versions read these bytes: the field names and their order stay.
+        assert_eq!(
+            encode(&stamped),
+            r#"{"id":"id-1","ts":7,"event":"e","data":[1],"workspaces":["w1"],"users":["u"],"groups":["/g"]}"#
+        );
+        // A newer node's target kind is not this node's: the rooms it knows still count.
+        let newer = r#"{"id":"x","ts":1,"event":"e","data":null,"planets":["mars"],"users":["u"]}"#;
+        let back = decode(newer).unwrap().into_stamped();
+        assert_eq!(back.publication.targets.users.len(), 1);
+        assert_eq!(back.publication.targets.len(), 1);
+    }
+
+    #[test]
     fn corrupt_entries_are_errors() {
         for body in [
             "",
             "{}",
             r#"{"id":"x","ts":1,"event":"e","data":1,"workspaces":[""]}"#,
             r#"{"id":"x","ts":1,"event":"e","data":1,"scopes":["tree:a//b"]}"#,
+            r#"{"id":"x","ts":1,"event":"e","data":1,"users":"u"}"#,
+            r#"{"ts":1,"event":"e","data":1}"#,
+            r#"{"id":"x","ts":1,"event":"e","data":1,"id":"y"}"#,
+            "[1]",
         ] {
             assert!(decode(body).is_err(), "{body}");
         }

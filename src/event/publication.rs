@@ -4,7 +4,7 @@
 
 use std::{collections::HashSet, hash::Hash};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use super::cells::Batching;
@@ -87,15 +87,23 @@ struct RawPublish {
 }
 
 /// Where an event goes: the union of these rooms, each socket once.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+///
+/// Its serde form is how the cluster's stream carries it (one field per kind, absent when
+/// empty, unknown fields ignored, so that every node version reads every event): a new kind
+/// is a new field here, and the stream needs no change.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Targets {
     /// Workspace rooms, in the publisher's order, without duplicates.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub workspaces: Vec<WorkspaceId>,
     /// User rooms, without duplicates.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub users: Vec<UserId>,
     /// Group rooms, without duplicates.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<GroupPath>,
     /// Rooms herald derived from a Pydio Cells event (`super::cells`), without duplicates.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub scopes: Vec<Scope>,
 }
 
