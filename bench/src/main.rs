@@ -142,9 +142,12 @@ fn all(args: &AllArgs) -> anyhow::Result<()> {
     let socketioxide = kinds
         .contains(&servers::Kind::Socketioxide)
         .then_some(&args.socketioxide);
+    let reference = kinds
+        .contains(&servers::Kind::Reference)
+        .then_some(&args.reference);
     for (what, path) in [
         ("herald binary", Some(&args.herald)),
-        ("reference server", Some(&args.reference)),
+        ("reference server", reference),
         ("candidate binary", args.candidate.as_ref()),
         ("bare socketioxide binary", socketioxide),
     ] {

@@ -125,7 +125,7 @@ impl Handlers {
     }
 
     /// Applies one command read from the stream (entry `id`, `c` field `body`); one that cannot
-    /// be read, or of a kind without a handler, is logged and skipped.
+    /// be read (an error) or of a kind without a handler (a warning) is logged and skipped.
     pub(crate) async fn apply(&self, id: &str, body: Option<&str>) {
         let Some(Ok(command)) = body.map(serde_json::from_str::<Incoming>) else {
             tracing::error!(%id, "cluster control: unreadable command skipped");
@@ -134,8 +134,12 @@ impl Handlers {
         let kind = command.kind.as_str();
         match self.by_kind.get(kind).map(|apply| apply(&command.body)) {
             Some(Ok(applied)) => applied.await,
-            Some(Err(_)) | None => {
-                tracing::error!(%id, %kind, "cluster control: unreadable command skipped");
+            Some(Err(error)) => {
+                tracing::error!(%id, %kind, %error, "cluster control: unreadable command skipped");
+            }
+            // A newer node's command, during a rolling upgrade: this node has nothing to apply.
+            None => {
+                tracing::warn!(%id, %kind, "cluster control: command of an unknown kind skipped")
             }
         }
     }
