@@ -5,7 +5,7 @@
 //! closed 1008.
 
 use std::{
-    collections::{HashMap, HashSet, VecDeque},
+    collections::{HashMap, HashSet},
     sync::{
         Arc, Mutex, OnceLock, RwLock, Weak,
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -24,6 +24,7 @@ use super::{
 use crate::{
     auth::{Session, cells::CellsIdentity},
     ids::{Login, UserId, WorkspaceId},
+    limits::UserSockets,
     pipeline::{
         Door, DoorClosed, Outgoing, Resync, RoomJoins, Sent, Subscriber, SubscriberId, Turn,
     },
@@ -35,8 +36,8 @@ use crate::{
 pub(crate) struct CellsDoor {
     rooms: RwLock<HashMap<String, HashMap<SubscriberId, Arc<CellsSocket>>>>,
     sockets: Mutex<HashMap<SubscriberId, Arc<CellsSocket>>>,
-    /// Subscribed sockets per user, oldest first, for `limits.max_sockets_per_user`.
-    users: Mutex<HashMap<UserId, VecDeque<SubscriberId>>>,
+    /// Subscribed event sockets per user, oldest first, for `limits.max_sockets_per_user`.
+    users: UserSockets<SubscriberId>,
     /// The last event parsed, by id: delivery goes member by member, so every recipient after
     /// the first finds it here.
     last: Mutex<Option<(Box<str>, Arc<Parsed>)>>,
@@ -96,13 +97,7 @@ impl CellsDoor {
         id: SubscriberId,
         max: usize,
     ) -> Vec<Arc<CellsSocket>> {
-        let mut users = lock(&self.users);
-        let held = users.entry(user.clone()).or_default();
-        held.retain(|other| *other != id);
-        held.push_back(id);
-        let excess = held.len().saturating_sub(max.max(1));
-        let evicted: Vec<SubscriberId> = held.drain(..excess).collect();
-        drop(users);
+        let evicted = self.users.add(user, id, max);
         let sockets = lock(&self.sockets);
         evicted
             .iter()
@@ -112,13 +107,7 @@ impl CellsDoor {
 
     /// Stops counting a socket for `user`.
     pub(crate) fn uncount(&self, user: &UserId, id: SubscriberId) {
-        let mut users = lock(&self.users);
-        if let Some(held) = users.get_mut(user) {
-            held.retain(|other| *other != id);
-            if held.is_empty() {
-                users.remove(user);
-            }
-        }
+        self.users.remove(user, id);
     }
 
     /// Open sockets and how many of them are subscribed.
@@ -233,8 +222,15 @@ impl Identity {
     /// them, whatever the token still says).
     fn without(session: Arc<Session>, lost: &[WorkspaceId]) -> Self {
         let principal = &session.principal;
-        let mut cells = principal.cells.as_deref().cloned().unwrap_or_default();
-        cells.workspace_roots.retain(|w| !lost.contains(&w.id));
+        // The session's own Cells identity unless workspaces were lost: one copy per session.
+        let cells = match &principal.cells {
+            Some(cells) if lost.is_empty() => cells.clone(),
+            cells => {
+                let mut narrowed = cells.as_deref().cloned().unwrap_or_default();
+                narrowed.workspace_roots.retain(|w| !lost.contains(&w.id));
+                Arc::new(narrowed)
+            }
+        };
         let workspaces: HashSet<WorkspaceId> = (principal.workspaces.iter().flatten())
             .chain(cells.workspace_roots.iter().map(|w| &w.id))
             .filter(|workspace| !lost.contains(workspace))
@@ -262,7 +258,7 @@ impl Identity {
             workspaces,
             expires_at: principal.expires_at,
             rooms: names,
-            cells: Arc::new(cells),
+            cells,
             session,
         }
     }

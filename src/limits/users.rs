@@ -1,5 +1,5 @@
 //! [`UserSockets`]: the sockets of each user on this node, oldest first, for
-//! `limits.max_sockets_per_user`.
+//! `limits.max_sockets_per_user`; each door keeps one, keyed by its own socket ids.
 //!
 //! When a user's newest socket would exceed the cap, the OLDEST is disconnected. Why the oldest:
 //! after a network blip or a laptop waking up, a browser reconnects before the server noticed
@@ -14,18 +14,28 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use socketioxide::socket::Sid;
-
 use crate::ids::UserId;
 
-/// Sockets per user, oldest first; cheap to clone.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct UserSockets(Arc<Mutex<HashMap<UserId, VecDeque<Sid>>>>);
+/// Sockets per user, oldest first, by socket id `K`; cheap to clone.
+#[derive(Debug)]
+pub(crate) struct UserSockets<K>(Arc<Mutex<HashMap<UserId, VecDeque<K>>>>);
 
-impl UserSockets {
+impl<K> Clone for UserSockets<K> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<K> Default for UserSockets<K> {
+    fn default() -> Self {
+        Self(Arc::default())
+    }
+}
+
+impl<K: Copy + Eq> UserSockets<K> {
     /// Adds `sid` as `user`'s newest socket and returns the sockets to disconnect, oldest
     /// first, so that at most `max` remain. They are no longer counted.
-    pub(crate) fn add(&self, user: &UserId, sid: Sid, max: usize) -> Vec<Sid> {
+    pub(crate) fn add(&self, user: &UserId, sid: K, max: usize) -> Vec<K> {
         let mut users = self.lock();
         let sockets = users.entry(user.clone()).or_default();
         sockets.retain(|held| *held != sid);
@@ -35,7 +45,7 @@ impl UserSockets {
     }
 
     /// Forgets a socket (it disconnected).
-    pub(crate) fn remove(&self, user: &UserId, sid: Sid) {
+    pub(crate) fn remove(&self, user: &UserId, sid: K) {
         let mut users = self.lock();
         if let Some(sockets) = users.get_mut(user) {
             sockets.retain(|held| *held != sid);
@@ -51,7 +61,7 @@ impl UserSockets {
         self.lock().get(user).map_or(0, VecDeque::len)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<UserId, VecDeque<Sid>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<UserId, VecDeque<K>>> {
         // Plain data, consistent after every statement: a poisoned lock is still usable.
         self.0
             .lock()
@@ -61,6 +71,8 @@ impl UserSockets {
 
 #[cfg(test)]
 mod tests {
+    use socketioxide::socket::Sid;
+
     use super::*;
 
     #[test]

@@ -4,6 +4,8 @@
 
 use std::{ops::Deref, sync::Arc, time::Instant};
 
+use socketioxide::socket::Sid;
+
 use crate::{
     auth::{Authenticator, private::PrivateAccess},
     cluster::Redis,
@@ -67,5 +69,5 @@ pub(crate) struct Shared {
     /// When the server started, for `/status` uptime.
     pub started: Instant,
     /// Sockets per user on this node (`limits.max_sockets_per_user`).
-    pub user_sockets: UserSockets,
+    pub user_sockets: UserSockets<Sid>,
 }
