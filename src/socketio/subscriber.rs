@@ -68,12 +68,10 @@ impl Door for SocketIoDoor {
         let Some(namespace) = self.io.of(&*self.namespace) else {
             return Vec::new();
         };
-        (namespace
-            .within(rooms::user_room(user))
-            .sockets()
-            .into_iter())
-        .map(|socket| SocketSubscriber::shared(socket, self.slow.clone()))
-        .collect()
+        let sockets = namespace.within(rooms::user_room(user)).sockets();
+        (sockets.into_iter())
+            .map(|socket| SocketSubscriber::shared(socket, self.slow.clone()))
+            .collect()
     }
 }
 
